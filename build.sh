@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Set up, check and demonstrate serverless-supervisor.
+#   ./build.sh demo   create .venv, install, run the local example
+#   ./build.sh test   install what the tests need, run ruff, mypy and pytest
+#   ./build.sh check  ruff, ruff format --check and mypy only
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+ensure_venv() {
+  if [ ! -x "$PY" ]; then
+    log "creating $VENV"
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+      log "python3-venv is missing: installing it with apt-get"
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$VENV"
+    fi
+    "$PY" -m pip install -q --upgrade pip
+  fi
+}
+
+install() {
+  ensure_venv
+  log "installing serverless-supervisor${1:+ with [$1]}"
+  if ! "$PY" -m pip install -q -e ".${1:+[$1]}" >"$VENV/install.log" 2>&1; then
+    cat "$VENV/install.log" >&2
+    exit 1
+  fi
+}
+
+check() {
+  log "ruff"
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/ruff" format --check .
+  log "mypy --strict"
+  "$VENV/bin/mypy"
+}
+
+case "${1:-help}" in
+  demo)
+    install
+    "$PY" examples/demo/run_demo.py "${@:2}"
+    ;;
+  test)
+    install test
+    check
+    log "pytest"
+    "$VENV/bin/pytest" "${@:2}"
+    ;;
+  check)
+    install test
+    check
+    ;;
+  *)
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    [ "${1:-help}" = help ] || exit 2
+    ;;
+esac

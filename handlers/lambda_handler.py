@@ -1,0 +1,112 @@
+"""The AWS Lambda entry point: ``handlers.lambda_handler.handler``.
+
+The supervisor is built on the first invocation of an execution environment (definition
+loaded and validated, clients created) and reused by the warm ones.  Outcomes become the
+response deployment tools expect; a bad event is a 400; an invocation that could neither
+finish nor be handed to Batch raises, so that Lambda's retries and failure destination
+keep the event (callers of an API see a 500 with a one-line reason instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from supervisor.errors import EventError, InvocationError, SupervisorError
+
+if TYPE_CHECKING:
+    from supervisor.context import InvocationContext, LambdaContextLike
+    from supervisor.runtime import Outcome, Supervisor
+
+__all__ = ["handler", "reset"]
+
+_log = logging.getLogger(__name__)
+_built: tuple[Supervisor, Callable[..., Any]] | None = None
+
+
+def handler(event: Any, context: LambdaContextLike) -> dict[str, Any]:
+    supervisor, wrap = _supervisor()
+    serve: Callable[[Any, LambdaContextLike], dict[str, Any]] = wrap(_serve_with(supervisor))
+    return serve(event, context)
+
+
+def reset() -> None:
+    """Forget the built supervisor (the next invocation builds it again, as a cold start)."""
+    global _built
+    _built = None
+
+
+def _supervisor() -> tuple[Supervisor, Callable[..., Any]]:
+    global _built
+    if _built is None:
+        from supervisor import logs
+        from supervisor.config import load_config, load_settings
+        from supervisor.runtime import build_supervisor
+
+        settings = load_settings(os.environ)
+        config = load_config(os.environ)
+        secrets = (*config.storage_providers.secrets(), *logs.secrets_from_environ(os.environ))
+        logger = logs.configure_lambda(config.log_level, service=config.name, secrets=secrets)
+        supervisor = build_supervisor(
+            config,
+            platform=settings.platform,
+            environ=os.environ,
+            work_root=settings.work_root,
+            storage_root=settings.storage_root,
+        )
+        supervisor.prepare()
+        _built = (supervisor, logger.inject_lambda_context(clear_state=True))
+    return _built
+
+
+def _serve_with(
+    supervisor: Supervisor,
+) -> Callable[[Any, LambdaContextLike], dict[str, Any]]:
+    def serve(event: Any, context: LambdaContextLike) -> dict[str, Any]:
+        from supervisor import responses
+        from supervisor.context import InvocationContext
+
+        invocation = InvocationContext.from_lambda(context)
+        synchronous = _is_api_request(event)
+        try:
+            outcome = supervisor.invoke(event, invocation)
+        except EventError as exc:
+            _log.warning("Bad event: %s", exc)
+            return responses.error(400, f"Bad event: {exc}", invocation)
+        except SupervisorError as exc:
+            _log.error("Invocation failed: %s", exc)
+            return _fail(synchronous, str(exc), invocation)
+        except Exception:
+            _log.exception("Invocation failed on an unexpected error")
+            return _fail(synchronous, "internal error (see the function's log)", invocation)
+        return _respond(outcome, synchronous, invocation)
+
+    return serve
+
+
+def _respond(outcome: Outcome, synchronous: bool, invocation: InvocationContext) -> dict[str, Any]:
+    from supervisor import responses
+
+    if outcome.status == "failed":
+        _log.error("Invocation failed: %s", outcome.summary())
+        if synchronous:
+            return responses.respond(500, outcome.output, invocation)
+        raise InvocationError(outcome.summary()) from None
+    if outcome.status == "delegated":
+        note = f"{outcome.summary()}\n".encode()
+        return responses.respond(202, note, invocation)
+    return responses.respond(200, outcome.output, invocation)
+
+
+def _fail(synchronous: bool, message: str, invocation: InvocationContext) -> dict[str, Any]:
+    from supervisor import responses
+
+    if synchronous:
+        return responses.error(500, message, invocation)
+    raise InvocationError(message) from None
+
+
+def _is_api_request(event: Any) -> bool:
+    return isinstance(event, dict) and isinstance(event.get("requestContext"), dict)

@@ -1,0 +1,382 @@
+"""The function definition: where it comes from, what it may hold, how it is checked.
+
+``load_config`` is the only reader of the definition and of the environment variables
+that override it.  It returns a validated, frozen ``FunctionConfig`` or raises a
+``ConfigError`` whose message names the key, the value and what was expected.
+``load_settings`` reads the few facts about the host (Lambda zip or image runtime,
+Batch, a local run) that the runtime needs to pick its parts.
+
+Sources, first found wins: an explicit path, the file ``/var/task/function_config.yaml``,
+then the environment variables ``FUNCTION_CONFIG`` and ``FDL``.  Each may hold YAML or
+JSON, plain or base64-encoded.  ``LOG_LEVEL``, ``EXECUTION_MODE`` and
+``TIMEOUT_THRESHOLD`` override what the definition says.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from supervisor.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "PROVIDER_TYPES",
+    "BatchSettings",
+    "ContainerSettings",
+    "DelegateReason",
+    "ExecutionMode",
+    "FunctionConfig",
+    "LocalProvider",
+    "MinioProvider",
+    "OutputLocation",
+    "Platform",
+    "S3Provider",
+    "Settings",
+    "StorageLocation",
+    "StorageProviders",
+    "load_config",
+    "load_settings",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
+PROVIDER_TYPES = ("s3", "minio", "local")
+
+ExecutionMode = Literal["lambda", "batch", "lambda-batch"]
+DelegateReason = Literal["timeout", "failure"]
+Platform = Literal["lambda-zip", "lambda-image", "batch", "local"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _to_text(value: object) -> object:
+    """YAML turns `1`, `true` and `1.5` into numbers; the script's environment wants text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _as_tuple(value: object) -> object:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_to_text)]
+Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class StorageLocation(_Model):
+    """An input or output: ``storage_provider`` is ``TYPE`` or ``TYPE.ID``; ``path`` is
+    ``bucket/folder``."""
+
+    storage_provider: str = "s3"
+    path: str
+
+    @field_validator("storage_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        kind, _, ident = value.partition(".")
+        if kind not in PROVIDER_TYPES or (value.count(".") and not ident):
+            raise ValueError(f"expected one of {', '.join(PROVIDER_TYPES)}, optionally as TYPE.ID")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _has_bucket(cls, value: str) -> str:
+        cleaned = value.strip().strip("/")
+        if not cleaned:
+            raise ValueError("expected 'bucket' or 'bucket/folder'")
+        parts = cleaned.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise ValueError("expected 'bucket/folder' without empty, '.' or '..' parts")
+        return cleaned
+
+    @property
+    def provider_type(self) -> str:
+        return self.storage_provider.partition(".")[0]
+
+    @property
+    def provider_id(self) -> str:
+        return self.storage_provider.partition(".")[2] or "default"
+
+    @property
+    def bucket(self) -> str:
+        return self.path.partition("/")[0]
+
+    @property
+    def folder(self) -> str:
+        """The key prefix inside the bucket, no slash at either end ('' for the bucket root)."""
+        return self.path.partition("/")[2]
+
+
+class OutputLocation(StorageLocation):
+    """An output; a file goes here when any prefix and any suffix match (empty lists match all)."""
+
+    prefix: Strings = ()
+    suffix: Strings = ()
+
+
+class S3Provider(_Model):
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    region: str | None = None
+    endpoint: str | None = None
+
+
+class MinioProvider(_Model):
+    endpoint: str
+    verify: bool = True
+    region: str = "us-east-1"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+
+
+class LocalProvider(_Model):
+    """A folder holding one subfolder per bucket."""
+
+    root: Path
+
+
+class StorageProviders(_Model):
+    s3: dict[str, S3Provider] = Field(default_factory=dict)
+    minio: dict[str, MinioProvider] = Field(default_factory=dict)
+    local: dict[str, LocalProvider] = Field(default_factory=dict)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential value held here, for the log redaction filter."""
+        found: list[str] = []
+        for provider in (*self.s3.values(), *self.minio.values()):
+            for field in ("access_key", "secret_key", "session_token"):
+                secret = getattr(provider, field, None)
+                if secret is not None and secret.get_secret_value():
+                    found.append(secret.get_secret_value())
+        return tuple(found)
+
+
+class ContainerEnvironment(_Model):
+    variables: dict[str, Text] = Field(default_factory=dict, alias="Variables")
+
+
+class ContainerSettings(_Model):
+    image: str | None = None
+    image_file: str | None = None
+    timeout_threshold: float = Field(default=2.0, ge=0, le=900)
+    environment: ContainerEnvironment = Field(default_factory=ContainerEnvironment)
+
+
+class MultiNodeSettings(_Model):
+    enabled: bool = False
+
+
+class BatchSettings(_Model):
+    job_queue: str | None = None
+    job_definition: str | None = None
+    multi_node_parallel: MultiNodeSettings = Field(default_factory=MultiNodeSettings)
+    delegate_on: tuple[DelegateReason, ...] = ("timeout", "failure")
+    timeout: float | None = Field(default=None, gt=0)
+    event_store: str | None = None
+    log_group: str | None = None
+
+
+class FunctionConfig(_Model):
+    """One function's definition, as deployment tools write it."""
+
+    name: str = Field(min_length=1)
+    execution_mode: ExecutionMode = "lambda"
+    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
+    init_script: Path | None = None
+    allow_event_script: bool = False
+    file_stage_in: bool = False
+    container: ContainerSettings = Field(default_factory=ContainerSettings)
+    input: tuple[StorageLocation, ...] = ()
+    output: tuple[OutputLocation, ...] = ()
+    storage_providers: StorageProviders = Field(default_factory=StorageProviders)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    _source: str = PrivateAttr(default="")
+
+    @property
+    def source_text(self) -> str:
+        """The definition as it was given (with the environment's overrides applied)."""
+        return self._source
+
+    @property
+    def job_queue(self) -> str:
+        return self.batch.job_queue or self.name
+
+    @property
+    def job_definition(self) -> str:
+        return self.batch.job_definition or self.name
+
+    @property
+    def timeout_threshold(self) -> float:
+        return self.container.timeout_threshold
+
+
+_OVERRIDES = {
+    "LOG_LEVEL": ("log_level",),
+    "EXECUTION_MODE": ("execution_mode",),
+    "TIMEOUT_THRESHOLD": ("container", "timeout_threshold"),
+}
+
+
+def load_config(
+    environ: Mapping[str, str],
+    path: Path | None = None,
+    *,
+    default_path: Path = DEFAULT_CONFIG_PATH,
+) -> FunctionConfig:
+    """Find, parse and validate the function definition; raise ``ConfigError`` on any fault."""
+    if path is not None:
+        text, origin, base = _read(path), str(path), path.resolve().parent
+    elif default_path.is_file():
+        text, origin, base = _read(default_path), str(default_path), default_path.parent
+    else:
+        name = next((n for n in ("FUNCTION_CONFIG", "FDL") if environ.get(n, "").strip()), None)
+        if name is None:
+            raise ConfigError(
+                f"no function definition: pass --config PATH, create {default_path}, "
+                "or set FUNCTION_CONFIG or FDL (YAML or JSON, plain or base64)"
+            )
+        text, origin, base = _decode(environ[name]), f"env {name}", Path.cwd()
+    return parse_config(text, origin=origin, base=base, environ=environ)
+
+
+def parse_config(
+    text: str,
+    *,
+    origin: str = "definition",
+    base: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> FunctionConfig:
+    """Validate a definition given as text; a relative ``init_script`` resolves against ``base``."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML or JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
+    for variable, keys in _OVERRIDES.items():
+        value = (environ or {}).get(variable, "").strip()
+        if value:
+            _set_nested(data, keys, value)
+    try:
+        config = FunctionConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: invalid function definition:\n{_describe(exc)}") from exc
+    if config.init_script is not None and not config.init_script.is_absolute() and base:
+        config = config.model_copy(update={"init_script": base / config.init_script})
+    config._source = yaml.safe_dump(data, sort_keys=False)
+    return config
+
+
+def _read(path: Path) -> str:
+    try:
+        return _decode(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the function definition {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+
+
+def _decode(text: str) -> str:
+    """Plain YAML/JSON stays as it is; base64 of it is decoded."""
+    compact = "".join(text.split())
+    if not compact or ":" in compact or "{" in compact:
+        return text
+    try:
+        return base64.b64decode(compact, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return text
+
+
+def _set_nested(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "missing":
+            lines.append(f"  {key}: missing (required)")
+            continue
+        value = error.get("input")
+        shown = "<hidden>" if "key" in key or "token" in key else repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        lines.append(f"  {key}: {shown} is invalid: {error['msg']}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the host tells the runtime through its environment."""
+
+    platform: Platform
+    storage_root: Path | None
+    work_root: Path
+    batch_job_id: str | None
+    log_group: str | None
+
+    @property
+    def in_lambda(self) -> bool:
+        return self.platform in ("lambda-zip", "lambda-image")
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Tell the Lambda zip runtime, the Lambda image runtime, a Batch job and a local run apart."""
+    execution_env = environ.get("AWS_EXECUTION_ENV", "")
+    platform: Platform
+    if execution_env.startswith("AWS_Lambda_Image"):
+        platform = "lambda-image"
+    elif execution_env.startswith("AWS_Lambda_"):
+        platform = "lambda-zip"
+    elif environ.get("AWS_BATCH_JOB_ID") or environ.get("SUPERVISOR_BATCH_JOB_ID"):
+        platform = "batch"
+    else:
+        platform = "local"
+    root = environ.get("SUPERVISOR_STORAGE_ROOT", "").strip()
+    return Settings(
+        platform=platform,
+        storage_root=Path(root) if root else None,
+        work_root=Path(environ.get("SUPERVISOR_WORK_DIR", "").strip() or "/tmp"),
+        batch_job_id=environ.get("AWS_BATCH_JOB_ID") or environ.get("SUPERVISOR_BATCH_JOB_ID"),
+        log_group=environ.get("SUPERVISOR_LOG_GROUP") or None,
+    )

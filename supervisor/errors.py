@@ -1,0 +1,71 @@
+"""The exceptions of the supervisor, all under one tree.
+
+    SupervisorError
+     ├── ConfigError        the function definition is missing or invalid (fails at start)
+     ├── EventError         the event cannot be understood (the caller's fault: a 4xx)
+     ├── StagingError       an object could not be downloaded or uploaded, or a name is unsafe
+     │    └── UnsafeKeyError    a key that would write outside the input folder
+     ├── DeadlineError      the deadline passed before the step could finish
+     ├── ExecutionError     the script could not be started at all
+     ├── DelegationError    the Batch job could not be submitted
+     └── InvocationError    the invocation could neither finish nor be delegated
+
+Outcomes of a script (a non-zero exit, a timeout) are not exceptions: they are
+``ExecutionResult`` values that the runtime decides upon.  Exceptions are mapped to
+a response or an exit code in one place: the Lambda handler and the CLI entry point.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DeadlineError",
+    "DelegationError",
+    "EventError",
+    "ExecutionError",
+    "InvocationError",
+    "StagingError",
+    "SupervisorError",
+    "UnsafeKeyError",
+]
+
+
+class SupervisorError(Exception):
+    """Base of every error the supervisor raises on purpose."""
+
+
+class ConfigError(SupervisorError):
+    """The function definition is missing or invalid."""
+
+
+class EventError(SupervisorError):
+    """The event is malformed or of an unknown shape."""
+
+
+class StagingError(SupervisorError):
+    """A transfer from or to a storage provider failed."""
+
+    def __init__(self, message: str, *, bucket: str = "", key: str = "") -> None:
+        super().__init__(message)
+        self.bucket = bucket
+        self.key = key
+
+
+class UnsafeKeyError(StagingError):
+    """An object key that cannot be turned into a file name inside the work folder."""
+
+
+class DeadlineError(SupervisorError):
+    """The deadline passed before a step (stage-in, pull) could finish."""
+
+
+class ExecutionError(SupervisorError):
+    """The user script could not be started."""
+
+
+class DelegationError(SupervisorError):
+    """The job could not be handed to AWS Batch."""
+
+
+class InvocationError(SupervisorError):
+    """Raised to Lambda so that its retries and failure destination keep the event."""

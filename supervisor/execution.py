@@ -1,0 +1,315 @@
+"""Execution: running the user's script for one invocation.
+
+Owns the script's environment (a fresh dict built by ``build_environment``, never the
+supervisor's own ``os.environ``), the process that runs it (``/bin/sh SCRIPT`` in its own
+process group, under the ``Watchdog``), and its output (copied to a per-invocation log
+file and logged line by line through the ``supervisor.script`` logger).
+
+A script that fails or times out is an ``ExecutionResult``; ``ExecutionError`` is raised
+only when the script cannot be started at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import select
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from supervisor.errors import ExecutionError
+from supervisor.watchdog import Watchdog, kill_group
+
+__all__ = [
+    "ExecutionResult",
+    "Executor",
+    "ProcessExecutor",
+    "ScriptRun",
+    "UdockerExecutor",
+    "build_environment",
+]
+
+logger = logging.getLogger(__name__)
+script_logger = logging.getLogger("supervisor.script")
+
+HOST_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "LD_LIBRARY_PATH", "TMPDIR")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+_MAX_LINE = 64 * 1024
+_READ_SIZE = 64 * 1024
+_PUMP_POLL_MS = 200
+_QUERY_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    """What to run: the script, its whole environment, its working folder, its log file."""
+
+    script: Path
+    environment: Mapping[str, str]
+    workdir: Path
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """How a script run ended.  ``exit_code`` is negative (``-signal``) when killed by a signal,
+    ``None`` when the script was never started."""
+
+    exit_code: int | None
+    timed_out: bool
+    duration: float
+    log_path: Path
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def killed_by_signal(self) -> int | None:
+        """The number of the signal that ended the script, if one did."""
+        if self.exit_code is not None and self.exit_code < 0:
+            return -self.exit_code
+        return None
+
+    def output(self) -> bytes:
+        """Everything the script wrote to stdout and stderr."""
+        try:
+            return self.log_path.read_bytes()
+        except FileNotFoundError:
+            return b""
+
+
+class Executor(Protocol):
+    def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult: ...
+
+
+class ProcessExecutor:
+    """Runs the script as a plain process: ``interpreter SCRIPT`` (``/bin/sh``) in a new session.
+
+    ``join_timeout`` bounds the wait for the end of the script's output once its process
+    group is gone (a process that left the group may still hold the pipe).
+    """
+
+    def __init__(
+        self,
+        *,
+        interpreter: str = "/bin/sh",
+        join_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._shell = interpreter
+        self._join_timeout = join_timeout
+        self._clock = clock
+
+    def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
+        if watchdog.expired():
+            logger.warning("no time left before the deadline: script %s not started", run.script)
+            _open_log(run.log_path).close()
+            return ExecutionResult(
+                exit_code=None, timed_out=True, duration=0.0, log_path=run.log_path
+            )
+        if not run.script.is_file():
+            raise ExecutionError(f"cannot run script {run.script}: no such file")
+        log_file = _open_log(run.log_path)
+        read_fd, write_fd = os.pipe()
+        try:
+            process = self._start(run, write_fd)
+        except BaseException:
+            os.close(read_fd)
+            log_file.close()
+            raise
+        finally:
+            os.close(write_fd)
+        started = self._clock()
+        logger.info("script %s started as process group %d", run.script, process.pid)
+        pump = _OutputPump(read_fd, log_file)
+        thread = threading.Thread(target=pump.run, name=f"script-output-{process.pid}", daemon=True)
+        thread.start()
+        try:
+            timed_out = watchdog.supervise(process)
+            duration = self._clock() - started
+        finally:
+            kill_group(process.pid, watchdog.grace, process=process)
+            self._drain(thread, pump, process.pid)
+        logger.info(
+            "script %s ended: exit code %s, timed out %s, %.3f s",
+            run.script,
+            process.returncode,
+            timed_out,
+            duration,
+        )
+        return ExecutionResult(
+            exit_code=process.returncode,
+            timed_out=timed_out,
+            duration=duration,
+            log_path=run.log_path,
+        )
+
+    def _start(self, run: ScriptRun, output_fd: int) -> subprocess.Popen[bytes]:
+        try:
+            return subprocess.Popen(
+                [self._shell, str(run.script)],
+                stdin=subprocess.DEVNULL,
+                stdout=output_fd,
+                stderr=subprocess.STDOUT,
+                cwd=run.workdir,
+                env=dict(run.environment),
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            if exc.errno == errno.E2BIG:
+                size = sum(len(k) + len(v) + 2 for k, v in run.environment.items())
+                raise ExecutionError(
+                    f"cannot run script {run.script}: its environment is too large "
+                    f"({len(run.environment)} variables, {size} bytes; one variable may "
+                    f"hold at most 128 KiB)"
+                ) from exc
+            raise ExecutionError(
+                f"cannot run script {run.script} with {self._shell} in {run.workdir}: {exc}"
+            ) from exc
+        except ValueError as exc:
+            raise ExecutionError(f"cannot run script {run.script}: {exc}") from exc
+
+    def _drain(self, thread: threading.Thread, pump: _OutputPump, pgid: int) -> None:
+        thread.join(self._join_timeout)
+        if thread.is_alive():
+            logger.warning(
+                "output of process group %d still open %.1f s after it ended "
+                "(held by a process outside the group): no longer read",
+                pgid,
+                self._join_timeout,
+            )
+            pump.stop()
+            thread.join(1.0)
+
+
+class UdockerExecutor:
+    """Runs the script inside ``container.image`` with udocker (not in this release)."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+
+    def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
+        raise ExecutionError(
+            f"running the script in a udocker container of image {self.image!r} "
+            "(container.image) is not available in this release; remove container.image "
+            "to run the script as a plain process, or use the Lambda container-image "
+            "runtime or the batch execution mode"
+        )
+
+
+def build_environment(
+    *,
+    host: Mapping[str, str],
+    input_file: Path | None,
+    input_dir: Path,
+    output_dir: Path,
+    object_key: str,
+    event_time: str,
+    event_json: str,
+    request_id: str,
+    instance_ip: str,
+    variables: Mapping[str, str],
+    query: Mapping[str, str],
+) -> dict[str, str]:
+    """The script's whole environment, as a fresh dict.
+
+    From ``host`` only what programs need to run (``HOST_VARIABLES``), never credentials
+    or the function definition; then the contract variables, the function's
+    ``variables`` and ``CONT_VAR_<name>`` per query parameter, later ones winning.
+    NUL characters, which no environment can hold, are removed from values; a name that
+    cannot be a variable raises ``ExecutionError``.
+    """
+    environment = {name: host[name] for name in HOST_VARIABLES if name in host}
+    environment.setdefault("PATH", DEFAULT_PATH)
+    environment.update(
+        {
+            "INPUT_FILE_PATH": "" if input_file is None else str(input_file),
+            "TMP_INPUT_DIR": str(input_dir),
+            "TMP_OUTPUT_DIR": str(output_dir),
+            "STORAGE_OBJECT_KEY": object_key,
+            "EVENT_TIME": event_time,
+            "EVENT": event_json,
+            "REQUEST_ID": request_id,
+            "AWS_LAMBDA_REQUEST_ID": request_id,
+            "INSTANCE_IP": instance_ip,
+        }
+    )
+    for name, value in variables.items():
+        if not name or "=" in name or "\0" in name:
+            raise ExecutionError(f"invalid environment variable name {name!r} in the function")
+        environment[name] = value
+    for name, value in query.items():
+        if name:
+            environment[f"CONT_VAR_{_QUERY_NAME.sub('_', name)}"] = value
+    return {name: value.replace("\0", "") for name, value in environment.items()}
+
+
+def _open_log(path: Path) -> BinaryIO:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("wb", buffering=0)
+    except OSError as exc:
+        raise ExecutionError(f"cannot create the script's log file {path}: {exc}") from exc
+
+
+class _OutputPump:
+    """Copies the script's output from a pipe to the log file and to the script logger."""
+
+    def __init__(self, fd: int, log_file: BinaryIO) -> None:
+        self._fd = fd
+        self._log_file = log_file
+        self._stopped = threading.Event()
+        self._pending = b""
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        try:
+            while not self._stopped.is_set():
+                if not poller.poll(_PUMP_POLL_MS):
+                    continue
+                chunk = os.read(self._fd, _READ_SIZE)
+                if not chunk:
+                    break
+                self._log_file.write(chunk)
+                self._emit(chunk)
+            if self._pending:
+                self._log_line(self._pending)
+        except OSError:
+            logger.exception("reading the script's output failed")
+        finally:
+            os.close(self._fd)
+            self._log_file.close()
+
+    def _emit(self, chunk: bytes) -> None:
+        data = self._pending + chunk
+        start = 0
+        while True:
+            end = data.find(b"\n", start, start + _MAX_LINE)
+            if end < 0:
+                if len(data) - start < _MAX_LINE:
+                    break
+                end = start + _MAX_LINE - 1
+            self._log_line(data[start : end + 1])
+            start = end + 1
+        self._pending = data[start:]
+
+    @staticmethod
+    def _log_line(line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace")
+        if text.endswith("\n"):
+            text = text[:-1].removesuffix("\r")
+        script_logger.info("%s", text)

@@ -1,0 +1,113 @@
+"""Output filtering: which files of the output folder go to which output location.
+
+``plan_uploads`` is a pure function of the folder's contents and the ``output`` rules.
+A file goes to every output whose prefix list (any) and suffix list (any) both match its
+base name; an empty list matches every name.  The key is the output's folder followed by
+the file's path relative to the output folder, subfolders kept.
+
+Symbolic links are followed only to regular files inside the output folder, so a script
+cannot make the supervisor upload a file from elsewhere (``ln -s /etc/passwd out/x``).
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.config import OutputLocation
+
+__all__ = ["PlannedUpload", "plan_uploads"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlannedUpload:
+    """One file to upload to one output location.
+
+    ``source`` is the file to read (a followed link's target), ``relative`` its path
+    inside the output folder and ``key`` the object key inside ``location.bucket``.
+    """
+
+    source: Path
+    location: OutputLocation
+    relative: str
+    key: str
+
+
+def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[PlannedUpload]:
+    """Pair every file under ``output_dir`` with every output it matches, in name order."""
+    if not outputs:
+        return []
+    if not output_dir.is_dir():
+        logger.warning("The output folder %s does not exist; nothing to upload", output_dir)
+        return []
+    root = output_dir.resolve()
+    plans: list[PlannedUpload] = []
+    seen: set[tuple[str, str, str]] = set()
+    for source, relative in _files(root, root):
+        for location in outputs:
+            if not _matches(relative, location):
+                continue
+            key = _key(location.folder, relative)
+            target = (location.storage_provider, location.bucket, key)
+            if target in seen:
+                continue
+            seen.add(target)
+            plans.append(PlannedUpload(source, location, relative, key))
+    return plans
+
+
+def _matches(relative: str, location: OutputLocation) -> bool:
+    name = relative.rpartition("/")[2]
+    prefix_ok = not location.prefix or name.startswith(location.prefix)
+    suffix_ok = not location.suffix or name.endswith(location.suffix)
+    return prefix_ok and suffix_ok
+
+
+def _key(folder: str, relative: str) -> str:
+    return f"{folder}/{relative}" if folder else relative
+
+
+def _files(root: Path, folder: Path) -> Iterator[tuple[Path, str]]:
+    """Yield ``(file to read, path relative to root)`` for each regular file, sorted by name."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda entry: entry.name)
+    except OSError as exc:
+        logger.warning("Skipping the output folder %s: %s", folder, exc.strerror or exc)
+        return
+    for entry in entries:
+        relative = entry.relative_to(root).as_posix()
+        try:
+            mode = entry.lstat().st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode):
+            target = _link_target(root, entry)
+            if target is not None:
+                yield target, relative
+        elif stat.S_ISDIR(mode):
+            yield from _files(root, entry)
+        elif stat.S_ISREG(mode):
+            yield entry, relative
+        else:
+            logger.warning("Skipping %s: not a regular file", entry)
+
+
+def _link_target(root: Path, link: Path) -> Path | None:
+    """The link's target when it is a regular file inside ``root``; None (and a warning) if not."""
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):
+        logger.warning("Skipping the symbolic link %s: its target does not exist", link)
+        return None
+    if not target.is_relative_to(root):
+        logger.warning("Skipping the symbolic link %s: it points outside the output folder", link)
+        return None
+    if not target.is_file():
+        logger.warning("Skipping the symbolic link %s: it does not point to a regular file", link)
+        return None
+    return target

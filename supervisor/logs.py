@@ -1,0 +1,300 @@
+"""Logging set-up for the entry points, with credentials redacted from every line.
+
+Library modules only call ``logging.getLogger(__name__)``; the entry points call one of
+these functions once per process (the Lambda handler may call it on every invocation):
+
+- ``configure_lambda``: structured JSON lines through an aws-lambda-powertools ``Logger``;
+- ``configure_cli``: plain text lines (local runs and Batch jobs);
+- ``attach_cloudwatch``: a watchtower handler on top of that, for Batch jobs.
+
+Redaction is a filter on every handler (not on loggers), so that records from any logger,
+botocore's DEBUG dumps of signed headers included, go through it whatever their level.
+
+Routing: the package loggers ``supervisor``, ``handlers`` and ``batch_entrypoint`` are the
+ones configured. In Lambda they stop propagating (the runtime's root handler would print
+every line twice) and the root handlers only get the filter; elsewhere our handlers sit on
+the root logger, whose level is left alone so that third-party libraries stay at WARNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from mypy_boto3_logs import CloudWatchLogsClient
+
+__all__ = [
+    "CloudWatchHandle",
+    "RedactingFilter",
+    "attach_cloudwatch",
+    "configure_cli",
+    "configure_lambda",
+    "secrets_from_environ",
+]
+
+PACKAGE_LOGGERS: Final = ("supervisor", "handlers", "batch_entrypoint")
+REDACTED: Final = "***"
+MIN_SECRET_LENGTH: Final = 4
+
+_CREDENTIAL_VARIABLES: Final = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+
+# Credentials that botocore prints at DEBUG even when their value was not handed to us
+# (role credentials fetched at run time): the SigV4 access key id and signature, and the
+# session token, in header dicts, canonical requests and presigned URLs.
+_CREDENTIAL_PATTERNS: Final = (
+    re.compile(r"(Credential=)[^\s,'\"&/%]+"),
+    re.compile(r"(Signature[=:]\s*)[0-9a-fA-F]{64}"),
+    re.compile(r"(X-Amz-Security-Token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\"&,;}]+", re.IGNORECASE),
+)
+
+_RECORD_ATTRIBUTES: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_TRACEBACK_FORMATTER: Final = logging.Formatter()
+
+# Which handlers this module installed, so that a second call replaces them.
+_OWNER_ATTRIBUTE: Final = "_supervisor_logs"
+_CONSOLE: Final = "console"
+_CLOUDWATCH: Final = "cloudwatch"
+
+_CLI_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_CLI_DATE_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+_CLOUDWATCH_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
+_CLOUDWATCH_SEND_INTERVAL_S: Final = 5
+# watchtower's sender thread calls botocore: its records must not come back to it.
+_CLOUDWATCH_EXCLUDED: Final = ("botocore", "urllib3", "watchtower")
+
+
+class RedactingFilter(logging.Filter):
+    """Replace every secret in a record with ``***`` before any handler formats it.
+
+    Covers the message (``msg % args``), the exception text, the stack text and string
+    extras; secrets shorter than 4 characters are ignored. The record is rewritten in
+    place (the message is pre-formatted and ``args`` cleared), so it can pass any number
+    of redacting handlers. An exception whose text held a secret loses its ``exc_info``:
+    formatters then print the redacted ``exc_text`` (powertools reads the ``exception``
+    and ``exception_name`` extras).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        variants = {
+            variant
+            for secret in secrets
+            if len(secret) >= MIN_SECRET_LENGTH
+            for variant in (secret, urllib.parse.quote(secret, safe=""))
+        }
+        longest_first = sorted(variants, key=len, reverse=True)
+        self._literal = (
+            re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+        )
+
+    def redact(self, text: str) -> str:
+        if self._literal is not None:
+            text = self._literal.sub(REDACTED, text)
+        for pattern in _CREDENTIAL_PATTERNS:
+            text = pattern.sub(rf"\g<1>{REDACTED}", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self._redact_message(record)
+        self._redact_exception(record)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for name, value in list(record.__dict__.items()):
+            if name not in _RECORD_ATTRIBUTES and isinstance(value, str | Mapping | list):
+                record.__dict__[name] = self._redact_value(value)
+        return True
+
+    def _redact_message(self, record: logging.LogRecord) -> None:
+        if record.args:
+            try:
+                text = record.getMessage()
+            except Exception:  # a bad format string must not print the raw arguments
+                text = f"{record.msg} {record.args!r}"
+            record.msg, record.args = self.redact(text), ()
+        elif isinstance(record.msg, str | Mapping | list):
+            record.msg = self._redact_value(record.msg)
+        else:
+            text = str(record.msg)
+            redacted = self.redact(text)
+            if redacted != text:
+                record.msg = redacted
+
+    def _redact_exception(self, record: logging.LogRecord) -> None:
+        exc_info = record.exc_info
+        if exc_info and exc_info[0] is not None:
+            text = record.exc_text or _TRACEBACK_FORMATTER.formatException(exc_info)
+            redacted = self.redact(text)
+            if redacted != text:
+                record.exc_info = None
+                record.exc_text = redacted
+                record.__dict__["exception"] = redacted
+                record.__dict__["exception_name"] = exc_info[0].__name__
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+
+    def _redact_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, Mapping):
+            return {key: self._redact_value(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact_value(item) for item in value]
+        return value
+
+
+def secrets_from_environ(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of the well-known credential variables set in ``environ``."""
+    values = (environ.get(name, "") for name in _CREDENTIAL_VARIABLES)
+    return tuple(dict.fromkeys(value for value in values if len(value) >= MIN_SECRET_LENGTH))
+
+
+def configure_lambda(level: str, *, service: str, secrets: Iterable[str]) -> Logger:
+    """Route the package loggers to a powertools ``Logger``'s JSON handler and return it.
+
+    The package loggers share the powertools handler, hence its formatter: the keys that
+    ``Logger.inject_lambda_context`` appends (``function_request_id``, ``cold_start``...)
+    appear on their lines too. Calling it again (a warm invocation) replaces, never adds.
+    """
+    from aws_lambda_powertools import Logger
+
+    logger = Logger(service=service, level=level.upper())
+    logger.setLevel(level.upper())
+    logger.append_keys(name="%(name)s")
+    redacting = RedactingFilter(secrets)
+    handler = logger.registered_handler
+    _set_redacting_filter(handler, redacting)
+    _detach(_CONSOLE)
+    setattr(handler, _OWNER_ATTRIBUTE, _CONSOLE)
+    for name in PACKAGE_LOGGERS:
+        package = logging.getLogger(name)
+        package.setLevel(logger.log_level)
+        package.propagate = False
+        if handler not in package.handlers:
+            package.addHandler(handler)
+    # The Lambda runtime prints the other libraries' records through its own root handler.
+    for root_handler in logging.getLogger().handlers:
+        _set_redacting_filter(root_handler, redacting)
+    return logger
+
+
+def configure_cli(level: str, *, secrets: Iterable[str], stream: TextIO | None = None) -> None:
+    """Print ``2026-11-28T10:00:00Z INFO supervisor.runtime: message`` lines on ``stream``.
+
+    ``stream`` defaults to ``sys.stderr`` as it is at the call. Calling it again replaces
+    the handler.
+    """
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    formatter = logging.Formatter(_CLI_FORMAT, datefmt=_CLI_DATE_FORMAT)
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter(secrets))
+    setattr(handler, _OWNER_ATTRIBUTE, _CONSOLE)
+    _detach(_CONSOLE)
+    for name in PACKAGE_LOGGERS:
+        package = logging.getLogger(name)
+        package.setLevel(level.upper())
+        package.propagate = True
+    logging.getLogger().addHandler(handler)
+
+
+class CloudWatchHandle:
+    """The CloudWatch Logs handler of a Batch job: ``close()`` it before the process exits."""
+
+    def __init__(self, handler: logging.Handler, loggers: Iterable[logging.Logger]) -> None:
+        self._handler = handler
+        self._loggers = tuple(loggers)
+        self._closed = False
+
+    @property
+    def handler(self) -> logging.Handler:
+        return self._handler
+
+    def close(self) -> None:
+        """Detach the handler, then send what it still holds; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        for logger in self._loggers:
+            logger.removeHandler(self._handler)
+        self._handler.close()
+
+    def __enter__(self) -> CloudWatchHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def attach_cloudwatch(
+    log_group: str,
+    stream_name: str,
+    *,
+    secrets: Iterable[str],
+    client: CloudWatchLogsClient | None = None,
+) -> CloudWatchHandle:
+    """Also send the log lines to CloudWatch Logs ``log_group``/``stream_name``.
+
+    Creates the group if it is missing (one API call here, so errors from botocore are
+    raised to the caller); lines are sent in batches by a watchtower thread.
+    """
+    import watchtower
+
+    if client is None:
+        import boto3
+
+        client = boto3.client("logs")
+    handler = watchtower.CloudWatchLogHandler(
+        log_group_name=log_group,
+        log_stream_name=stream_name,
+        boto3_client=client,
+        create_log_group=True,
+        send_interval=_CLOUDWATCH_SEND_INTERVAL_S,
+    )
+    handler.setFormatter(watchtower.CloudWatchLogFormatter(_CLOUDWATCH_FORMAT))
+    handler.addFilter(_exclude_cloudwatch_senders)
+    handler.addFilter(RedactingFilter(secrets))
+    setattr(handler, _OWNER_ATTRIBUTE, _CLOUDWATCH)
+    loggers = [logging.getLogger()]
+    for name in PACKAGE_LOGGERS:
+        package = logging.getLogger(name)
+        if not package.propagate:
+            loggers.append(package)
+    for logger in loggers:
+        logger.addHandler(handler)
+    return CloudWatchHandle(handler, loggers)
+
+
+def _exclude_cloudwatch_senders(record: logging.LogRecord) -> bool:
+    return not record.name.startswith(_CLOUDWATCH_EXCLUDED)
+
+
+def _set_redacting_filter(handler: logging.Handler, redacting: RedactingFilter) -> None:
+    for existing in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+        handler.removeFilter(existing)
+    handler.addFilter(redacting)
+
+
+def _detach(owner: str) -> None:
+    """Remove the handlers of one kind that this module installed on the routed loggers."""
+    for logger in (logging.getLogger(), *map(logging.getLogger, PACKAGE_LOGGERS)):
+        for handler in [h for h in logger.handlers if getattr(h, _OWNER_ATTRIBUTE, "") == owner]:
+            logger.removeHandler(handler)

@@ -1,0 +1,34 @@
+"""The Lambda response: the shape deployment tools and API Gateway callers read.
+
+``{"statusCode", "headers": {"amz-lambda-request-id", "amz-log-group-name",
+"amz-log-stream-name"}, "body": base64, "isBase64Encoded": true}``: the body holds the
+script's output, the delegation note, or a short error (never a traceback).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from supervisor.context import InvocationContext
+
+__all__ = ["error", "respond"]
+
+
+def respond(status: int, body: bytes, context: InvocationContext) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {
+            "amz-lambda-request-id": context.request_id,
+            "amz-log-group-name": context.log_group_name,
+            "amz-log-stream-name": context.log_stream_name,
+        },
+        "body": base64.b64encode(body).decode("ascii"),
+        "isBase64Encoded": True,
+    }
+
+
+def error(status: int, message: str, context: InvocationContext) -> dict[str, Any]:
+    """A response for a request that could not be served, with a one-line reason."""
+    return respond(status, f"{message.strip()}\n".encode(), context)

@@ -1,0 +1,369 @@
+"""The runtime: wires the components for one execution mode and runs an invocation.
+
+This is the only place that decides.  Per record of the event it stages the input in,
+runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
+it hands the event to Batch straight away, and in ``lambda-batch`` mode it hands on a
+record whose run timed out or failed (as ``batch.delegate_on`` says).  Nothing is
+uploaded from a run that timed out or was delegated.
+
+``build_supervisor`` creates the parts (storage clients, the executor, the Batch
+backend) once per process; ``Supervisor.invoke`` is called per event.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from supervisor import events, filtering, staging
+from supervisor.delegation import Backend, BatchBackend, build_job
+from supervisor.errors import ConfigError, DeadlineError, EventError
+from supervisor.execution import (
+    ExecutionResult,
+    Executor,
+    ProcessExecutor,
+    ScriptRun,
+    UdockerExecutor,
+    build_environment,
+)
+from supervisor.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from supervisor.config import FunctionConfig, Platform
+    from supervisor.context import InvocationContext
+    from supervisor.events import ParsedEvent, Record
+
+__all__ = ["Outcome", "RecordOutcome", "Supervisor", "build_supervisor", "read_script"]
+
+_log = logging.getLogger(__name__)
+
+Status = Literal["succeeded", "failed", "delegated"]
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What became of one record: done here, failed here, or handed to Batch."""
+
+    status: Status
+    record: Record
+    output: bytes = b""
+    exit_code: int | None = None
+    timed_out: bool = False
+    uploaded: tuple[str, ...] = ()
+    job_id: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    request_id: str
+    records: tuple[RecordOutcome, ...] = field(default_factory=tuple)
+
+    @property
+    def status(self) -> Status:
+        statuses = {record.status for record in self.records}
+        if "failed" in statuses:
+            return "failed"
+        return "delegated" if "delegated" in statuses else "succeeded"
+
+    @property
+    def output(self) -> bytes:
+        return b"".join(record.output for record in self.records)
+
+    @property
+    def job_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.job_id for r in self.records if r.job_id is not None))
+
+    @property
+    def uploaded(self) -> tuple[str, ...]:
+        return tuple(uri for record in self.records for uri in record.uploaded)
+
+    @property
+    def exit_code(self) -> int:
+        """The first failing record's exit code (1 when it has none), else 0."""
+        for record in self.records:
+            if record.status == "failed":
+                code = record.exit_code
+                if code is None or code == 0:
+                    return 1
+                return code if code > 0 else 128 - code
+        return 0
+
+    def summary(self) -> str:
+        """A one-paragraph account for a person: what ran where and what came out."""
+        lines = []
+        for record in self.records:
+            what = record.record.key or record.record.file_name or "event"
+            if record.status == "delegated":
+                lines.append(f"{what}: delegated to Batch job {record.job_id} ({record.reason})")
+            elif record.status == "failed":
+                lines.append(f"{what}: failed ({record.reason})")
+            else:
+                lines.append(f"{what}: done, {len(record.uploaded)} file(s) uploaded")
+        return "\n".join(lines)
+
+
+class Supervisor:
+    """One function's runtime, built once per process and reused by every invocation."""
+
+    def __init__(
+        self,
+        config: FunctionConfig,
+        *,
+        platform: Platform,
+        providers: staging.ProviderSet,
+        executor: Executor,
+        backend: Backend,
+        script: str | None,
+        host_environ: Mapping[str, str],
+        work_root: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.platform = platform
+        self.providers = providers
+        self._executor = executor
+        self.backend = backend
+        self.script = script
+        self._host = dict(host_environ)
+        self._work_root = work_root
+        self._clock = clock
+        self._instance_ip: str | None = None
+
+    @property
+    def mode(self) -> str:
+        """Where the work happens: a Batch job always runs the script itself."""
+        return "lambda" if self.platform == "batch" else self.config.execution_mode
+
+    def prepare(self) -> None:
+        """Create clients and folders now, so that nothing of that is paid at the deadline."""
+        self._work_root.mkdir(parents=True, exist_ok=True)
+        if self.mode in ("batch", "lambda-batch"):
+            self.backend.prepare()
+        if self.mode != "batch":
+            self.providers.prepare()
+
+    def invoke(self, raw_event: Any, context: InvocationContext) -> Outcome:
+        parsed = events.parse(raw_event)
+        script = self._script_for(parsed)
+        _log.info(
+            "Invocation %s: %d record(s) from a %s event, mode %s",
+            context.request_id,
+            len(parsed.records),
+            parsed.kind,
+            self.mode,
+        )
+        if self.mode == "batch":
+            job_id = self._delegate(parsed.raw, parsed.script, context)
+            return Outcome(
+                context.request_id,
+                tuple(
+                    RecordOutcome("delegated", record, job_id=job_id, reason="batch mode")
+                    for record in parsed.records
+                ),
+            )
+        if script is None:
+            raise ConfigError(
+                f"function {self.config.name}: no script to run: set init_script, or pass "
+                "SCRIPT to the job"
+            )
+        return Outcome(
+            context.request_id,
+            tuple(self._process(parsed, record, script, context) for record in parsed.records),
+        )
+
+    def _script_for(self, parsed: ParsedEvent) -> str | None:
+        if parsed.script is None:
+            return self.script
+        if not self.config.allow_event_script and self.platform != "batch":
+            raise EventError(
+                f"function {self.config.name} does not accept a script in the event "
+                "(set allow_event_script: true in its definition to allow it)"
+            )
+        return parsed.script
+
+    def _process(
+        self, parsed: ParsedEvent, record: Record, script: str, context: InvocationContext
+    ) -> RecordOutcome:
+        watchdog = Watchdog(context.deadline, self.config.timeout_threshold, clock=self._clock)
+        work = Path(tempfile.mkdtemp(prefix="invocation-", dir=self._work_root))
+        try:
+            input_dir, output_dir = work / "input", work / "output"
+            input_dir.mkdir()
+            output_dir.mkdir()
+            try:
+                input_file = self._stage_in(record, input_dir, watchdog)
+            except DeadlineError as exc:
+                return self._give_up(parsed, record, context, "timeout", str(exc))
+            script_path = work / "script.sh"
+            script_path.write_bytes(base64.b64decode(script))
+            environment = build_environment(
+                host=self._host,
+                input_file=input_file,
+                input_dir=input_dir,
+                output_dir=output_dir,
+                object_key=record.key,
+                event_time=record.event_time,
+                event_json=json.dumps(parsed.raw),
+                request_id=context.request_id,
+                instance_ip=self._ip(),
+                variables=self.config.container.environment.variables,
+                query=record.query,
+            )
+            result = self._executor.run(
+                ScriptRun(script_path, environment, work, work / "output.log"), watchdog
+            )
+            return self._finish(parsed, record, result, output_dir, context)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _stage_in(self, record: Record, input_dir: Path, watchdog: Watchdog) -> Path | None:
+        if record.is_object and self.config.file_stage_in:
+            _log.info("file_stage_in is set: not downloading %s/%s", record.bucket, record.key)
+            return None
+        if record.body is None and not record.is_object:
+            return None
+        return staging.download(
+            record,
+            self.providers,
+            input_dir,
+            inputs=self.config.input,
+            deadline=watchdog.kill_at,
+            clock=self._clock,
+        )
+
+    def _finish(
+        self,
+        parsed: ParsedEvent,
+        record: Record,
+        result: ExecutionResult,
+        output_dir: Path,
+        context: InvocationContext,
+    ) -> RecordOutcome:
+        output = result.output()
+        if result.succeeded:
+            plans = filtering.plan_uploads(output_dir, self.config.output)
+            uploaded = staging.upload(plans, self.providers)
+            _log.info("Record %s done in %.2f s", record.key or record.source, result.duration)
+            return RecordOutcome(
+                "succeeded", record, output, result.exit_code, uploaded=tuple(uploaded)
+            )
+        reason: Literal["timeout", "failure"] = "timeout" if result.timed_out else "failure"
+        detail = (
+            "the script ran past the deadline less the reserve"
+            if result.timed_out
+            else f"the script exited with {result.exit_code}"
+        )
+        _log.warning("Record %s: %s", record.key or record.source, detail)
+        outcome = self._give_up(parsed, record, context, reason, detail)
+        return RecordOutcome(
+            outcome.status,
+            record,
+            output,
+            result.exit_code,
+            result.timed_out,
+            job_id=outcome.job_id,
+            reason=outcome.reason,
+        )
+
+    def _give_up(
+        self,
+        parsed: ParsedEvent,
+        record: Record,
+        context: InvocationContext,
+        reason: Literal["timeout", "failure"],
+        detail: str,
+    ) -> RecordOutcome:
+        """Hand the record on to Batch when the mode and ``delegate_on`` allow, else fail it."""
+        if self.mode == "lambda-batch" and reason in self.config.batch.delegate_on:
+            job_id = self._delegate(events.event_for(parsed, record), parsed.script, context)
+            return RecordOutcome(
+                "delegated", record, job_id=job_id, timed_out=reason == "timeout", reason=detail
+            )
+        return RecordOutcome("failed", record, timed_out=reason == "timeout", reason=detail)
+
+    def _delegate(self, event: Any, script: str | None, context: InvocationContext) -> str:
+        job = build_job(
+            self.config, context, json.dumps(event), script=script, store_event=self._store_event
+        )
+        return self.backend.submit(job)
+
+    def _store_event(self, event_json: str) -> str:
+        bucket, folder = _event_store(self.config)
+        key = "/".join(part for part in (folder, f"{uuid.uuid4()}.json") if part)
+        return staging.put_bytes(self.providers, bucket, key, event_json.encode(), self._work_root)
+
+    def _ip(self) -> str:
+        if self._instance_ip is None:
+            try:
+                self._instance_ip = socket.gethostbyname(socket.gethostname())
+            except OSError:
+                self._instance_ip = ""
+        return self._instance_ip
+
+
+def _event_store(config: FunctionConfig) -> tuple[str, str]:
+    """Where events too large for a job request go: ``batch.event_store``, else beside the data."""
+    if config.batch.event_store:
+        bucket, _, folder = config.batch.event_store.strip("/").partition("/")
+        return bucket, folder
+    for location in (*config.output, *config.input):
+        if location.storage_provider in ("s3", "s3.default"):
+            return location.bucket, ".supervisor-events"
+    raise ConfigError(
+        "the event is too large for a Batch job request and there is no S3 bucket to keep it "
+        "in: set batch.event_store to bucket/folder"
+    )
+
+
+def build_supervisor(
+    config: FunctionConfig,
+    *,
+    platform: Platform,
+    environ: Mapping[str, str],
+    work_root: Path,
+    storage_root: Path | None = None,
+    backend: Backend | None = None,
+    providers: staging.ProviderSet | None = None,
+    executor: Executor | None = None,
+) -> Supervisor:
+    """The wiring: pick the executor, the storage and the Batch backend for this host."""
+    if executor is None:
+        if platform == "lambda-zip" and config.container.image:
+            executor = UdockerExecutor(config.container.image)
+        else:
+            executor = ProcessExecutor()
+    return Supervisor(
+        config,
+        platform=platform,
+        providers=providers or staging.build_providers(config, storage_root=storage_root),
+        executor=executor,
+        backend=backend or BatchBackend(),
+        script=read_script(config, environ),
+        host_environ=environ,
+        work_root=work_root,
+    )
+
+
+def read_script(config: FunctionConfig, environ: Mapping[str, str]) -> str | None:
+    """The script as base64: the job's ``SCRIPT``, else the ``init_script`` file, read once."""
+    if environ.get("SCRIPT", "").strip():
+        return environ["SCRIPT"].strip()
+    if config.init_script is None:
+        return None
+    try:
+        return base64.b64encode(config.init_script.read_bytes()).decode("ascii")
+    except OSError as exc:
+        raise ConfigError(
+            f"init_script: cannot read {str(config.init_script)!r}: {exc.strerror}"
+        ) from exc

@@ -1,0 +1,307 @@
+"""Staging: inputs downloaded into the input folder, planned outputs uploaded.
+
+This package owns the storage providers of a function (``ProviderSet``, built once by
+``build_providers`` from the definition's ``storage_providers``), the choice of provider
+for a record, the local file name of a staged input (``paths``) and the transfers
+themselves (``providers``).  Clients are created on first use, or up front by
+``ProviderSet.prepare`` so that no client is built while the deadline runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from supervisor.config import FunctionConfig, MinioProvider, S3Provider, StorageLocation
+from supervisor.errors import ConfigError, DeadlineError, StagingError
+from supervisor.events import Record
+from supervisor.filtering import PlannedUpload
+from supervisor.staging.paths import DEFAULT_BODY_NAME, input_path, safe_name
+from supervisor.staging.providers import LocalStorage, S3Storage, StorageProvider, UploadItem
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from mypy_boto3_s3 import S3Client
+    from pydantic import SecretStr
+
+__all__ = [
+    "LocalStorage",
+    "ProviderSet",
+    "S3Storage",
+    "StorageProvider",
+    "UploadItem",
+    "build_providers",
+    "download",
+    "get_bytes",
+    "input_path",
+    "put_bytes",
+    "safe_name",
+    "upload",
+]
+
+logger = logging.getLogger(__name__)
+
+ProviderKey = tuple[str, str]
+ProviderFactory = Callable[[], StorageProvider]
+SessionFactory = Callable[[], "Session"]
+Clock = Callable[[], float]
+
+
+class ProviderSet:
+    """The storage providers of one function, each built on first use and then kept.
+
+    ``factories`` maps ``(type, id)`` to a builder; ``fallback``, when given, builds the one
+    provider that serves every other ``(type, id)`` (a local run's storage folder).
+    """
+
+    def __init__(
+        self,
+        factories: Mapping[ProviderKey, ProviderFactory],
+        *,
+        fallback: ProviderFactory | None = None,
+    ) -> None:
+        self._factories = dict(factories)
+        self._fallback = fallback
+        self._built: dict[ProviderKey | None, StorageProvider] = {}
+        self._lock = threading.Lock()
+
+    def get(self, provider_type: str, provider_id: str = "default") -> StorageProvider:
+        """The provider for ``storage_provider: TYPE.ID``; ``ConfigError`` when none is defined."""
+        key: ProviderKey | None = (provider_type, provider_id)
+        factory = self._factories.get((provider_type, provider_id))
+        if factory is None:
+            factory, key = self._fallback, None
+        if factory is None:
+            raise ConfigError(_undefined(provider_type, provider_id))
+        with self._lock:
+            provider = self._built.get(key)
+            if provider is None:
+                provider = self._built[key] = factory()
+            return provider
+
+    def prepare(self, locations: Iterable[StorageLocation] | None = None) -> None:
+        """Build the providers (and clients) of ``locations`` now; every defined one if None."""
+        if locations is None:
+            keys: Iterable[ProviderKey] = self._factories or [("s3", "default")]
+        else:
+            keys = dict.fromkeys((item.provider_type, item.provider_id) for item in locations)
+        for provider_type, provider_id in keys:
+            self.get(provider_type, provider_id)
+
+
+def build_providers(
+    config: FunctionConfig,
+    *,
+    storage_root: Path | None = None,
+    session_factory: SessionFactory | None = None,
+    max_concurrency: int = 10,
+) -> ProviderSet:
+    """The providers a function may use; with ``storage_root`` every one is that local folder."""
+    if storage_root is not None:
+        return ProviderSet({}, fallback=partial(LocalStorage, storage_root))
+    sessions = session_factory or _new_session
+    defined = config.storage_providers
+    factories: dict[ProviderKey, ProviderFactory] = {
+        ("s3", "default"): partial(_s3_storage, sessions, S3Provider(), max_concurrency)
+    }
+    for ident, s3_settings in defined.s3.items():
+        factories["s3", ident] = partial(_s3_storage, sessions, s3_settings, max_concurrency)
+    for ident, minio_settings in defined.minio.items():
+        factories["minio", ident] = partial(
+            _minio_storage, sessions, minio_settings, max_concurrency
+        )
+    for ident, local_settings in defined.local.items():
+        factories["local", ident] = partial(LocalStorage, local_settings.root)
+    return ProviderSet(factories)
+
+
+def download(
+    record: Record,
+    providers: ProviderSet,
+    input_dir: Path,
+    *,
+    inputs: Sequence[StorageLocation] = (),
+    deadline: float | None = None,
+    clock: Clock = time.monotonic,
+) -> Path:
+    """Stage the record's object (or body) into ``input_dir``; return the file's path."""
+    if record.body is not None:
+        return _save_body(record, input_dir)
+    if not record.is_object:
+        raise StagingError(f"a {record.source} record carries neither an object nor a body")
+    dest = input_path(input_dir, record.key, bucket=record.bucket)
+    provider = providers.get(*_input_provider(record, inputs))
+    uri = provider.uri(record.bucket, record.key)
+    timeout = _remaining(deadline, clock, f"download {uri}")
+    input_dir.mkdir(parents=True, exist_ok=True)
+    logger.info("Downloading %s to %s", uri, dest)
+    provider.download(record.bucket, record.key, dest, timeout=timeout)
+    return dest
+
+
+def upload(
+    plans: Sequence[PlannedUpload],
+    providers: ProviderSet,
+    *,
+    deadline: float | None = None,
+    clock: Clock = time.monotonic,
+) -> list[str]:
+    """Upload the planned files, in parallel per provider; return their URIs in plan order."""
+    groups: dict[ProviderKey, list[int]] = {}
+    for index, plan in enumerate(plans):
+        location = plan.location
+        groups.setdefault((location.provider_type, location.provider_id), []).append(index)
+    uris = [""] * len(plans)
+    for (provider_type, provider_id), indexes in groups.items():
+        provider = providers.get(provider_type, provider_id)
+        timeout = _remaining(deadline, clock, f"upload {len(indexes)} file(s)")
+        items = [_upload_item(plans[index]) for index in indexes]
+        for index, uri in zip(indexes, provider.upload_many(items, timeout=timeout), strict=True):
+            uris[index] = uri
+            logger.info("Uploaded %s to %s", plans[index].relative, uri)
+    return uris
+
+
+def put_bytes(providers: ProviderSet, bucket: str, key: str, data: bytes, scratch: Path) -> str:
+    """Store a small object (an event kept for a Batch job) in the default S3 provider.
+
+    Returns its ``s3://bucket/key`` address, which ``get_bytes`` reads back.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=scratch, prefix="object-") as handle:
+        handle.write(data)
+        handle.flush()
+        providers.get("s3").upload_many([UploadItem(Path(handle.name), bucket, key)])
+    return f"s3://{bucket}/{key}"
+
+
+def get_bytes(providers: ProviderSet, uri: str, scratch: Path) -> bytes:
+    """Read back an object stored by ``put_bytes``, given as ``s3://bucket/key``."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise StagingError(f"expected an address like s3://bucket/key, got {uri!r}")
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="object-") as folder:
+        dest = Path(folder) / "object"
+        providers.get("s3").download(bucket, key, dest)
+        return dest.read_bytes()
+
+
+def _upload_item(plan: PlannedUpload) -> UploadItem:
+    return UploadItem(plan.source, plan.location.bucket, plan.key)
+
+
+def _input_provider(record: Record, inputs: Sequence[StorageLocation]) -> ProviderKey:
+    """The input matching the record's type and bucket, else the first of its type, else default."""
+    same_type = [item for item in inputs if item.provider_type == record.provider_type]
+    same_bucket = [item for item in same_type if item.bucket == record.bucket]
+    chosen = next(iter(same_bucket or same_type), None)
+    if chosen is None:
+        return record.provider_type, "default"
+    return chosen.provider_type, chosen.provider_id
+
+
+def _remaining(deadline: float | None, clock: Clock, step: str) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - clock()
+    if left <= 0:
+        raise DeadlineError(f"no time left to {step}")
+    return left
+
+
+def _save_body(record: Record, input_dir: Path) -> Path:
+    dest = input_dir / safe_name(record.file_name or DEFAULT_BODY_NAME)
+    body = record.body or b""
+    logger.info("Saving the %s request body (%d bytes) to %s", record.source, len(body), dest)
+    try:
+        input_dir.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(body)
+    except OSError as exc:
+        raise StagingError(f"cannot write the request body to {dest}: {exc.strerror}") from exc
+    return dest
+
+
+def _undefined(provider_type: str, provider_id: str) -> str:
+    value = provider_type if provider_id == "default" else f"{provider_type}.{provider_id}"
+    return (
+        f"storage_provider {value!r} is not defined: "
+        f"add it under storage_providers.{provider_type}.{provider_id}"
+    )
+
+
+def _new_session() -> Session:
+    import boto3
+
+    return boto3.session.Session()
+
+
+def _s3_storage(sessions: SessionFactory, settings: S3Provider, max_concurrency: int) -> S3Storage:
+    client = _client(
+        sessions,
+        max_concurrency,
+        region_name=settings.region,
+        endpoint_url=settings.endpoint,
+        aws_access_key_id=_reveal(settings.access_key),
+        aws_secret_access_key=_reveal(settings.secret_key),
+        aws_session_token=_reveal(settings.session_token),
+    )
+    return S3Storage(client, max_concurrency=max_concurrency)
+
+
+def _minio_storage(
+    sessions: SessionFactory, settings: MinioProvider, max_concurrency: int
+) -> S3Storage:
+    client = _client(
+        sessions,
+        max_concurrency,
+        path_style=True,
+        region_name=settings.region,
+        endpoint_url=settings.endpoint,
+        verify=settings.verify,
+        aws_access_key_id=_reveal(settings.access_key),
+        aws_secret_access_key=_reveal(settings.secret_key),
+    )
+    return S3Storage(client, max_concurrency=max_concurrency)
+
+
+def _client(
+    sessions: SessionFactory,
+    max_concurrency: int,
+    *,
+    path_style: bool = False,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    verify: bool | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+) -> S3Client:
+    """An S3 client; unset values come from boto3's own chain (env, profile, role)."""
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard"},
+        max_pool_connections=max_concurrency,
+        s3={"addressing_style": "path"} if path_style else None,
+    )
+    return sessions().client(
+        "s3",
+        region_name=region_name,
+        endpoint_url=endpoint_url,
+        verify=verify,
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        aws_session_token=aws_session_token,
+        config=config,
+    )
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None

@@ -1,0 +1,314 @@
+"""Storage providers: moving one object between a bucket and a local file.
+
+``StorageProvider`` is what the staging functions need from a store.  Two implement it:
+
+- ``S3Storage``: any S3-compatible endpoint (AWS S3, MinIO) through s3transfer, which
+  streams to disk, splits big objects into parts and runs the transfers of one call in
+  parallel through one ``TransferManager`` with a bounded number of requests.
+- ``LocalStorage``: a folder holding one subfolder per bucket, the embedded default of a
+  local run.  Every path stays inside the folder and every write is atomic.
+
+Provider errors become ``StagingError`` (with ``raise ... from``) naming the object, never
+a credential; a transfer that outlives its ``timeout`` raises ``DeadlineError``.
+s3transfer and botocore are imported by ``S3Storage`` itself, never at module import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+
+from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+    from mypy_boto3_s3 import S3Client
+    from s3transfer.futures import TransferFuture
+    from s3transfer.manager import TransferManager
+    from s3transfer.subscribers import BaseSubscriber
+
+__all__ = ["LocalStorage", "S3Storage", "StorageProvider", "UploadItem"]
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+
+class UploadItem(NamedTuple):
+    """A local file to store as ``key`` in ``bucket``."""
+
+    source: Path
+    bucket: str
+    key: str
+
+
+class StorageProvider(Protocol):
+    """A store of objects addressed by bucket and key."""
+
+    def uri(self, bucket: str, key: str) -> str:
+        """Where the object is, for logs and responses (``s3://bucket/key`` or a file path)."""
+        ...
+
+    def download(self, bucket: str, key: str, dest: Path, *, timeout: float | None = None) -> None:
+        """Write the object to ``dest``; raise ``DeadlineError`` after ``timeout`` seconds."""
+        ...
+
+    def upload_many(
+        self, items: Sequence[UploadItem], *, timeout: float | None = None
+    ) -> list[str]:
+        """Store every item (in parallel where the store allows); return their URIs in order."""
+        ...
+
+
+class _Completion:
+    """An s3transfer subscriber counting finished transfers, so that waiting can time out."""
+
+    def __init__(self, count: int) -> None:
+        self._remaining = count
+        self._condition = threading.Condition()
+
+    def on_done(self, future: TransferFuture, **kwargs: Any) -> None:
+        with self._condition:
+            self._remaining -= 1
+            self._condition.notify_all()
+
+    def wait(self, timeout: float | None) -> bool:
+        with self._condition:
+            return self._condition.wait_for(lambda: self._remaining <= 0, timeout)
+
+
+class _Transfer(NamedTuple):
+    future: TransferFuture
+    local: Path
+    bucket: str
+    key: str
+
+
+class S3Storage:
+    """An S3-compatible store reached through one boto3 client."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        *,
+        max_concurrency: int = 10,
+        multipart_threshold: int = 8 * MIB,
+        multipart_chunksize: int = 8 * MIB,
+    ) -> None:
+        from s3transfer.manager import TransferConfig
+
+        self.client = client
+        self._config = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_request_concurrency=max_concurrency,
+        )
+
+    def uri(self, bucket: str, key: str) -> str:
+        return f"s3://{bucket}/{key}"
+
+    def download(self, bucket: str, key: str, dest: Path, *, timeout: float | None = None) -> None:
+        from s3transfer.manager import TransferManager
+
+        done = _Completion(1)
+        manager = TransferManager(self.client, self._config)
+        try:
+            future = manager.download(bucket, key, str(dest), subscribers=[_subscriber(done)])
+        except BaseException:
+            _abandon(manager)
+            raise
+        self._finish(manager, done, timeout, [_Transfer(future, dest, bucket, key)], "download")
+
+    def upload_many(
+        self, items: Sequence[UploadItem], *, timeout: float | None = None
+    ) -> list[str]:
+        from s3transfer.manager import TransferManager
+
+        if not items:
+            return []
+        done = _Completion(len(items))
+        subscribers = [_subscriber(done)]
+        manager = TransferManager(self.client, self._config)
+        transfers = []
+        try:
+            for source, bucket, key in items:
+                future = manager.upload(str(source), bucket, key, subscribers=subscribers)
+                transfers.append(_Transfer(future, source, bucket, key))
+        except BaseException:
+            _abandon(manager, [transfer.future for transfer in transfers])
+            raise
+        self._finish(manager, done, timeout, transfers, "upload")
+        return [self.uri(item.bucket, item.key) for item in items]
+
+    def _finish(
+        self,
+        manager: TransferManager,
+        done: _Completion,
+        timeout: float | None,
+        transfers: Sequence[_Transfer],
+        action: str,
+    ) -> None:
+        """Wait for every transfer; raise for the first failure, or on the deadline."""
+        if not done.wait(timeout):
+            pending = [transfer for transfer in transfers if not transfer.future.done()]
+            _abandon(manager, [transfer.future for transfer in transfers])
+            first = (pending or list(transfers))[0]
+            raise DeadlineError(
+                f"the {action} of {self.uri(first.bucket, first.key)} did not finish "
+                f"within {timeout or 0:.3g} s ({len(pending)} of {len(transfers)} unfinished)"
+            )
+        manager.shutdown()
+        failures = [
+            (exc, transfer)
+            for transfer in transfers
+            if (exc := _exception(transfer.future)) is not None
+        ]
+        if not failures:
+            return
+        for exc, transfer in failures[1:]:
+            logger.warning("%s", self._describe(exc, action, transfer))
+        exc, transfer = failures[0]
+        more = f" (and {len(failures) - 1} more failed)" if len(failures) > 1 else ""
+        message = self._describe(exc, action, transfer) + more
+        raise StagingError(message, bucket=transfer.bucket, key=transfer.key) from exc
+
+    def _describe(self, exc: BaseException, action: str, transfer: _Transfer) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uri = self.uri(transfer.bucket, transfer.key)
+        local = transfer.local
+        where = f"{local} to {uri}" if action == "upload" else f"{uri} to {local}"
+        if isinstance(exc, ClientError):
+            return _client_error_message(exc, action, uri, where, transfer.bucket)
+        if isinstance(exc, OSError):
+            return f"cannot {action} {where}: {exc.strerror or exc}"
+        if isinstance(exc, BotoCoreError):
+            return f"cannot {action} {where}: {exc}"
+        return f"cannot {action} {where}: {type(exc).__name__}: {exc}"
+
+
+def _client_error_message(exc: ClientError, action: str, uri: str, where: str, bucket: str) -> str:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    if code == "NoSuchBucket":
+        return f"cannot {action} {where}: the bucket {bucket} does not exist"
+    if code in ("404", "NoSuchKey", "NotFound"):
+        return f"cannot {action} {uri}: the object does not exist"
+    if code in ("403", "AccessDenied", "Forbidden"):
+        return f"cannot {action} {where}: access denied"
+    return f"cannot {action} {where}: {code} {error.get('Message', '')}".rstrip()
+
+
+def _subscriber(done: _Completion) -> BaseSubscriber:
+    # s3transfer calls any object's on_done; subclassing BaseSubscriber would import it eagerly.
+    return cast("BaseSubscriber", done)
+
+
+def _exception(future: TransferFuture) -> BaseException | None:
+    try:
+        future.result()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _abandon(manager: TransferManager, futures: Sequence[TransferFuture] = ()) -> None:
+    """Cancel the transfers and let them wind down in the background: a blocked read must not
+    hold the caller past its deadline."""
+    # Cancel each future: TransferManager.shutdown(cancel=True) passes its arguments in the
+    # wrong order and raises TypeError (boto/s3transfer#143).
+    for future in futures:
+        future.cancel()
+    threading.Thread(target=manager.shutdown, name="s3transfer-cancel", daemon=True).start()
+
+
+class LocalStorage:
+    """A folder with one subfolder per bucket; object ``key`` is the file ``root/bucket/key``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def uri(self, bucket: str, key: str) -> str:
+        return str(self.root / bucket / key)
+
+    def path(self, bucket: str, key: str) -> Path:
+        """The file holding the object; ``UnsafeKeyError`` if outside ``root/bucket``."""
+        problem = _part_problem("bucket name", bucket, allow_slash=False) or _part_problem(
+            "key", key, allow_slash=True
+        )
+        if problem is None:
+            folder = (self.root / bucket).resolve()
+            path = self.root / bucket / key
+            if not path.resolve().is_relative_to(folder):
+                problem = f"{path} is outside {folder}"
+        if problem is not None:
+            raise UnsafeKeyError(
+                f"unsafe local object {bucket}/{key!r}: {problem}", bucket=bucket, key=key
+            )
+        return self.root / bucket / key
+
+    def download(self, bucket: str, key: str, dest: Path, *, timeout: float | None = None) -> None:
+        """Copy the object to ``dest``; a local copy is not bounded by ``timeout``."""
+        source = self.path(bucket, key)
+        if not source.is_file():
+            raise StagingError(
+                f"cannot download {source}: the object {bucket}/{key} does not exist",
+                bucket=bucket,
+                key=key,
+            )
+        _copy(source, dest, bucket, key)
+
+    def upload_many(
+        self, items: Sequence[UploadItem], *, timeout: float | None = None
+    ) -> list[str]:
+        end = None if timeout is None else time.monotonic() + timeout
+        uris = []
+        for item in items:
+            if end is not None and time.monotonic() >= end:
+                raise DeadlineError(f"no time left to upload {item.source} to {item.bucket}")
+            _copy(item.source, self.path(item.bucket, item.key), item.bucket, item.key)
+            uris.append(self.uri(item.bucket, item.key))
+        return uris
+
+
+def _part_problem(what: str, value: str, *, allow_slash: bool) -> str | None:
+    parts = value.split("/")
+    if not value or "\x00" in value:
+        return f"the {what} is empty or contains NUL"
+    if not allow_slash and len(parts) > 1:
+        return f"the {what} contains '/'"
+    if any(part in ("", ".", "..") for part in parts):
+        return f"the {what} has an empty, '.' or '..' part (or starts or ends with '/')"
+    return None
+
+
+def _copy(source: Path, dest: Path, bucket: str, key: str) -> None:
+    try:
+        _copy_atomic(source, dest)
+    except OSError as exc:
+        raise StagingError(
+            f"cannot copy {source} to {dest}: {exc.strerror or exc}", bucket=bucket, key=key
+        ) from exc
+
+
+def _copy_atomic(source: Path, dest: Path) -> None:
+    """Copy through a temporary file in the destination folder so no half-written file is seen."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, MIB)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, dest)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -1,0 +1,251 @@
+"""The timeout watchdog: owns the deadline of one invocation and enforces it.
+
+The script may run until ``kill_at = deadline - reserve``; the reserve is left to the
+supervisor (to submit a Batch job, to answer).  At ``kill_at`` the whole process group
+of the script gets SIGTERM, then SIGKILL after a short grace, so that no grandchild
+outlives the invocation.  The same group kill cleans up the background processes a
+script leaves behind when it exits normally, so that a warm container starts clean.
+
+The wait for the script is a blocking wait with a timeout (a pidfd on Linux, else
+``Popen.wait``), not a polling loop, so the kill lands within a millisecond or so of
+``kill_at`` and a script that exits is noticed at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+__all__ = ["Watchdog", "kill_group"]
+
+logger = logging.getLogger(__name__)
+
+_POLL_FIRST = 0.001
+_POLL_MAX = 0.02
+_KILL_WAIT = 2.0
+
+
+class Watchdog:
+    """The deadline of one invocation, and the enforcement of it on a script's process group.
+
+    ``deadline`` is a ``clock()`` instant (``time.monotonic()`` by default) or ``None``
+    for no limit; ``reserve`` seconds before it the script is killed.  ``killed_at`` is
+    the ``clock()`` instant at which SIGTERM was sent by the last ``supervise`` call, or
+    ``None`` when the script ended on its own.
+    """
+
+    def __init__(
+        self,
+        deadline: float | None,
+        reserve: float,
+        *,
+        grace: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if reserve < 0:
+            raise ValueError(f"reserve must not be negative, got {reserve!r}")
+        if grace < 0:
+            raise ValueError(f"grace must not be negative, got {grace!r}")
+        self.deadline = deadline
+        self.reserve = reserve
+        self.grace = grace
+        self.killed_at: float | None = None
+        self._clock = clock
+
+    @property
+    def kill_at(self) -> float | None:
+        """The instant at which the script is killed, or ``None`` without a deadline."""
+        if self.deadline is None:
+            return None
+        return self.deadline - self.reserve
+
+    def remaining(self) -> float | None:
+        """Seconds left until ``kill_at`` (never negative), or ``None`` without a deadline."""
+        kill_at = self.kill_at
+        if kill_at is None:
+            return None
+        return max(0.0, kill_at - self._clock())
+
+    def expired(self) -> bool:
+        """Whether ``kill_at`` has been reached."""
+        kill_at = self.kill_at
+        return kill_at is not None and self._clock() >= kill_at
+
+    def supervise(self, process: subprocess.Popen[bytes]) -> bool:
+        """Wait for ``process`` to exit, killing its process group at ``kill_at``.
+
+        ``process`` must lead its own process group (``start_new_session=True``).
+        Returns True when the script was killed because it ran out of time.  The direct
+        child is reaped in either case; what is left of its group after a normal exit is
+        the caller's to clean up with ``kill_group``.
+        """
+        self.killed_at = None
+        kill_at = self.kill_at
+        if kill_at is None:
+            process.wait()
+            return False
+        while True:
+            left = kill_at - self._clock()
+            if left <= 0:
+                break
+            if _wait_exit(process, left):
+                return False
+        if process.poll() is not None:
+            return False
+        self.killed_at = self._clock()
+        logger.warning(
+            "script out of time: killing process group %d (%+.1f ms from kill_at, "
+            "%.3f s before the deadline)",
+            process.pid,
+            (self.killed_at - kill_at) * 1000.0,
+            kill_at + self.reserve - self.killed_at,
+        )
+        _kill_group(process.pid, self.grace, process)
+        return True
+
+
+def kill_group(pgid: int, grace: float, *, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Terminate every process of group ``pgid``: SIGTERM, up to ``grace`` s, then SIGKILL.
+
+    Pass ``process`` (the group leader's ``Popen``) so that it is reaped while waiting:
+    an unreaped zombie would keep the group alive.  Returns at once when the group is
+    already empty, as after a script that left nothing behind.
+    """
+    if _kill_group(pgid, grace, process):
+        logger.info("killed the processes left in process group %d", pgid)
+
+
+def _kill_group(pgid: int, grace: float, process: subprocess.Popen[bytes] | None) -> bool:
+    """The group kill; True when a live process was found and signalled."""
+    _reap(pgid, process)
+    if not _group_alive(pgid):
+        return False
+    _signal_group(pgid, signal.SIGTERM)
+    if _wait_group_gone(pgid, grace, process):
+        return True
+    logger.warning(
+        "process group %d still alive %.2f s after SIGTERM: sending SIGKILL", pgid, grace
+    )
+    _signal_group(pgid, signal.SIGKILL)
+    if not _wait_group_gone(pgid, _KILL_WAIT, process):
+        logger.error("process group %d still alive %.1f s after SIGKILL", pgid, _KILL_WAIT)
+    return True
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def _wait_group_gone(pgid: int, timeout: float, process: subprocess.Popen[bytes] | None) -> bool:
+    """Wait up to ``timeout`` s for the group to have no live process; True when it has none."""
+    end = time.monotonic() + timeout
+    if process is not None and process.returncode is None:
+        _wait_exit(process, timeout)
+    delay = _POLL_FIRST
+    while True:
+        _reap(pgid, process)
+        if not _group_alive(pgid):
+            return True
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, _POLL_MAX)
+
+
+def _reap(pgid: int, process: subprocess.Popen[bytes] | None) -> None:
+    """Reap the zombies of the group that are ours.
+
+    The leader is reaped through its ``Popen`` so its exit status is kept.  Orphaned
+    grandchildren are our children only when we are PID 1 or a subreaper (a Batch
+    container); they are reaped with ``waitpid(-pgid)``, but only once the leader is
+    reaped, never stealing its status.
+    """
+    if process is None or process.poll() is None:
+        return
+    while True:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether the group has a process that is not a zombie."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    """Look in /proc for a non-zombie member of the group (zombies still count for killpg).
+
+    Where /proc is missing, or shows no member at all while killpg found one, the group
+    is taken as alive.
+    """
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    seen = False
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat_file:
+                stat = stat_file.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) < 3 or int(fields[2]) != pgid:
+            continue
+        seen = True
+        if fields[0] not in (b"Z", b"X"):
+            return True
+    return not seen
+
+
+def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``process`` to exit and reap it; True when it has."""
+    if process.poll() is not None:
+        return True
+    pidfd = _open_pidfd(process.pid)
+    if pidfd is None:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(0.0, timeout) * 1000.0):
+            return process.poll() is not None
+    finally:
+        os.close(pidfd)
+    process.wait()
+    return True
+
+
+def _open_pidfd(pid: int) -> int | None:
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        fd: int = pidfd_open(pid)
+    except OSError:
+        return None
+    return fd

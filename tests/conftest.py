@@ -1,0 +1,108 @@
+"""Shared fixtures: a real moto server over HTTP, clients pointed at it, fresh buckets."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+EVENTS_DIR = Path(__file__).parent / "events"
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server in its own process, as an S3/Batch/Logs endpoint over HTTP."""
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the moto server did not start") from None
+            time.sleep(0.1)
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/config",
+        data=json.dumps({"batch": {"use_docker": False}}).encode(),
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+    yield endpoint
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture
+def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Credentials and endpoint for boto3 in this process and in the subprocesses it starts."""
+    values = {
+        "AWS_ACCESS_KEY_ID": "AKIAMOTOTESTKEY00001",
+        "AWS_SECRET_ACCESS_KEY": "moto-secret-access-key-do-not-log",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto_server,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_EXECUTION_ENV", "FUNCTION_CONFIG", "FDL"):
+        monkeypatch.delenv(name, raising=False)
+    return values
+
+
+@pytest.fixture
+def s3(aws_env: dict[str, str]) -> Any:
+    return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=REGION)
+
+
+@pytest.fixture
+def make_bucket(s3: Any) -> Callable[[str], str]:
+    """Create a bucket with a unique name starting with ``prefix``."""
+
+    def make(prefix: str = "bucket") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        s3.create_bucket(Bucket=name)
+        return name
+
+    return make
+
+
+@pytest.fixture
+def load_event() -> Callable[[str], Any]:
+    def load(name: str) -> Any:
+        return json.loads((EVENTS_DIR / name).read_text())
+
+    return load
+
+
+@pytest.fixture
+def clean_environ() -> dict[str, str]:
+    """The environment for a subprocess, without this session's AWS or supervisor settings."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    return {name: os.environ[name] for name in keep if name in os.environ}

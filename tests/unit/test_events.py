@@ -1,0 +1,156 @@
+"""The event parser: every supported shape, and a clear error for every malformed one."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from supervisor import events
+from supervisor.errors import EventError
+
+Load = Callable[[str], Any]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "source", "bucket", "keys"),
+    [
+        ("s3_put.json", "records", "s3", "input-bucket", ["incoming/photo.jpg"]),
+        (
+            "s3_two_records.json",
+            "records",
+            "s3",
+            "input-bucket",
+            ["incoming/one.txt", "incoming/two.txt"],
+        ),
+        ("minio_put.json", "records", "minio", "input-bucket", ["incoming/photo.jpg"]),
+        ("sqs_s3.json", "records", "s3", "input-bucket", ["incoming/from-sqs.txt"]),
+        ("sns_s3.json", "records", "s3", "input-bucket", ["incoming/from-sns.txt"]),
+        (
+            "eventbridge_s3.json",
+            "eventbridge",
+            "s3",
+            "input-bucket",
+            ["incoming/from eventbridge.txt"],
+        ),
+        (
+            "sqs_eventbridge_s3.json",
+            "records",
+            "s3",
+            "input-bucket",
+            ["incoming/from eventbridge.txt"],
+        ),
+    ],
+)
+def test_object_events(
+    load_event: Load, name: str, kind: str, source: str, bucket: str, keys: list[str]
+) -> None:
+    parsed = events.parse(load_event(name))
+    assert parsed.kind == kind
+    assert [r.key for r in parsed.records] == keys
+    assert {r.bucket for r in parsed.records} == {bucket}
+    assert {r.source for r in parsed.records} == {source}
+    assert all(r.is_object and r.body is None for r in parsed.records)
+
+
+def test_keys_are_url_decoded_once(load_event: Load) -> None:
+    (record,) = events.parse(load_event("s3_special_key.json")).records
+    assert record.key == "incoming/my holiday été +1.txt"
+
+
+def test_size_and_time_are_kept(load_event: Load) -> None:
+    (record,) = events.parse(load_event("s3_put.json")).records
+    assert record.size == 11
+    assert record.event_time == "2026-11-28T10:00:00.000Z"
+
+
+def test_json_text_is_accepted(load_event: Load) -> None:
+    text = json.dumps(load_event("s3_put.json"))
+    assert events.parse(text).records == events.parse(text.encode()).records
+
+
+def test_s3_test_event_in_sqs_is_skipped(load_event: Load) -> None:
+    assert events.parse(load_event("sqs_s3_test_event.json")).records == ()
+
+
+def test_api_gateway_v1_body_is_base64_decoded(load_event: Load) -> None:
+    parsed = events.parse(load_event("apigw_v1.json"))
+    (record,) = parsed.records
+    assert parsed.kind == "api-v1"
+    assert record.source == "api"
+    assert record.body == b"\x89PNG\r\n\x1a\nbinary body"
+    assert record.query == {"width": "640", "mode": "fast"}
+    assert record.file_name == "api_event_file"
+
+
+def test_api_gateway_v2_plain_body(load_event: Load) -> None:
+    parsed = events.parse(load_event("apigw_v2.json"))
+    (record,) = parsed.records
+    assert parsed.kind == "api-v2"
+    assert record.body == b"hello from an HTTP API"
+    assert record.query == {"lang": "en"}
+
+
+def test_direct_invocation_is_saved_whole(load_event: Load) -> None:
+    parsed = events.parse(load_event("direct.json"))
+    (record,) = parsed.records
+    assert parsed.kind == "direct"
+    assert json.loads(record.body or b"") == load_event("direct.json")
+
+
+def test_script_is_taken_out_of_a_direct_event() -> None:
+    parsed = events.parse({"script": "ZWNobyBoaQ==", "x": 1})
+    assert parsed.script == "ZWNobyBoaQ=="
+    assert json.loads(parsed.records[0].body or b"") == {"x": 1}
+    only_script = events.parse({"script": "ZWNobyBoaQ=="})
+    assert only_script.records[0].body is None
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ("not json at all", "not JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (None, "must be a JSON object"),
+        ({}, "empty"),
+        ({"Records": []}, "Records is empty"),
+        ({"Records": "x"}, "Records must be a list"),
+        ({"Records": [1]}, "Records[0] must be an object"),
+        ({"Records": [{"eventSource": "aws:kinesis"}]}, "unknown record"),
+        ({"Records": [{"eventSource": "aws:s3"}]}, "Records[0].s3 is missing"),
+        (
+            {"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "k"}}}]},
+            "s3.bucket.name is missing",
+        ),
+        ({"Records": [{"eventSource": "aws:sqs", "body": "{"}]}, "body is not JSON"),
+        ({"Records": [{"eventSource": "aws:sns"}]}, "Sns is missing"),
+        ({"script": "not base64!"}, "not valid base64"),
+        (
+            {"source": "aws.s3", "detail-type": "Object Deleted", "detail": {}},
+            "is not 'Object Created'",
+        ),
+        (
+            {"httpMethod": "POST", "requestContext": {}, "body": "%%", "isBase64Encoded": True},
+            "not base64",
+        ),
+    ],
+)
+def test_malformed_events_name_what_is_wrong(event: Any, message: str) -> None:
+    with pytest.raises(EventError, match=re.escape(message)):
+        events.parse(event)
+
+
+def test_record_without_object_names_the_field(load_event: Load) -> None:
+    with pytest.raises(EventError, match=r"Records\[0\]\.s3\.object is missing"):
+        events.parse(load_event("s3_no_object.json"))
+
+
+def test_event_for_one_record_of_many(load_event: Load) -> None:
+    parsed = events.parse(load_event("s3_two_records.json"))
+    alone = events.event_for(parsed, parsed.records[1])
+    assert [r.key for r in events.parse(alone).records] == ["incoming/two.txt"]
+    single = events.parse(load_event("sqs_s3.json"))
+    assert events.event_for(single, single.records[0]) == load_event("sqs_s3.json")

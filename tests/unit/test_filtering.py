@@ -1,0 +1,178 @@
+"""Output filtering: which file goes to which output, under which key."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.config import OutputLocation
+from supervisor.filtering import PlannedUpload, plan_uploads
+
+
+def output(path: str, provider: str = "s3", **rules: Any) -> OutputLocation:
+    return OutputLocation(storage_provider=provider, path=path, **rules)
+
+
+def write(root: Path, *names: str) -> None:
+    for name in names:
+        file = root / name
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(name)
+
+
+def keys(plans: list[PlannedUpload]) -> list[tuple[str, str]]:
+    return [(plan.location.bucket, plan.key) for plan in plans]
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ({}, ["a.csv", "b.txt", "log-1.txt", "log-2.csv"]),
+        ({"prefix": []}, ["a.csv", "b.txt", "log-1.txt", "log-2.csv"]),
+        ({"prefix": ["log-"]}, ["log-1.txt", "log-2.csv"]),
+        ({"suffix": [".csv"]}, ["a.csv", "log-2.csv"]),
+        ({"suffix": [".csv", ".txt"]}, ["a.csv", "b.txt", "log-1.txt", "log-2.csv"]),
+        ({"prefix": ["a", "b"]}, ["a.csv", "b.txt"]),
+        ({"prefix": ["log-"], "suffix": [".txt"]}, ["log-1.txt"]),
+        ({"prefix": ["zzz"]}, []),
+        ({"suffix": "csv"}, ["a.csv", "log-2.csv"]),
+    ],
+)
+def test_prefix_and_suffix_each_match_any(
+    tmp_path: Path, rules: dict[str, Any], expected: list[str]
+) -> None:
+    write(tmp_path, "b.txt", "a.csv", "log-2.csv", "log-1.txt")
+
+    plans = plan_uploads(tmp_path, [output("bucket", **rules)])
+
+    assert [plan.key for plan in plans] == expected
+
+
+def test_prefix_matches_the_base_name_not_the_folder(tmp_path: Path) -> None:
+    write(tmp_path, "log-dir/result.txt", "sub/log-x.txt")
+
+    plans = plan_uploads(tmp_path, [output("bucket/out", prefix=["log-"])])
+
+    assert keys(plans) == [("bucket", "out/sub/log-x.txt")]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("bucket", ["a.txt", "deep/er/c.txt", "sub/b.txt"]),
+        ("bucket/", ["a.txt", "deep/er/c.txt", "sub/b.txt"]),
+        ("bucket/out", ["out/a.txt", "out/deep/er/c.txt", "out/sub/b.txt"]),
+        ("/bucket/out/x/", ["out/x/a.txt", "out/x/deep/er/c.txt", "out/x/sub/b.txt"]),
+    ],
+)
+def test_keys_keep_subfolders_without_double_or_leading_slash(
+    tmp_path: Path, path: str, expected: list[str]
+) -> None:
+    write(tmp_path, "sub/b.txt", "a.txt", "deep/er/c.txt")
+
+    plans = plan_uploads(tmp_path, [output(path)])
+
+    assert [plan.key for plan in plans] == expected
+    assert all("//" not in plan.key and not plan.key.startswith("/") for plan in plans)
+    assert [plan.relative for plan in plans] == ["a.txt", "deep/er/c.txt", "sub/b.txt"]
+    assert all(plan.source.read_text() == plan.relative for plan in plans)
+
+
+def test_a_file_goes_to_every_output_it_matches(tmp_path: Path) -> None:
+    write(tmp_path, "image.png", "table.csv")
+    outputs = [
+        output("images/in", suffix=[".png"]),
+        output("everything"),
+        output("mirror/x", provider="minio.backup"),
+    ]
+
+    plans = plan_uploads(tmp_path, outputs)
+
+    planned = [(plan.location.storage_provider, plan.location.bucket, plan.key) for plan in plans]
+    assert planned == [
+        ("s3", "images", "in/image.png"),
+        ("s3", "everything", "image.png"),
+        ("minio.backup", "mirror", "x/image.png"),
+        ("s3", "everything", "table.csv"),
+        ("minio.backup", "mirror", "x/table.csv"),
+    ]
+
+
+def test_the_same_object_is_planned_once(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt")
+
+    plans = plan_uploads(tmp_path, [output("b/f", prefix=["a"]), output("b/f", suffix=[".txt"])])
+
+    assert keys(plans) == [("b", "f/a.txt")]
+
+
+def test_no_outputs_or_no_folder_plan_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt")
+
+    assert plan_uploads(tmp_path, []) == []
+    assert plan_uploads(tmp_path / "missing", [output("bucket")]) == []
+
+
+def test_empty_folders_plan_nothing(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+
+    assert plan_uploads(tmp_path, [output("bucket")]) == []
+
+
+def test_a_link_to_a_file_outside_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    write(out, "kept.txt")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    (out / "passwd").symlink_to("/etc/passwd")
+    (out / "secret").symlink_to(secret)
+    (out / "relative").symlink_to("../secret.txt")
+
+    with caplog.at_level(logging.WARNING, logger="supervisor.filtering"):
+        plans = plan_uploads(out, [output("bucket")])
+
+    assert [plan.key for plan in plans] == ["kept.txt"]
+    warned = " ".join(record.getMessage() for record in caplog.records)
+    for name in ("passwd", "secret", "relative"):
+        assert str(out / name) in warned
+
+
+def test_a_link_to_a_folder_or_nowhere_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "sub/a.txt")
+    (tmp_path / "loop").symlink_to(tmp_path)
+    (tmp_path / "etc").symlink_to("/etc")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nothing")
+
+    with caplog.at_level(logging.WARNING, logger="supervisor.filtering"):
+        plans = plan_uploads(tmp_path, [output("bucket")])
+
+    assert [plan.key for plan in plans] == ["sub/a.txt"]
+    assert len(caplog.records) == 3
+
+
+def test_a_link_to_a_file_inside_is_followed(tmp_path: Path) -> None:
+    write(tmp_path, "data/real.txt")
+    (tmp_path / "alias.txt").symlink_to(tmp_path / "data" / "real.txt")
+    (tmp_path / "data" / "relative.txt").symlink_to("real.txt")
+
+    plans = plan_uploads(tmp_path, [output("bucket/o", suffix=[".txt"])])
+
+    assert [plan.key for plan in plans] == ["o/alias.txt", "o/data/real.txt", "o/data/relative.txt"]
+    assert {plan.source for plan in plans} == {(tmp_path / "data" / "real.txt").resolve()}
+
+
+def test_other_special_files_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt")
+    os.mkfifo(tmp_path / "pipe")
+
+    plans = plan_uploads(tmp_path, [output("bucket")])
+
+    assert [plan.key for plan in plans] == ["a.txt"]

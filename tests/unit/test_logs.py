@@ -1,0 +1,381 @@
+"""Logging set-up: line formats, redaction whatever the level and logger, idempotency."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+from supervisor import logs
+
+ACCESS_KEY_ID = "AKIAUNITTESTKEY00042"
+SECRET = "unit-secret-access-key-do-not-log"
+TOKEN = "IQoJb3JpZ2luX2VjEJr//////////unit+session/token=="
+PACKAGES = (*logs.PACKAGE_LOGGERS, "botocore")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo what the functions under test did to the routed loggers and the root handlers."""
+    saved = {name: restorable(logging.getLogger(name)) for name in PACKAGES}
+    root = logging.getLogger()
+    root_handlers = list(root.handlers)
+    root_filters = {handler: list(handler.filters) for handler in root_handlers}
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+    for handler in list(root.handlers):
+        # pytest adds and removes its own capture handlers around each test phase.
+        if handler not in root_handlers and type(handler).__module__ != "_pytest.logging":
+            root.removeHandler(handler)
+    for handler, filters in root_filters.items():
+        handler.filters[:] = filters
+
+
+def restorable(logger: logging.Logger) -> tuple[list[logging.Handler], int, bool]:
+    return list(logger.handlers), logger.level, logger.propagate
+
+
+@pytest.fixture
+def service() -> Iterator[str]:
+    """A powertools service name of its own, so that its handler writes to this test's stdout."""
+    name = f"svc-{uuid.uuid4().hex[:8]}"
+    yield name
+    logging.getLogger(name).handlers.clear()
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "scar-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:scar-test"
+    aws_request_id: str = "5e3d9c1a-0000-4000-8000-000000000001"
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _raise_with_secret() -> None:
+    try:
+        raise KeyError("lookup failed")
+    except KeyError as exc:
+        raise ValueError(f"cannot sign with {SECRET}") from exc
+
+
+# -- RedactingFilter and secrets_from_environ -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secrets", "text", "expected"),
+    [
+        pytest.param([SECRET], f"key={SECRET}!", "key=***!", id="literal"),
+        pytest.param(["abc", ""], "abc stays", "abc stays", id="too-short-ignored"),
+        pytest.param(["secret", "secret-long"], "secret-long", "***", id="longest-first"),
+        pytest.param(
+            [TOKEN], f"X-Amz-T={quote(TOKEN, safe='')}&x", "X-Amz-T=***&x", id="url-encoded"
+        ),
+        pytest.param(
+            [],
+            "{'Authorization': b'AWS4-HMAC-SHA256 Credential=AKIAROLE0000/20261128/us-east-1/"
+            "s3/aws4_request, SignedHeaders=host, Signature=" + "ab" * 32 + "'}",
+            "{'Authorization': b'AWS4-HMAC-SHA256 Credential=***/20261128/us-east-1/s3/"
+            "aws4_request, SignedHeaders=host, "
+            "Signature=***'}",
+            id="sigv4-header",
+        ),
+        pytest.param(
+            [],
+            "{'X-Amz-Security-Token': b'FwoGZXIvYXdzEBc/role+token='}",
+            "{'X-Amz-Security-Token': b'***'}",
+            id="token-header",
+        ),
+        pytest.param(
+            [],
+            "host:s3\nx-amz-security-token:FwoGZXIvYXdz\n\nhost;x-amz-security-token",
+            "host:s3\nx-amz-security-token:***\n\nhost;x-amz-security-token",
+            id="canonical-request",
+        ),
+        pytest.param(
+            [],
+            "https://b.s3/k?X-Amz-Credential=AKIAROLE%2F2026&X-Amz-Security-Token=Fwo%2B&X-Amz-Date=1",
+            "https://b.s3/k?X-Amz-Credential=***%2F2026&X-Amz-Security-Token=***&X-Amz-Date=1",
+            id="presigned-url",
+        ),
+    ],
+)
+def test_redact(secrets: list[str], text: str, expected: str) -> None:
+    assert logs.RedactingFilter(secrets).redact(text) == expected
+
+
+def test_filter_redacts_mapping_messages_and_extras() -> None:
+    record = logging.makeLogRecord(
+        {"msg": {"key": SECRET, "nested": [SECRET]}, "detail": f"with {SECRET}", "count": 3}
+    )
+    assert logs.RedactingFilter([SECRET]).filter(record)
+    assert record.msg == {"key": "***", "nested": ["***"]}
+    assert record.__dict__["detail"] == "with ***"
+    assert record.__dict__["count"] == 3
+
+
+def test_filter_survives_a_bad_format_string() -> None:
+    record = logging.makeLogRecord({"msg": "%d items", "args": (SECRET,)})
+    logs.RedactingFilter([SECRET]).filter(record)
+    assert SECRET not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        pytest.param(
+            {
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": SECRET,
+                "AWS_SESSION_TOKEN": TOKEN,
+                "AWS_REGION": "us-east-1",
+                "PATH": "/usr/bin",
+            },
+            (ACCESS_KEY_ID, SECRET, TOKEN),
+            id="aws-credentials",
+        ),
+        pytest.param(
+            {"AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-token", "AWS_SECURITY_TOKEN": "abc"},
+            ("container-token",),
+            id="short-values-ignored",
+        ),
+        pytest.param(
+            {"AWS_SESSION_TOKEN": TOKEN, "AWS_SECURITY_TOKEN": TOKEN}, (TOKEN,), id="deduplicated"
+        ),
+        pytest.param({}, (), id="none"),
+    ],
+)
+def test_secrets_from_environ(environ: dict[str, str], expected: tuple[str, ...]) -> None:
+    assert logs.secrets_from_environ(environ) == expected
+
+
+# -- configure_cli ----------------------------------------------------------------------------
+
+
+def test_cli_line_format() -> None:
+    stream = io.StringIO()
+    logs.configure_cli("info", secrets=[], stream=stream)
+    logging.getLogger("supervisor.runtime").info("staged %s/%s", "bucket", "key.txt")
+    logging.getLogger("supervisor.runtime").debug("not shown")
+
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO supervisor.runtime: staged bucket/key.txt\n",
+        stream.getvalue(),
+    )
+
+
+@pytest.mark.parametrize("name", logs.PACKAGE_LOGGERS)
+def test_cli_routes_every_package(name: str) -> None:
+    stream = io.StringIO()
+    logs.configure_cli("DEBUG", secrets=[], stream=stream)
+    logging.getLogger(f"{name}.module").debug("hello")
+    assert stream.getvalue().endswith(f" DEBUG {name}.module: hello\n")
+
+
+def test_cli_redacts_at_debug_in_args_msg_and_traceback() -> None:
+    stream = io.StringIO()
+    logs.configure_cli("DEBUG", secrets=[SECRET, TOKEN], stream=stream)
+    log = logging.getLogger("supervisor.staging")
+
+    log.debug("credentials %s and %r", SECRET, {"token": TOKEN})
+    log.debug(f"inline {SECRET}")
+    try:
+        _raise_with_secret()
+    except ValueError:
+        log.debug("signing failed", exc_info=True)
+
+    output = stream.getvalue()
+    assert SECRET not in output
+    assert TOKEN not in output
+    assert "credentials *** and {'token': '***'}" in output
+    assert "inline ***" in output
+    assert "Traceback (most recent call last)" in output
+    assert "KeyError: 'lookup failed'" in output
+    assert "ValueError: cannot sign with ***" in output
+
+
+def test_cli_redacts_botocore_debug_requests() -> None:
+    stream = io.StringIO()
+    logs.configure_cli("DEBUG", secrets=[SECRET, TOKEN], stream=stream)
+    logging.getLogger("botocore").setLevel(logging.DEBUG)
+
+    _list_buckets_signed()
+
+    output = stream.getvalue()
+    assert "Sending http request" in output
+    assert "Credential=***" in output
+    assert SECRET not in output
+    assert TOKEN not in output
+    assert ACCESS_KEY_ID not in output
+
+
+def test_cli_patterns_hide_credentials_it_was_not_given() -> None:
+    stream = io.StringIO()
+    logs.configure_cli("DEBUG", secrets=[], stream=stream)
+    logging.getLogger("botocore").setLevel(logging.DEBUG)
+
+    _list_buckets_signed()
+
+    output = stream.getvalue()
+    assert "X-Amz-Security-Token" in output
+    assert TOKEN not in output
+    assert ACCESS_KEY_ID not in output
+
+
+def test_cli_is_idempotent() -> None:
+    stream = io.StringIO()
+    logs.configure_cli("INFO", secrets=[SECRET], stream=stream)
+    logs.configure_cli("INFO", secrets=[SECRET], stream=stream)
+    logging.getLogger("supervisor.runtime").info("once %s", SECRET)
+    logging.getLogger("botocore.hooks").warning("third party once")
+
+    assert stream.getvalue().count("once ***") == 1
+    assert stream.getvalue().count("third party once") == 1
+
+
+# -- configure_lambda -------------------------------------------------------------------------
+
+
+def test_lambda_json_lines(service: str, capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logs.configure_lambda("INFO", service=service, secrets=[SECRET])
+    logger.info("staged %s", "key.txt")
+    logger.debug("not shown")
+    logging.getLogger("supervisor.execution").warning("exit code %d, key %s", 3, SECRET)
+
+    captured = capsys.readouterr()
+    first, second = _json_lines(captured.out)
+    assert first["message"] == "staged key.txt"
+    assert first["level"] == "INFO"
+    assert first["service"] == service
+    assert second["message"] == "exit code 3, key ***"
+    assert second["level"] == "WARNING"
+    assert second["name"] == "supervisor.execution"
+    assert SECRET not in captured.out + captured.err
+
+
+def test_lambda_package_lines_carry_the_context(
+    service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = logs.configure_lambda("DEBUG", service=service, secrets=[SECRET])
+
+    @logger.inject_lambda_context
+    def handler(event: dict[str, Any], context: Any) -> str:
+        logging.getLogger("supervisor.x").debug("event %s with %s", event["id"], SECRET)
+        try:
+            _raise_with_secret()
+        except ValueError:
+            logging.getLogger("handlers.lambda_handler").exception("invocation failed")
+        return "done"
+
+    assert handler({"id": "e-1"}, FakeLambdaContext()) == "done"
+
+    captured = capsys.readouterr()
+    debug, error = _json_lines(captured.out)
+    for line in (debug, error):
+        assert line["function_request_id"] == FakeLambdaContext.aws_request_id
+        assert line["function_name"] == "scar-test"
+        assert "cold_start" in line
+    assert debug["message"] == "event e-1 with ***"
+    assert debug["name"] == "supervisor.x"
+    assert error["level"] == "ERROR"
+    assert error["exception_name"] == "ValueError"
+    assert "ValueError: cannot sign with ***" in error["exception"]
+    assert SECRET not in captured.out + captured.err
+
+
+def test_lambda_keeps_structured_exceptions_without_secrets(
+    service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure_lambda("INFO", service=service, secrets=[SECRET])
+    try:
+        raise RuntimeError("plain failure")
+    except RuntimeError:
+        logging.getLogger("supervisor.x").exception("failed")
+
+    (line,) = _json_lines(capsys.readouterr().out)
+    assert line["exception_name"] == "RuntimeError"
+    assert line["stack_trace"]["type"] == "RuntimeError"
+
+
+def test_lambda_is_idempotent(service: str, capsys: pytest.CaptureFixture[str]) -> None:
+    first = logs.configure_lambda("INFO", service=service, secrets=[SECRET])
+    second = logs.configure_lambda("INFO", service=service, secrets=[SECRET])
+    second.info("from powertools")
+    logging.getLogger("supervisor.x").info("from supervisor")
+
+    lines = _json_lines(capsys.readouterr().out)
+    assert [line["message"] for line in lines] == ["from powertools", "from supervisor"]
+    assert first.registered_handler is second.registered_handler
+    redacting = [
+        f for f in second.registered_handler.filters if isinstance(f, logs.RedactingFilter)
+    ]
+    assert len(redacting) == 1
+
+
+def test_lambda_redacts_the_runtime_root_handler(service: str) -> None:
+    runtime_stream = io.StringIO()
+    logging.getLogger().addHandler(logging.StreamHandler(runtime_stream))
+    logs.configure_lambda("INFO", service=service, secrets=[SECRET, TOKEN])
+    logging.getLogger("botocore").setLevel(logging.DEBUG)
+
+    _list_buckets_signed()
+    logging.getLogger("supervisor.x").info("not twice")
+
+    output = runtime_stream.getvalue()
+    assert "Sending http request" in output
+    assert SECRET not in output
+    assert TOKEN not in output
+    assert "not twice" not in output
+
+
+def test_cli_replaces_lambda(service: str) -> None:
+    logs.configure_lambda("INFO", service=service, secrets=[])
+    stream = io.StringIO()
+    logs.configure_cli("INFO", secrets=[], stream=stream)
+    logging.getLogger("supervisor.x").info("plain")
+
+    assert logging.getLogger("supervisor").handlers == []
+    assert stream.getvalue().endswith(" INFO supervisor.x: plain\n")
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+class _Body:
+    def stream(self) -> Iterator[bytes]:
+        yield b"<ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>"
+
+
+def _list_buckets_signed() -> None:
+    """A signed S3 request that botocore logs at DEBUG, answered before it leaves the process."""
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET,
+        aws_session_token=TOKEN,
+        region_name="us-east-1",
+    )
+    client = session.client("s3", endpoint_url="http://127.0.0.1:9")
+
+    def answer(**_: Any) -> AWSResponse:
+        return AWSResponse("http://127.0.0.1:9/", 200, HTTPHeaders(), _Body())
+
+    events: Any = client.meta.events  # the stubs type handlers as returning None
+    events.register("before-send.s3.ListBuckets", answer)
+    client.list_buckets()

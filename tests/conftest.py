@@ -106,3 +106,47 @@ def clean_environ() -> dict[str, str]:
     """The environment for a subprocess, without this session's AWS or supervisor settings."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
     return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+@pytest.fixture
+def batch(aws_env: dict[str, str]) -> Any:
+    return boto3.client("batch", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=REGION)
+
+
+@pytest.fixture
+def batch_queue(aws_env: dict[str, str], batch: Any) -> Callable[[str], str]:
+    """Create a Batch compute environment, a job queue and a job definition named ``name``."""
+    iam = boto3.client("iam", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=REGION)
+
+    def make(name: str) -> str:
+        role = iam.create_role(
+            RoleName=f"{name}-role",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        environment = batch.create_compute_environment(
+            computeEnvironmentName=f"{name}-ce",
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=role,
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=name,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )
+        batch.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            containerProperties={
+                "image": "serverless-supervisor:latest",
+                "command": ["python", "-m", "supervisor"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "1024"},
+                ],
+            },
+        )
+        return name
+
+    return make

@@ -3,7 +3,7 @@
 The event comes from ``EVENT`` (the raw event JSON), ``EVENT_URI`` (where a delegating
 Lambda stored an event too large for the job request), or standard input.  The same
 pipeline as in Lambda runs with the plain-process executor; the process exits with the
-script's exit code.  Logs go to standard error and, when a log group is configured, to
+script's exit code.  Logs go to standard output and, when a log group is configured, to
 CloudWatch Logs in a stream named after the job id, flushed before the process exits.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -40,11 +41,11 @@ def run_job(
     try:
         config = load_config(environ, config_path)
     except ConfigError as exc:
-        logs.configure_cli("INFO", secrets=secrets)
+        logs.configure_cli("INFO", secrets=secrets, stream=sys.stdout)
         _log.error("%s", exc)
         return EXIT_CONFIG
     secrets = (*secrets, *config.storage_providers.secrets())
-    logs.configure_cli(config.log_level, secrets=secrets)
+    logs.configure_cli(config.log_level, secrets=secrets, stream=sys.stdout)
     settings = load_settings(environ)
     log_group = config.batch.log_group or settings.log_group
     job_id = settings.batch_job_id or "job"

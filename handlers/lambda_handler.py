@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 __all__ = ["handler", "reset"]
 
 _log = logging.getLogger(__name__)
-_built: tuple[Supervisor, Callable[..., Any]] | None = None
+Serve = Callable[[Any, "LambdaContextLike"], dict[str, Any]]
+_built: tuple[Supervisor, Serve] | None = None
 
 
 def handler(event: Any, context: LambdaContextLike) -> dict[str, Any]:
-    supervisor, wrap = _supervisor()
-    serve: Callable[[Any, LambdaContextLike], dict[str, Any]] = wrap(_serve_with(supervisor))
+    _, serve = _build()
     return serve(event, context)
 
 
@@ -38,7 +38,7 @@ def reset() -> None:
     _built = None
 
 
-def _supervisor() -> tuple[Supervisor, Callable[..., Any]]:
+def _build() -> tuple[Supervisor, Serve]:
     global _built
     if _built is None:
         from supervisor import logs
@@ -57,13 +57,12 @@ def _supervisor() -> tuple[Supervisor, Callable[..., Any]]:
             storage_root=settings.storage_root,
         )
         supervisor.prepare()
-        _built = (supervisor, logger.inject_lambda_context(clear_state=True))
+        serve: Serve = logger.inject_lambda_context(_serve_with(supervisor), clear_state=True)
+        _built = (supervisor, serve)
     return _built
 
 
-def _serve_with(
-    supervisor: Supervisor,
-) -> Callable[[Any, LambdaContextLike], dict[str, Any]]:
+def _serve_with(supervisor: Supervisor) -> Serve:
     def serve(event: Any, context: LambdaContextLike) -> dict[str, Any]:
         from supervisor import responses
         from supervisor.context import InvocationContext

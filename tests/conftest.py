@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -18,7 +19,32 @@ import boto3
 import pytest
 
 EVENTS_DIR = Path(__file__).parent / "events"
+ROUTED_LOGGERS = ("supervisor", "handlers", "batch_entrypoint", "botocore")
 REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo what entry points under test did to the loggers and the root handlers."""
+    saved = {
+        name: (list(logger.handlers), logger.level, logger.propagate)
+        for name, logger in ((n, logging.getLogger(n)) for n in ROUTED_LOGGERS)
+    }
+    root = logging.getLogger()
+    root_handlers = list(root.handlers)
+    root_filters = {handler: list(handler.filters) for handler in root_handlers}
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+    for handler in list(root.handlers):
+        # pytest adds and removes its own capture handlers around each test phase.
+        if handler not in root_handlers and type(handler).__module__ != "_pytest.logging":
+            root.removeHandler(handler)
+    for handler, filters in root_filters.items():
+        handler.filters[:] = filters
 
 
 def _free_port() -> int:

@@ -6,36 +6,10 @@ import io
 import logging
 import os
 import uuid
-from collections.abc import Iterator
 
 import boto3
-import pytest
 
 from supervisor import logs
-
-PACKAGES = (*logs.PACKAGE_LOGGERS, "botocore")
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Undo what the functions under test did to the routed loggers and the root handlers."""
-    loggers = {name: logging.getLogger(name) for name in PACKAGES}
-    saved = {
-        name: (list(logger.handlers), logger.level, logger.propagate)
-        for name, logger in loggers.items()
-    }
-    root = logging.getLogger()
-    root_handlers = list(root.handlers)
-    yield
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
-    for handler in list(root.handlers):
-        # pytest adds and removes its own capture handlers around each test phase.
-        if handler not in root_handlers and type(handler).__module__ != "_pytest.logging":
-            root.removeHandler(handler)
 
 
 def test_batch_job_lines_reach_cloudwatch_redacted(aws_env: dict[str, str]) -> None:

@@ -21,32 +21,6 @@ from supervisor import logs
 ACCESS_KEY_ID = "AKIAUNITTESTKEY00042"
 SECRET = "unit-secret-access-key-do-not-log"
 TOKEN = "IQoJb3JpZ2luX2VjEJr//////////unit+session/token=="
-PACKAGES = (*logs.PACKAGE_LOGGERS, "botocore")
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Undo what the functions under test did to the routed loggers and the root handlers."""
-    saved = {name: restorable(logging.getLogger(name)) for name in PACKAGES}
-    root = logging.getLogger()
-    root_handlers = list(root.handlers)
-    root_filters = {handler: list(handler.filters) for handler in root_handlers}
-    yield
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
-    for handler in list(root.handlers):
-        # pytest adds and removes its own capture handlers around each test phase.
-        if handler not in root_handlers and type(handler).__module__ != "_pytest.logging":
-            root.removeHandler(handler)
-    for handler, filters in root_filters.items():
-        handler.filters[:] = filters
-
-
-def restorable(logger: logging.Logger) -> tuple[list[logging.Handler], int, bool]:
-    return list(logger.handlers), logger.level, logger.propagate
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from supervisor.errors import EventError, InvocationError, SupervisorError
+from supervisor.events import is_api_request
 
 if TYPE_CHECKING:
     from supervisor.context import InvocationContext, LambdaContextLike
@@ -68,7 +69,7 @@ def _serve_with(supervisor: Supervisor) -> Serve:
         from supervisor.context import InvocationContext
 
         invocation = InvocationContext.from_lambda(context)
-        synchronous = _is_api_request(event)
+        synchronous = is_api_request(event)
         try:
             outcome = supervisor.invoke(event, invocation)
         except EventError as exc:
@@ -91,7 +92,7 @@ def _respond(outcome: Outcome, synchronous: bool, invocation: InvocationContext)
     if outcome.status == "failed":
         _log.error("Invocation failed: %s", outcome.summary())
         if synchronous:
-            return responses.respond(500, outcome.output, invocation)
+            return responses.error(500, "; ".join(outcome.summary().splitlines()), invocation)
         raise InvocationError(outcome.summary()) from None
     if outcome.status == "delegated":
         note = f"{outcome.summary()}\n".encode()
@@ -105,7 +106,3 @@ def _fail(synchronous: bool, message: str, invocation: InvocationContext) -> dic
     if synchronous:
         return responses.error(500, message, invocation)
     raise InvocationError(message) from None
-
-
-def _is_api_request(event: Any) -> bool:
-    return isinstance(event, dict) and isinstance(event.get("requestContext"), dict)

@@ -134,7 +134,9 @@ def build_job(
 
 
 def _job_name(function_name: str, request_id: str) -> str:
-    return _JOB_NAME.sub("-", f"{function_name}-{request_id}")[:128]
+    """Batch wants `[A-Za-z0-9][A-Za-z0-9_-]{0,127}`; a Lambda name may start with - or _."""
+    name = _JOB_NAME.sub("-", f"{function_name}-{request_id}").lstrip("-_") or "job"
+    return name[:128]
 
 
 class Backend(Protocol):

@@ -19,7 +19,7 @@ from urllib.parse import unquote_plus
 
 from supervisor.errors import EventError
 
-__all__ = ["ParsedEvent", "Record", "RecordSource", "event_for", "parse"]
+__all__ = ["ParsedEvent", "Record", "RecordSource", "event_for", "is_api_request", "parse"]
 
 _log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def parse(raw: Any) -> ParsedEvent:
         return ParsedEvent("records", _records(event["Records"], "Records"), event, script)
     if event.get("source") == "aws.s3" or "detail-type" in event:
         return ParsedEvent("eventbridge", (_eventbridge(event),), event, script)
-    if _is_api_request(event):
+    if is_api_request(event):
         kind = "api-v2" if event.get("version") == "2.0" else "api-v1"
         return ParsedEvent(kind, (_api(event),), event, script)
     payload = {name: value for name, value in event.items() if name != "script"}
@@ -224,7 +224,10 @@ def _eventbridge(event: dict[str, Any]) -> Record:
     )
 
 
-def _is_api_request(event: dict[str, Any]) -> bool:
+def is_api_request(event: Any) -> bool:
+    """Whether the event is an API Gateway or function URL request (a caller waits for it)."""
+    if not isinstance(event, dict):
+        return False
     context = event.get("requestContext")
     return isinstance(context, dict) and (
         "httpMethod" in event or "routeKey" in event or "http" in context

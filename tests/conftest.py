@@ -18,14 +18,17 @@ from typing import Any
 import boto3
 import pytest
 
+from handlers import lambda_handler
+
 EVENTS_DIR = Path(__file__).parent / "events"
 ROUTED_LOGGERS = ("supervisor", "handlers", "batch_entrypoint", "botocore")
 REGION = "us-east-1"
 
 
 @pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Undo what entry points under test did to the loggers and the root handlers."""
+def fresh_process_state() -> Iterator[None]:
+    """Each test starts cold: no supervisor built by the handler, logging as pytest left it."""
+    lambda_handler.reset()
     saved = {
         name: (list(logger.handlers), logger.level, logger.propagate)
         for name, logger in ((n, logging.getLogger(n)) for n in ROUTED_LOGGERS)
@@ -34,6 +37,7 @@ def restore_logging() -> Iterator[None]:
     root_handlers = list(root.handlers)
     root_filters = {handler: list(handler.filters) for handler in root_handlers}
     yield
+    lambda_handler.reset()
     for name, (handlers, level, propagate) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers

@@ -11,11 +11,9 @@ cold start.
 from __future__ import annotations
 
 import base64
-import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ import pytest
 import yaml
 
 from handlers import lambda_handler
-from supervisor import logs
 
 ZIP_RUNTIME = "AWS_Lambda_python3.12"
 
@@ -118,35 +115,3 @@ def install_function(
     monkeypatch.setenv("AWS_EXECUTION_ENV", execution_env)
     lambda_handler.reset()
     return LambdaFunction(name, function, script_path, work_dir, data)
-
-
-@contextmanager
-def restored_logging() -> Iterator[None]:
-    """Undo what the handler's logging set-up does to the routed loggers and root handlers.
-
-    The handler points the package loggers at a powertools handler writing to the stdout
-    of the test that built it, and stops them propagating; later tests need them back.
-    """
-    names = (*logs.PACKAGE_LOGGERS, "botocore")
-    saved = {
-        name: (list(logger.handlers), logger.level, logger.propagate)
-        for name in names
-        for logger in [logging.getLogger(name)]
-    }
-    root = logging.getLogger()
-    root_handlers = list(root.handlers)
-    root_filters = {handler: list(handler.filters) for handler in root_handlers}
-    try:
-        yield
-    finally:
-        lambda_handler.reset()
-        for name, (handlers, level, propagate) in saved.items():
-            logger = logging.getLogger(name)
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-            logger.propagate = propagate
-        for handler in list(root.handlers):
-            if handler not in root_handlers and type(handler).__module__ != "_pytest.logging":
-                root.removeHandler(handler)
-        for handler, filters in root_filters.items():
-            handler.filters[:] = filters

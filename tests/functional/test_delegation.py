@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -26,6 +26,7 @@ import pytest
 
 import handlers.lambda_handler
 from supervisor.errors import DelegationError, InvocationError
+from tests.functional.lambda_support import FakeLambdaContext
 
 KIB = 1024
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
@@ -55,31 +56,6 @@ fi
 def b64(text: str | bytes) -> str:
     data = text.encode() if isinstance(text, str) else text
     return base64.b64encode(data).decode("ascii")
-
-
-@dataclass
-class FakeLambdaContext:
-    """The Lambda context object; the remaining time runs down on the monotonic clock."""
-
-    function_name: str
-    remaining_s: float = 60.0
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    deadline: float = field(init=False)
-    log_group_name: str = field(init=False)
-    log_stream_name: str = field(init=False)
-    invoked_function_arn: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.deadline = time.monotonic() + self.remaining_s
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = f"2026/11/28/[$LATEST]{uuid.uuid4().hex}"
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-        )
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -115,14 +91,6 @@ def s3_event(bucket: str, key: str) -> dict[str, Any]:
     s3["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
     s3["object"]["key"] = key
     return event
-
-
-@pytest.fixture(autouse=True)
-def cold_start() -> Iterator[None]:
-    """Each test deploys its own function: forget the supervisor the handler built."""
-    handlers.lambda_handler.reset()
-    yield
-    handlers.lambda_handler.reset()
 
 
 @pytest.fixture
@@ -307,7 +275,7 @@ def test_lambda_batch_timeout_hands_the_record_to_batch_without_partial_outputs(
 ) -> None:
     function = make_function("lambda-batch", SLOW_FIRST_SCRIPT, threshold=1)
     queue = batch_queue(function.name)
-    context = FakeLambdaContext(function.name, remaining_s=3.0)
+    context = FakeLambdaContext(function.name, timeout_s=3.0)
 
     response = invoke(function, function.event, context)
     returned_at = time.monotonic()
@@ -533,3 +501,58 @@ def test_local_run_hands_a_timed_out_record_to_a_local_batch_job(
     assert (results / "photo.jpg").read_bytes() == data
     assert (results / "request-id.txt").read_text() == report["request_id"]
     assert list(root.rglob("lambda-run.txt")) == []
+
+
+def test_a_batch_job_honours_batch_timeout(
+    make_function: MakeFunction, aws_env: dict[str, str], s3: Any, tmp_path: Path
+) -> None:
+    """On Batch there is no deadline unless ``batch.timeout`` sets one; then the group dies."""
+    function = make_function(
+        "batch",
+        'echo started; echo early > "$TMP_OUTPUT_DIR/early.txt"; sleep 30 & wait\n',
+        batch={"timeout": 2},
+        threshold=0.5,
+    )
+    job_env = {"EVENT": json.dumps(function.event), "AWS_BATCH_JOB_ID": "job-timeout"}
+
+    started = time.monotonic()
+    done = run_as_batch(function, job_env, aws_env, tmp_path / "job")
+
+    assert time.monotonic() - started < 20
+    assert done.returncode == 128 + 15, done.stdout + done.stderr
+    assert "ran past the deadline" in done.stdout
+    assert objects(s3, function.output_bucket) == {}
+
+
+def test_a_script_in_the_event_is_refused_unless_allowed(
+    make_function: MakeFunction, invoke: Callable[..., dict[str, Any]]
+) -> None:
+    function = make_function("lambda", "echo from the init script\n")
+    event = {"script": b64("echo from the event\n"), "greeting": "hi"}
+
+    refused = invoke(function, event)
+
+    assert refused["statusCode"] == 400
+    assert "allow_event_script" in body(refused)
+
+
+def test_a_script_in_the_event_runs_when_allowed_and_travels_to_batch(
+    make_function: MakeFunction,
+    invoke: Callable[..., dict[str, Any]],
+    batch_queue: Callable[[str], str],
+    batch: Any,
+) -> None:
+    function = make_function("lambda", "echo from the init script\n")
+    function.definition["allow_event_script"] = True
+    script = b64('echo "from the event: $(cat "$INPUT_FILE_PATH")"\n')
+
+    ran = invoke(function, {"script": script, "greeting": "hi"})
+
+    assert ran["statusCode"] == 200
+    assert body(ran) == 'from the event: {"greeting": "hi"}\n'
+
+    function.definition["execution_mode"] = "batch"
+    batch_queue(function.name)
+    delegated = invoke(function, {"script": script, "greeting": "hi"})
+    assert delegated["statusCode"] == 202
+    assert job_environment(the_job(batch, function.name))["SCRIPT"] == script

@@ -13,7 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,7 +24,6 @@ from supervisor.errors import ConfigError, InvocationError
 from tests.functional.lambda_support import (
     LambdaFunction,
     install_function,
-    restored_logging,
 )
 
 MakeBucket = Callable[[str], str]
@@ -49,13 +48,6 @@ echo partial > "$TMP_OUTPUT_DIR/partial.txt"
 
 class EventFile(NamedTuple):
     name: str
-
-
-@pytest.fixture(autouse=True)
-def _fresh_handler() -> Iterator[None]:
-    """Each test is a cold start; the logging the handler set up is undone afterwards."""
-    with restored_logging():
-        yield
 
 
 @pytest.fixture

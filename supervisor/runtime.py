@@ -253,7 +253,7 @@ class Supervisor:
         output = result.output()
         if result.succeeded:
             plans = filtering.plan_uploads(output_dir, self.config.output)
-            uploaded = staging.upload(plans, self.providers)
+            uploaded = staging.upload(plans, self.providers, deadline=context.deadline)
             _log.info("Record %s done in %.2f s", record.key or record.source, result.duration)
             return RecordOutcome(
                 "succeeded", record, output, result.exit_code, uploaded=tuple(uploaded)

@@ -13,6 +13,7 @@ backend) once per process; ``Supervisor.invoke`` is called per event.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import shutil
@@ -163,6 +164,9 @@ class Supervisor:
             parsed.kind,
             self.mode,
         )
+        if not parsed.records:
+            _log.info("Invocation %s: nothing to process", context.request_id)
+            return Outcome(context.request_id)
         if self.mode == "batch":
             job_id = self._delegate(parsed.raw, parsed.script, context)
             return Outcome(
@@ -177,9 +181,13 @@ class Supervisor:
                 f"function {self.config.name}: no script to run: set init_script, or pass "
                 "SCRIPT to the job"
             )
+        event_json = json.dumps(parsed.raw)
         return Outcome(
             context.request_id,
-            tuple(self._process(parsed, record, script, context) for record in parsed.records),
+            tuple(
+                self._process(parsed, event_json, record, script, context)
+                for record in parsed.records
+            ),
         )
 
     def _script_for(self, parsed: ParsedEvent) -> str | None:
@@ -193,7 +201,12 @@ class Supervisor:
         return parsed.script
 
     def _process(
-        self, parsed: ParsedEvent, record: Record, script: str, context: InvocationContext
+        self,
+        parsed: ParsedEvent,
+        event_json: str,
+        record: Record,
+        script: str,
+        context: InvocationContext,
     ) -> RecordOutcome:
         watchdog = Watchdog(context.deadline, self.config.timeout_threshold, clock=self._clock)
         work = Path(tempfile.mkdtemp(prefix="invocation-", dir=self._work_root))
@@ -214,7 +227,7 @@ class Supervisor:
                 output_dir=output_dir,
                 object_key=record.key,
                 event_time=record.event_time,
-                event_json=json.dumps(parsed.raw),
+                event_json=event_json,
                 request_id=context.request_id,
                 instance_ip=self._ip(),
                 variables=self.config.container.environment.variables,
@@ -358,7 +371,12 @@ def build_supervisor(
 def read_script(config: FunctionConfig, environ: Mapping[str, str]) -> str | None:
     """The script as base64: the job's ``SCRIPT``, else the ``init_script`` file, read once."""
     if environ.get("SCRIPT", "").strip():
-        return environ["SCRIPT"].strip()
+        script = environ["SCRIPT"].strip()
+        try:
+            base64.b64decode(script, validate=True)
+        except binascii.Error as exc:
+            raise ConfigError("SCRIPT: expected the script encoded in base64") from exc
+        return script
     if config.init_script is None:
         return None
     try:

@@ -790,3 +790,13 @@ def test_log_lines_name_the_object_and_never_the_secret_key(
     assert any(str(line.get("message")) == "signing with ***" for line in lines), stdout
     assert secret not in stdout
     assert secret not in stderr
+
+
+def test_the_s3_test_event_runs_nothing(install: Install, load_event: LoadEvent) -> None:
+    """The notification S3 sends when a bucket's notifications are set up is not work."""
+    function = install('echo ran > "$TMP_OUTPUT_DIR/ran.txt"\n', {"execution_mode": "batch"})
+
+    response = lambda_handler.handler(load_event("sqs_s3_test_event.json"), function.context())
+
+    assert response["statusCode"] == 200
+    assert base64.b64decode(response["body"]) == b""

@@ -14,11 +14,13 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from supervisor import responses
+from supervisor.context import InvocationContext
 from supervisor.errors import EventError, InvocationError, SupervisorError
 from supervisor.events import is_api_request
 
 if TYPE_CHECKING:
-    from supervisor.context import InvocationContext, LambdaContextLike
+    from supervisor.context import LambdaContextLike
     from supervisor.runtime import Outcome, Supervisor
 
 __all__ = ["handler", "reset"]
@@ -65,9 +67,6 @@ def _build() -> tuple[Supervisor, Serve]:
 
 def _serve_with(supervisor: Supervisor) -> Serve:
     def serve(event: Any, context: LambdaContextLike) -> dict[str, Any]:
-        from supervisor import responses
-        from supervisor.context import InvocationContext
-
         invocation = InvocationContext.from_lambda(context)
         synchronous = is_api_request(event)
         try:
@@ -87,8 +86,6 @@ def _serve_with(supervisor: Supervisor) -> Serve:
 
 
 def _respond(outcome: Outcome, synchronous: bool, invocation: InvocationContext) -> dict[str, Any]:
-    from supervisor import responses
-
     if outcome.status == "failed":
         _log.error("Invocation failed: %s", outcome.summary())
         if synchronous:
@@ -101,8 +98,6 @@ def _respond(outcome: Outcome, synchronous: bool, invocation: InvocationContext)
 
 
 def _fail(synchronous: bool, message: str, invocation: InvocationContext) -> dict[str, Any]:
-    from supervisor import responses
-
     if synchronous:
         return responses.error(500, message, invocation)
     raise InvocationError(message) from None

@@ -3,6 +3,7 @@
 #   ./build.sh demo   create .venv, install, run the local example
 #   ./build.sh test   install what the tests need, run ruff, mypy and pytest
 #   ./build.sh check  ruff, ruff format --check and mypy only
+#   ./build.sh layer  build the Lambda Layer zips into build/layer/
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,6 +33,17 @@ install() {
   fi
 }
 
+system_packages() {
+  # The container tests run a real udocker container with Debian's proot on a busybox image.
+  local missing=()
+  command -v proot >/dev/null || missing+=(proot)
+  [ -x /bin/busybox ] || missing+=(busybox-static)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} with apt-get"
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
 check() {
   log "ruff"
   "$VENV/bin/ruff" check .
@@ -46,6 +58,7 @@ case "${1:-help}" in
     "$PY" examples/demo/run_demo.py "${@:2}"
     ;;
   test)
+    system_packages
     install test
     check
     log "pytest"
@@ -55,8 +68,12 @@ case "${1:-help}" in
     install test
     check
     ;;
+  layer)
+    install
+    "$PY" layer/build.py "${@:2}"
+    ;;
   *)
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
     [ "${1:-help}" = help ] || exit 2
     ;;
 esac

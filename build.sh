@@ -50,6 +50,7 @@ check() {
   "$VENV/bin/ruff" format --check .
   log "mypy --strict"
   "$VENV/bin/mypy"
+  "$VENV/bin/mypy" --strict layer/build.py
 }
 
 case "${1:-help}" in

@@ -5,6 +5,7 @@ Lambda stored an event too large for the job request), or standard input.  The s
 pipeline as in Lambda runs with the plain-process executor; the process exits with the
 script's exit code.  Logs go to standard output and, when a log group is configured, to
 CloudWatch Logs in a stream named after the job id, flushed before the process exits.
+The first lines say which GPUs the job was given (one line per GPU, or why there is none).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from supervisor import logs, staging
+from supervisor import gpu, logs, staging
 from supervisor.config import FunctionConfig, Settings, load_config, load_settings
 from supervisor.context import InvocationContext
 from supervisor.errors import ConfigError, EventError, SupervisorError
@@ -35,6 +36,7 @@ def run_job(
     stdin: TextIO | None = None,
     *,
     config_path: Path | None = None,
+    gpu_inventory: Callable[[Mapping[str, str]], gpu.GpuInventory] = gpu.inventory,
 ) -> int:
     """Run one delegated invocation as a Batch job; return the process exit code."""
     secrets = logs.secrets_from_environ(environ)
@@ -51,6 +53,7 @@ def run_job(
     job_id = settings.batch_job_id or "job"
     cloudwatch = logs.attach_cloudwatch(log_group, job_id, secrets=secrets) if log_group else None
     try:
+        _log_gpus(gpu_inventory(environ), job_id)
         return _run(config, settings, environ, stdin, job_id)
     finally:
         if cloudwatch is not None:
@@ -84,6 +87,11 @@ def _run(
         return EXIT_ERROR
     _log.info("Batch job %s finished: %s", job_id, outcome.summary())
     return outcome.exit_code
+
+
+def _log_gpus(inventory: gpu.GpuInventory, job_id: str) -> None:
+    for line in inventory.describe():
+        _log.info("Batch job %s: %s", job_id, line)
 
 
 def _event_text(

@@ -3,7 +3,9 @@
 ``run`` sends one event through the whole pipeline on this machine: the local storage
 provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
 function definition.  ``job`` (the default when ``EVENT`` or ``EVENT_URI`` is set) is
-what an AWS Batch job container runs.
+what an AWS Batch job container runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
+the process is a Lambda function's container image: it serves the Runtime API's invocations
+with the Lambda handler (``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ EXIT_USAGE = 2
 _DESCRIPTION = """\
 Run a user's file-processing script for an event: stage the input in, run the script
 under a timeout watchdog, upload the outputs that match the output filters, or hand the
-work to AWS Batch.  In AWS Lambda use the handler handlers.lambda_handler.handler; in an
-AWS Batch job run `python -m supervisor` with the event in EVENT.
+work to AWS Batch.  In AWS Lambda use the handler handlers.lambda_handler.handler, or, in
+a container image, run `python -m supervisor` (it serves the Lambda Runtime API when
+AWS_LAMBDA_RUNTIME_API is set); in an AWS Batch job run `python -m supervisor` with the
+event in EVENT.
 """
 
 _RUN_EPILOG = """\
@@ -43,6 +47,8 @@ job gets; `run` waits for it and reports its exit code and log.
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
+        if os.environ.get("AWS_LAMBDA_RUNTIME_API", "").strip():
+            return _lambda_image()
         if os.environ.get("EVENT", "").strip() or os.environ.get("EVENT_URI", "").strip():
             return _job(args)
         _parser().print_help(sys.stderr)
@@ -129,6 +135,17 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"OK: function {config.name}, execution_mode {config.execution_mode}")
     return EXIT_OK
+
+
+def _lambda_image() -> int:
+    from supervisor import lambda_image
+    from supervisor.errors import SupervisorError
+
+    try:
+        return lambda_image.serve(os.environ)
+    except SupervisorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _job(args: argparse.Namespace) -> int:

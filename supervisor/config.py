@@ -8,8 +8,10 @@ Batch, a local run) that the runtime needs to pick its parts.
 
 Sources, first found wins: an explicit path, the file ``/var/task/function_config.yaml``,
 then the environment variables ``FUNCTION_CONFIG`` and ``FDL``.  Each may hold YAML or
-JSON, plain or base64-encoded.  ``LOG_LEVEL``, ``EXECUTION_MODE`` and
-``TIMEOUT_THRESHOLD`` override what the definition says.
+JSON, plain or base64-encoded.  ``LOG_LEVEL``, ``EXECUTION_MODE``,
+``TIMEOUT_THRESHOLD`` and ``IMAGE_FILE`` (``container.image_file``) override what the
+definition says.  A relative ``init_script`` or ``container.image_file`` is relative to
+the definition file's folder (the working directory for a definition from the environment).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "BatchSettings",
     "ContainerSettings",
     "DelegateReason",
+    "ExecMode",
     "ExecutionMode",
     "FunctionConfig",
     "LocalProvider",
@@ -51,6 +54,7 @@ __all__ = [
     "Settings",
     "StorageLocation",
     "StorageProviders",
+    "UdockerSettings",
     "load_config",
     "load_settings",
     "parse_config",
@@ -63,6 +67,8 @@ ExecutionMode = Literal["lambda", "batch", "lambda-batch"]
 DelegateReason = Literal["timeout", "failure"]
 Platform = Literal["lambda-zip", "lambda-image", "batch", "local"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# udocker's execution modes: P proot, F fakechroot, R runc/crun, S singularity.
+ExecMode = Literal["P1", "P2", "F1", "F2", "F3", "F4", "R1", "R2", "R3", "S1"]
 
 
 def _to_text(value: object) -> object:
@@ -194,6 +200,16 @@ class ContainerSettings(_Model):
     environment: ContainerEnvironment = Field(default_factory=ContainerEnvironment)
 
 
+class UdockerSettings(_Model):
+    """How udocker runs ``container.image`` (the Lambda zip runtime).
+
+    ``execmode`` ``None`` lets the runtime choose: F1 in Lambda, where ptrace (and so
+    proot, the P modes) is not allowed, else P1.
+    """
+
+    execmode: Annotated[ExecMode, BeforeValidator(_upper)] | None = None
+
+
 class MultiNodeSettings(_Model):
     enabled: bool = False
 
@@ -222,6 +238,7 @@ class FunctionConfig(_Model):
     output: tuple[OutputLocation, ...] = ()
     storage_providers: StorageProviders = Field(default_factory=StorageProviders)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    udocker: UdockerSettings = Field(default_factory=UdockerSettings)
     _source: str = PrivateAttr(default="")
 
     @property
@@ -246,6 +263,7 @@ _OVERRIDES = {
     "LOG_LEVEL": ("log_level",),
     "EXECUTION_MODE": ("execution_mode",),
     "TIMEOUT_THRESHOLD": ("container", "timeout_threshold"),
+    "IMAGE_FILE": ("container", "image_file"),
 }
 
 
@@ -295,6 +313,10 @@ def parse_config(
         raise ConfigError(f"{origin}: invalid function definition:\n{_describe(exc)}") from exc
     if config.init_script is not None and not config.init_script.is_absolute() and base:
         config = config.model_copy(update={"init_script": base / config.init_script})
+    image_file = config.container.image_file
+    if image_file and not Path(image_file).is_absolute() and base:
+        container = config.container.model_copy(update={"image_file": str(base / image_file)})
+        config = config.model_copy(update={"container": container})
     config._source = yaml.safe_dump(data, sort_keys=False)
     return config
 

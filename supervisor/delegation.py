@@ -250,7 +250,18 @@ class LocalBatchBackend:
         return {job_id: self.wait(job_id, timeout) for job_id in self.jobs}
 
 
-_HOST_VARIABLES = ("PATH", "LANG", "LC_ALL", "HOME", "TZ", "PYTHONPATH")
+_HOST_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "HOME",
+    "TZ",
+    "PYTHONPATH",
+    "LD_LIBRARY_PATH",
+    "NVIDIA_VISIBLE_DEVICES",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+)
 # What the job role and the compute environment give a real job; only used when the data is in S3.
 _ROLE_VARIABLES = (
     "AWS_ACCESS_KEY_ID",

@@ -3,7 +3,9 @@
 Owns the script's environment (a fresh dict built by ``build_environment``, never the
 supervisor's own ``os.environ``), the process that runs it (``/bin/sh SCRIPT`` in its own
 process group, under the ``Watchdog``), and its output (copied to a per-invocation log
-file and logged line by line through the ``supervisor.script`` logger).
+file and logged line by line through the ``supervisor.script`` logger).  The udocker
+executor (``supervisor.container``) runs its ``udocker run`` command through the same
+``ProcessExecutor.run_command``.
 
 A script that fails or times out is an ``ExecutionResult``; ``ExecutionError`` is raised
 only when the script cannot be started at all.
@@ -19,7 +21,7 @@ import select
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -32,14 +34,26 @@ __all__ = [
     "Executor",
     "ProcessExecutor",
     "ScriptRun",
-    "UdockerExecutor",
     "build_environment",
 ]
 
 logger = logging.getLogger(__name__)
 script_logger = logging.getLogger("supervisor.script")
 
-HOST_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "LD_LIBRARY_PATH", "TMPDIR")
+HOST_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "HOME",
+    "LD_LIBRARY_PATH",
+    "TMPDIR",
+    # The GPUs the NVIDIA container runtime gave the job, so that CUDA in the script sees them.
+    "NVIDIA_VISIBLE_DEVICES",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 _MAX_LINE = 64 * 1024
@@ -110,6 +124,17 @@ class ProcessExecutor:
         self._clock = clock
 
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
+        return self.run_command(run, watchdog, (self._shell, str(run.script)), run.environment)
+
+    def run_command(
+        self,
+        run: ScriptRun,
+        watchdog: Watchdog,
+        command: Sequence[str],
+        environment: Mapping[str, str],
+    ) -> ExecutionResult:
+        """Run ``command`` for ``run`` in ``run.workdir`` with exactly ``environment``,
+        in a new session under ``watchdog``, its output going to ``run.log_path``."""
         if watchdog.expired():
             logger.warning("no time left before the deadline: script %s not started", run.script)
             _open_log(run.log_path).close()
@@ -121,7 +146,7 @@ class ProcessExecutor:
         log_file = _open_log(run.log_path)
         read_fd, write_fd = os.pipe()
         try:
-            process = self._start(run, write_fd)
+            process = self._start(run, command, environment, write_fd)
         except BaseException:
             os.close(read_fd)
             log_file.close()
@@ -153,28 +178,34 @@ class ProcessExecutor:
             log_path=run.log_path,
         )
 
-    def _start(self, run: ScriptRun, output_fd: int) -> subprocess.Popen[bytes]:
+    def _start(
+        self,
+        run: ScriptRun,
+        command: Sequence[str],
+        environment: Mapping[str, str],
+        output_fd: int,
+    ) -> subprocess.Popen[bytes]:
         try:
             return subprocess.Popen(
-                [self._shell, str(run.script)],
+                list(command),
                 stdin=subprocess.DEVNULL,
                 stdout=output_fd,
                 stderr=subprocess.STDOUT,
                 cwd=run.workdir,
-                env=dict(run.environment),
+                env=dict(environment),
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as exc:
             if exc.errno == errno.E2BIG:
-                size = sum(len(k) + len(v) + 2 for k, v in run.environment.items())
+                size = sum(len(k) + len(v) + 2 for k, v in environment.items())
                 raise ExecutionError(
                     f"cannot run script {run.script}: its environment is too large "
-                    f"({len(run.environment)} variables, {size} bytes; one variable may "
+                    f"({len(environment)} variables, {size} bytes; one variable may "
                     f"hold at most 128 KiB)"
                 ) from exc
             raise ExecutionError(
-                f"cannot run script {run.script} with {self._shell} in {run.workdir}: {exc}"
+                f"cannot run script {run.script} with {command[0]} in {run.workdir}: {exc}"
             ) from exc
         except ValueError as exc:
             raise ExecutionError(f"cannot run script {run.script}: {exc}") from exc
@@ -190,21 +221,6 @@ class ProcessExecutor:
             )
             pump.stop()
             thread.join(1.0)
-
-
-class UdockerExecutor:
-    """Runs the script inside ``container.image`` with udocker (not in this release)."""
-
-    def __init__(self, image: str) -> None:
-        self.image = image
-
-    def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
-        raise ExecutionError(
-            f"running the script in a udocker container of image {self.image!r} "
-            "(container.image) is not available in this release; remove container.image "
-            "to run the script as a plain process, or use the Lambda container-image "
-            "runtime or the batch execution mode"
-        )
 
 
 def build_environment(

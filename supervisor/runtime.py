@@ -34,7 +34,6 @@ from supervisor.execution import (
     Executor,
     ProcessExecutor,
     ScriptRun,
-    UdockerExecutor,
     build_environment,
 )
 from supervisor.watchdog import Watchdog
@@ -233,9 +232,12 @@ class Supervisor:
                 variables=self.config.container.environment.variables,
                 query=record.query,
             )
-            result = self._executor.run(
-                ScriptRun(script_path, environment, work, work / "output.log"), watchdog
-            )
+            try:
+                result = self._executor.run(
+                    ScriptRun(script_path, environment, work, work / "output.log"), watchdog
+                )
+            except DeadlineError as exc:
+                return self._give_up(parsed, record, context, "timeout", str(exc))
             return self._finish(parsed, record, result, output_dir, context)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -352,8 +354,18 @@ def build_supervisor(
 ) -> Supervisor:
     """The wiring: pick the executor, the storage and the Batch backend for this host."""
     if executor is None:
-        if platform == "lambda-zip" and config.container.image:
-            executor = UdockerExecutor(config.container.image)
+        container = config.container
+        if platform == "lambda-zip" and (container.image or container.image_file):
+            from supervisor.container import UdockerExecutor
+
+            executor = UdockerExecutor.for_host(
+                container.image,
+                image_file=container.image_file,
+                # No ptrace in Lambda, so no proot (P modes): fakechroot unless told.
+                execmode=config.udocker.execmode or "F1",
+                environ=environ,
+                work_root=work_root,
+            )
         else:
             executor = ProcessExecutor()
     return Supervisor(

@@ -19,7 +19,6 @@ from supervisor.execution import (
     ExecutionResult,
     ProcessExecutor,
     ScriptRun,
-    UdockerExecutor,
     build_environment,
 )
 from supervisor.watchdog import Watchdog, kill_group
@@ -273,13 +272,6 @@ def test_environment_too_large(run_script: RunScript, environment: dict[str, str
 def test_nul_in_environment(run_script: RunScript, environment: dict[str, str]) -> None:
     with pytest.raises(ExecutionError):
         run_script("true\n", env={**environment, "BAD": "a\0b"})
-
-
-def test_udocker_is_not_available(work: Path, environment: dict[str, str]) -> None:
-    run = ScriptRun(work / "script.sh", environment, work / "work", work / "script.log")
-
-    with pytest.raises(ExecutionError, match=r"udocker.*container\.image"):
-        UdockerExecutor("grycap/image").run(run, Watchdog(None, 0.0))
 
 
 def test_kill_group_reaches_grandchildren(tmp_path: Path) -> None:

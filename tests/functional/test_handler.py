@@ -695,15 +695,21 @@ echo scratch > "$TMP_OUTPUT_DIR/../scratch.tmp"
 
 
 def test_a_container_image_in_the_zip_runtime_fails_clearly(
-    install: Install, s3: Any, make_bucket: MakeBucket, load_event: LoadEvent, mark_dir: Path
+    install: Install,
+    s3: Any,
+    make_bucket: MakeBucket,
+    load_event: LoadEvent,
+    mark_dir: Path,
+    tmp_path: Path,
 ) -> None:
     source, out = make_bucket("in"), make_bucket("out")
     s3.put_object(Bucket=source, Key="incoming/photo.jpg", Body=b"data")
+    missing = tmp_path / "no-such-image.tar"
     function = install(
         MARKING_SCRIPT,
         {
             "output": [{"path": f"{out}/results"}],
-            "container": marked(mark_dir, image="ubuntu:24.04"),
+            "container": marked(mark_dir, image="ubuntu:24.04", image_file=str(missing)),
         },
     )
 
@@ -712,7 +718,7 @@ def test_a_container_image_in_the_zip_runtime_fails_clearly(
 
     message = str(raised.value)
     assert "udocker" in message
-    assert "container.image" in message
+    assert f"container.image_file {missing}" in message
     assert "ubuntu:24.04" in message
     assert not (mark_dir / "ran").exists()
     assert objects(s3, out) == {}

@@ -1,0 +1,416 @@
+"""Build the AWS Lambda Layer zips of serverless-supervisor, one per Python and architecture.
+
+Each zip holds ``python/``, which Lambda extracts to ``/opt/python`` and puts on
+``sys.path``: the packages ``supervisor``, ``handlers`` and ``batch_entrypoint``, and the
+runtime dependencies of ``layer/requirements.txt`` as pip installs them for the target
+(``manylinux2014`` binary wheels for the target CPython and architecture, such as
+pydantic-core's).
+
+boto3 comes from the Lambda runtime, which ships boto3, botocore, s3transfer and their
+dependencies (``RUNTIME_PROVIDED``): pip pulls them in (watchtower requires boto3) and the
+build removes them again.  botocore alone is some 30 MB unzipped, and the runtime's copy is
+already on disk and in the page cache.  ``--with-boto3`` keeps them, for a function that
+wants the SDK pinned to the version the layer was built with.
+
+Every module is byte-compiled by an interpreter of the target version, in
+``unchecked-hash`` mode: a zip round trip does not keep the sources' modification times,
+so timestamp-checked .pyc files would all look stale, and ``/opt`` is read-only in Lambda,
+so they could not be rewritten either; every cold start would compile the layer again.
+
+The build fails when a zip exceeds what Lambda accepts (``ZIP_LIMIT``, ``UNZIPPED_LIMIT``)
+and prints both sizes of every zip.  Run it as ``./build.sh layer`` or
+``python layer/build.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "layer" / "requirements.txt"
+DEFAULT_OUT = ROOT / "build" / "layer"
+
+PROJECT_PACKAGES = ("supervisor", "handlers", "batch_entrypoint")
+PYTHONS = ("3.11", "3.12", "3.13", "3.14")
+DEFAULT_PYTHONS = ("3.12", "3.13")
+# Lambda's name for an architecture -> the machine name in wheel tags and ELF headers.
+ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
+DEFAULT_ARCHITECTURES = ("x86_64", "arm64")
+
+# Distributions every Lambda Python runtime ships (boto3 and what it depends on).
+RUNTIME_PROVIDED = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+)
+
+MB = 1024 * 1024
+ZIP_LIMIT = 50 * MB  # a zip uploaded directly (--zip-file)
+UNZIPPED_LIMIT = 250 * MB  # the function and all its layers, extracted
+
+# Where Lambda extracts the zip's python/ folder; the .pyc files name their sources there.
+INSTALL_ROOT = "/opt/python"
+# Zip entries carry this time instead of the files' own, so that a rebuild is byte-identical.
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+
+
+class BuildError(Exception):
+    """The layer could not be built; the message says what is missing or wrong."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One layer zip: a CPython version and a Lambda architecture."""
+
+    python: str
+    arch: str
+
+    @property
+    def name(self) -> str:
+        return f"py{self.python}-{self.arch}"
+
+    @property
+    def zip_name(self) -> str:
+        return f"serverless-supervisor-{self.name}.zip"
+
+    @property
+    def platform(self) -> str:
+        return f"manylinux2014_{ARCHITECTURES[self.arch]}"
+
+    @property
+    def cache_tag(self) -> str:
+        """The tag of the target's .pyc files and extension modules, such as ``cpython-312``."""
+        return "cpython-" + self.python.replace(".", "")
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    zip_bytes: int
+    unzipped_bytes: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.zip_bytes / MB:.1f} MB zipped (limit {ZIP_LIMIT // MB} MB), "
+            f"{self.unzipped_bytes / MB:.1f} MB unzipped (limit {UNZIPPED_LIMIT // MB} MB)"
+        )
+
+
+def measure(zip_path: Path) -> LayerSize:
+    """The size of the zip file and the total size of the files it holds."""
+    with zipfile.ZipFile(zip_path) as archive:
+        unzipped = sum(info.file_size for info in archive.infolist())
+    return LayerSize(zip_bytes=zip_path.stat().st_size, unzipped_bytes=unzipped)
+
+
+def size_problems(
+    size: LayerSize, *, zip_limit: int = ZIP_LIMIT, unzipped_limit: int = UNZIPPED_LIMIT
+) -> list[str]:
+    """What Lambda would refuse about a layer of this size (nothing: an empty list)."""
+    problems = []
+    if size.zip_bytes > zip_limit:
+        problems.append(f"the zip is {size.zip_bytes} bytes, over the limit of {zip_limit}")
+    if size.unzipped_bytes > unzipped_limit:
+        problems.append(
+            f"the unzipped files are {size.unzipped_bytes} bytes, over the limit of "
+            f"{unzipped_limit}"
+        )
+    return problems
+
+
+def find_interpreter(version: str, *, pyenv_root: Path | None = None) -> Path | None:
+    """A CPython of ``version`` (``3.12``): the newest under pyenv, else ``python3.12`` on PATH."""
+    root = pyenv_root or Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    pattern = str(root / "versions" / f"{glob.escape(version)}.*" / "bin" / f"python{version}")
+    found = sorted((Path(path) for path in glob.glob(pattern)), key=_patch_level, reverse=True)
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        found.append(Path(on_path))
+    for candidate in found:
+        if _reports_version(candidate, version):
+            return candidate
+    return None
+
+
+def _patch_level(interpreter: Path) -> tuple[int, ...]:
+    release = interpreter.parent.parent.name
+    return tuple(int(part) for part in re.findall(r"\d+", release))
+
+
+def _reports_version(interpreter: Path, version: str) -> bool:
+    # A pyenv shim exists for every installed version but fails for one not selected.
+    try:
+        result = subprocess.run(
+            [str(interpreter), "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError:
+        return False
+    return result.returncode == 0 and result.stdout.strip() == version
+
+
+def build(target: Target, interpreter: Path, out: Path, *, with_boto3: bool = False) -> Path:
+    """Install, compile and zip one target; return the zip's path."""
+    with tempfile.TemporaryDirectory(prefix=f"layer-{target.name}-") as scratch:
+        tree = Path(scratch)
+        site = tree / "python"
+        _install_requirements(target, site)
+        if not with_boto3:
+            remove_distributions(site, RUNTIME_PROVIDED)
+        # Console scripts point at the build machine's interpreter; nothing in Lambda runs them.
+        shutil.rmtree(site / "bin", ignore_errors=True)
+        _copy_project(site)
+        _compile(site, interpreter, target)
+        out.mkdir(parents=True, exist_ok=True)
+        zip_path = out / target.zip_name
+        write_zip(tree, zip_path)
+    return zip_path
+
+
+def _install_requirements(target: Target, site: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-compile",
+        "--target",
+        str(site),
+        "--platform",
+        target.platform,
+        "--python-version",
+        target.python,
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+        "--upgrade",
+        "--requirement",
+        str(REQUIREMENTS),
+    ]
+    if subprocess.run(command, check=False).returncode != 0:
+        raise BuildError(
+            f"pip could not install {REQUIREMENTS.relative_to(ROOT)} for {target.name} "
+            f"({target.platform}, CPython {target.python}); see pip's message above"
+        )
+
+
+def remove_distributions(site: Path, names: Iterable[str]) -> list[str]:
+    """Delete the installed distributions ``names`` (the files their RECORD lists) from ``site``."""
+    wanted = {_canonical(name) for name in names}
+    removed = []
+    for dist_info in sorted(site.glob("*.dist-info")):
+        name = dist_info.name.removesuffix(".dist-info").rpartition("-")[0]
+        if _canonical(name) not in wanted:
+            continue
+        for path in _recorded_files(site, dist_info):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(dist_info, ignore_errors=True)
+        removed.append(name)
+    _remove_empty_folders(site)
+    return removed
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _recorded_files(site: Path, dist_info: Path) -> Iterator[Path]:
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        raise BuildError(f"{dist_info.name} has no RECORD: cannot tell which files are its own")
+    base = site.resolve()
+    for line in record.read_text(encoding="utf-8").splitlines():
+        relative = line.split(",", 1)[0]
+        if not relative:
+            continue
+        path = (site / relative).resolve()
+        # Scripts are recorded as ../../bin/NAME; anything outside the folder is not touched.
+        if path.is_relative_to(base):
+            yield path
+
+
+def _remove_empty_folders(site: Path) -> None:
+    for folder, _, _ in sorted(os.walk(site), key=lambda entry: len(entry[0]), reverse=True):
+        path = Path(folder)
+        if path != site and not any(path.iterdir()):
+            path.rmdir()
+
+
+def _copy_project(site: Path) -> None:
+    for package in PROJECT_PACKAGES:
+        destination = site / package
+        if destination.exists():
+            raise BuildError(f"a dependency installed a top-level {package!r}, as the project does")
+        shutil.copytree(
+            ROOT / package,
+            destination,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
+        )
+
+
+def _compile(site: Path, interpreter: Path, target: Target) -> None:
+    command = [
+        str(interpreter),
+        "-I",
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(site),
+        "-p",
+        INSTALL_ROOT,
+        str(site),
+    ]
+    if subprocess.run(command, check=False).returncode != 0:
+        raise BuildError(f"{interpreter} could not byte-compile every module for {target.name}")
+    stray = sorted(
+        str(path.relative_to(site))
+        for path in site.rglob("*.pyc")
+        if path.parent.name != "__pycache__" or not path.name.endswith(f".{target.cache_tag}.pyc")
+    )
+    if stray:
+        raise BuildError(f".pyc files not compiled for {target.cache_tag}: {', '.join(stray)}")
+
+
+def write_zip(tree: Path, zip_path: Path) -> None:
+    """Zip the files under ``tree`` in name order, with fixed times and permissions."""
+    files = sorted(
+        (path.relative_to(tree).as_posix(), path) for path in tree.rglob("*") if path.is_file()
+    )
+    partial = zip_path.with_name(zip_path.name + ".partial")
+    with zipfile.ZipFile(partial, "w") as archive:
+        for name, path in files:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+            info.create_system = 3  # Unix, so that the permissions below are honoured
+            mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    partial.replace(zip_path)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="layer/build.py",
+        description=(
+            "Build the serverless-supervisor Lambda Layer: one zip per Python version and "
+            "architecture, with python/ holding supervisor, handlers and the runtime "
+            "dependencies for that platform, byte-compiled for the target Python. boto3 is "
+            "left to the Lambda runtime unless --with-boto3 is given. Fails if a zip is over "
+            f"{ZIP_LIMIT // MB} MB or its files over {UNZIPPED_LIMIT // MB} MB."
+        ),
+    )
+    parser.add_argument(
+        "--python",
+        nargs="+",
+        choices=PYTHONS,
+        default=list(DEFAULT_PYTHONS),
+        metavar="VERSION",
+        help=f"target Python versions (default: {' '.join(DEFAULT_PYTHONS)})",
+    )
+    parser.add_argument(
+        "--arch",
+        nargs="+",
+        choices=sorted(ARCHITECTURES),
+        default=list(DEFAULT_ARCHITECTURES),
+        help=f"target architectures (default: {' '.join(DEFAULT_ARCHITECTURES)})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="folder for the zips (default: build/layer)",
+    )
+    parser.add_argument(
+        "--with-boto3",
+        action="store_true",
+        help="also put boto3, botocore and s3transfer in the layer instead of using the runtime's",
+    )
+    parser.add_argument(
+        "--interpreter",
+        action="append",
+        default=[],
+        metavar="VERSION=PATH",
+        help=(
+            "the Python that byte-compiles for VERSION (default: the newest "
+            "$PYENV_ROOT/versions/VERSION.*, else pythonVERSION on PATH)"
+        ),
+    )
+    return parser.parse_args(argv)
+
+
+def _interpreters(versions: Sequence[str], given: Sequence[str]) -> dict[str, Path]:
+    chosen: dict[str, Path] = {}
+    for item in given:
+        version, separator, path = item.partition("=")
+        if not separator or version not in PYTHONS:
+            raise BuildError(
+                f"--interpreter {item!r}: expected VERSION=PATH, such as 3.12=/usr/bin/python3.12"
+            )
+        if not _reports_version(Path(path), version):
+            raise BuildError(f"--interpreter {item!r}: {path} is not a working Python {version}")
+        chosen[version] = Path(path)
+    for version in versions:
+        if version not in chosen:
+            found = find_interpreter(version)
+            if found is None:
+                raise BuildError(
+                    f"no Python {version} to byte-compile the layer with: looked for "
+                    f"~/.pyenv/versions/{version}.*/bin/python{version} and python{version} on "
+                    f"PATH; install one or pass --interpreter {version}=PATH"
+                )
+            chosen[version] = found
+    return chosen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    versions = list(dict.fromkeys(args.python))
+    targets = [Target(python, arch) for python in versions for arch in dict.fromkeys(args.arch)]
+    failed = []
+    try:
+        interpreters = _interpreters(versions, args.interpreter)
+        for target in targets:
+            interpreter = interpreters[target.python]
+            print(f"==> {target.name}: building with {interpreter}", file=sys.stderr)
+            zip_path = build(target, interpreter, args.out, with_boto3=args.with_boto3)
+            size = measure(zip_path)
+            print(f"{zip_path}: {size.describe()}")
+            problems = size_problems(size)
+            if problems:
+                failed.append(f"{zip_path.name}: {'; '.join(problems)}")
+    except BuildError as exc:
+        print(f"layer/build.py: error: {exc}", file=sys.stderr)
+        return 1
+    for message in failed:
+        print(f"layer/build.py: error: {message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

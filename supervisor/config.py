@@ -17,7 +17,7 @@ the definition file's folder (the working directory for a definition from the en
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,7 @@ __all__ = [
     "ExecMode",
     "ExecutionMode",
     "FunctionConfig",
+    "IdempotencySettings",
     "LocalProvider",
     "MinioProvider",
     "OutputLocation",
@@ -64,7 +65,9 @@ DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
 PROVIDER_TYPES = ("s3", "minio", "local")
 
 ExecutionMode = Literal["lambda", "batch", "lambda-batch"]
-DelegateReason = Literal["timeout", "failure"]
+# timeout: ran past the deadline; failure: a non-zero exit; resources: the input does not fit
+# in /tmp, or the script was killed by SIGKILL (out of memory), which is also a failure.
+DelegateReason = Literal["timeout", "failure", "resources"]
 Platform = Literal["lambda-zip", "lambda-image", "batch", "local"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # udocker's execution modes: P proot, F fakechroot, R runc/crun, S singularity.
@@ -198,6 +201,8 @@ class ContainerSettings(_Model):
     image_file: str | None = None
     timeout_threshold: float = Field(default=2.0, ge=0, le=900)
     environment: ContainerEnvironment = Field(default_factory=ContainerEnvironment)
+    # The script gets the supervisor's AWS credentials (and region) only when this says so.
+    pass_aws_credentials: bool = False
 
 
 class UdockerSettings(_Model):
@@ -218,10 +223,39 @@ class BatchSettings(_Model):
     job_queue: str | None = None
     job_definition: str | None = None
     multi_node_parallel: MultiNodeSettings = Field(default_factory=MultiNodeSettings)
-    delegate_on: tuple[DelegateReason, ...] = ("timeout", "failure")
+    delegate_on: tuple[DelegateReason, ...] = ("timeout", "failure", "resources")
     timeout: float | None = Field(default=None, gt=0)
     event_store: str | None = None
     log_group: str | None = None
+
+
+_DYNAMODB_TABLE = r"[A-Za-z0-9_.-]{3,255}"
+# A table name, or its ARN.
+_TABLE_PATTERN = (
+    rf"{_DYNAMODB_TABLE}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{{12}}:table/{_DYNAMODB_TABLE}"
+)
+
+
+class IdempotencySettings(_Model):
+    """Hand each delivery of an invocation to Batch once, with records in a DynamoDB table.
+
+    ``table`` (a name or an ARN; partition key ``id``, a string) turns it on; a record keeps
+    a delivery's job id for ``expires_after_seconds``.  Used in Lambda, where retries reuse
+    the request id; see ``supervisor.idempotency``.
+    """
+
+    table: str | None = None
+    expires_after_seconds: int = Field(default=3600, ge=60)
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_TABLE_PATTERN, value):
+            raise ValueError(
+                "expected a DynamoDB table name (3 to 255 letters, digits, '_', '-', '.') "
+                "or a table ARN"
+            )
+        return value
 
 
 class FunctionConfig(_Model):
@@ -239,6 +273,7 @@ class FunctionConfig(_Model):
     storage_providers: StorageProviders = Field(default_factory=StorageProviders)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     udocker: UdockerSettings = Field(default_factory=UdockerSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     _source: str = PrivateAttr(default="")
 
     @property
@@ -297,10 +332,19 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
 ) -> FunctionConfig:
     """Validate a definition given as text; a relative ``init_script`` resolves against ``base``."""
+    # ConfigError is raised "from None" here and below: PyYAML's and pydantic's errors quote
+    # the values, credentials included, and a traceback would print them.
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML or JSON: {exc}") from exc
+        raise ConfigError(f"{origin}: not valid YAML or JSON: {_yaml_problem(exc)}") from None
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # PyYAML's constructors raise these for values it parsed but cannot build: a date
+        # like 2001-13-14, a bad !!float or !!timestamp, nesting deeper than Python's stack.
+        raise ConfigError(
+            f"{origin}: not valid YAML or JSON: a value cannot be read "
+            f"({type(exc).__name__}; an impossible date, a bad !!tag or too deep nesting)"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
     for variable, keys in _OVERRIDES.items():
@@ -310,7 +354,7 @@ def parse_config(
     try:
         config = FunctionConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: invalid function definition:\n{_describe(exc)}") from exc
+        raise ConfigError(f"{origin}: invalid function definition:\n{_describe(exc)}") from None
     if config.init_script is not None and not config.init_script.is_absolute() and base:
         config = config.model_copy(update={"init_script": base / config.init_script})
     image_file = config.container.image_file
@@ -337,7 +381,7 @@ def _decode(text: str) -> str:
         return text
     try:
         return base64.b64decode(compact, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error, a character outside ASCII), or not UTF-8
         return text
 
 
@@ -352,6 +396,11 @@ def _set_nested(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None
     node[keys[-1]] = value
 
 
+# Values under these keys, or under a key with one of these words, are never shown.
+_SECRET_SECTIONS = ("storage_providers", "container.environment")
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
 def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_url=False):
@@ -359,12 +408,31 @@ def _describe(exc: ValidationError) -> str:
         if error["type"] == "missing":
             lines.append(f"  {key}: missing (required)")
             continue
-        value = error.get("input")
-        shown = "<hidden>" if "key" in key or "token" in key else repr(value)
+        shown = _shown(key, error.get("input"))
         if len(shown) > 80:
             shown = shown[:77] + "..."
         lines.append(f"  {key}: {shown} is invalid: {error['msg']}")
     return "\n".join(lines)
+
+
+def _shown(key: str, value: Any) -> str:
+    """The invalid value as a message may show it: never one that may hold a credential."""
+    if key.startswith(_SECRET_SECTIONS) or any(word in key.lower() for word in _SECRET_WORDS):
+        return "<hidden>"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return repr(value)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found and where, without its quote of the line (which may hold a secret)."""
+    problem = getattr(exc, "problem", None) or "syntax error"
+    context = getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{context}: {problem}{where}" if context else f"{problem}{where}"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,17 @@ environment; queue and definition named after the function unless configured).  
 too large for the 30 KiB request limit is stored first and passed as ``EVENT_URI``.
 
 ``BatchBackend`` submits to AWS Batch with a client created before it is needed, so that
-a submission at the deadline costs one API call.  ``LocalBatchBackend`` runs the job as
-``python -m supervisor`` in a subprocess with the environment a Batch job would get.
+a submission at the deadline costs one API call when Batch answers at once.  Throttling
+(``TooManyRequestsException`` and the other codes botocore's standard mode treats as
+throttling), 5xx answers and lost connections are retried with full-jitter exponential
+backoff (``RetryPolicy``) until the deadline it is given: a retry starts only when a whole
+attempt (connect and read timeouts) still fits before it, so that the submission ends
+before the Lambda deadline, in a job id or in a ``DelegationError`` that names the last
+error.  botocore's own retries are off for this client: they do not know the deadline.
+Any other refusal (``ClientException``: no such queue, a bad request) fails at once.
+
+``LocalBatchBackend`` runs the job as ``python -m supervisor`` in a subprocess with the
+environment a Batch job would get.
 """
 
 from __future__ import annotations
@@ -17,10 +26,12 @@ import base64
 import json
 import logging
 import os
+import random
 import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +53,7 @@ __all__ = [
     "JobRequest",
     "LocalBatchBackend",
     "LocalJob",
+    "RetryPolicy",
     "build_job",
     "definition_environment",
 ]
@@ -143,15 +155,125 @@ class Backend(Protocol):
     def prepare(self) -> None:
         """Get ready to submit in one call (create clients, connections)."""
 
-    def submit(self, job: JobRequest) -> str:
-        """Submit the job and return its id; raise ``DelegationError`` when it cannot."""
+    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
+        """Submit the job and return its id, finishing before ``deadline`` (a
+        ``time.monotonic`` instant, ``None`` for none); raise ``DelegationError`` when it
+        cannot."""
+
+
+# What botocore's standard retry mode treats as throttling or as a transient fault.
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+_TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "ServerException"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a submission is retried: full-jitter exponential backoff within a deadline.
+
+    The n-th retry waits a random time up to ``min(max_delay, base_delay * 2**(n-1))``,
+    shortened so that a whole attempt (``attempt_time``: the client's connect and read
+    timeouts) still fits before the deadline; when it does not fit, or after
+    ``max_attempts`` attempts, the submission fails.  The first attempt is always made.
+    """
+
+    max_attempts: int = 8
+    base_delay: float = 0.1
+    max_delay: float = 2.0
+    connect_timeout: float = 1.0
+    read_timeout: float = 2.0
+
+    @classmethod
+    def for_reserve(cls, reserve: float) -> RetryPolicy:
+        """Client timeouts that let a retry fit in the seconds reserved to submit.
+
+        The reserve also pays the watchdog's grace and the safety margin; a connection in
+        the region takes milliseconds, an answer from Batch a few hundred at most.
+        """
+        return cls(
+            connect_timeout=min(max(reserve / 8, 0.2), 1.0),
+            read_timeout=min(max(reserve / 2, 0.5), 5.0),
+        )
+
+    @property
+    def attempt_time(self) -> float:
+        """The longest one attempt may take before the client gives up on it."""
+        return self.connect_timeout + self.read_timeout
+
+    def ceiling(self, retry: int) -> float:
+        """The longest wait before the ``retry``-th retry (1 for the first)."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt, as the retry loop and the messages need it."""
+
+    code: str
+    message: str
+    retryable: bool
+
+    @classmethod
+    def of(cls, exc: Exception) -> _Failure:
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            code = str(error.get("Code") or status or "Unknown")
+            retryable = (
+                status == 429
+                or status >= 500
+                or code in _THROTTLING_CODES
+                or code in _TRANSIENT_CODES
+            )
+            return cls(code, str(error.get("Message") or ""), retryable)
+        retryable = isinstance(exc, BotoConnectionError | HTTPClientError)
+        return cls(type(exc).__name__, str(exc), retryable)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.message else self.code
 
 
 class BatchBackend:
-    """AWS Batch through boto3."""
+    """AWS Batch through boto3, with retries that end before the deadline.
 
-    def __init__(self, client: BatchClient | None = None) -> None:
+    ``clock`` (``time.monotonic`` instants, as deadlines are), ``sleep`` and ``jitter``
+    (a number in [0, 1)) are injectable, so that the retry loop can be tested without
+    waiting.
+    """
+
+    def __init__(
+        self,
+        client: BatchClient | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
         self._client = client
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
 
     def prepare(self) -> None:
         self.client()
@@ -162,28 +284,81 @@ class BatchBackend:
             from botocore.config import Config
 
             self._client = boto3.client(
-                "batch", config=Config(retries={"mode": "standard", "max_attempts": 3})
+                "batch",
+                config=Config(
+                    connect_timeout=self.policy.connect_timeout,
+                    read_timeout=self.policy.read_timeout,
+                    # One attempt per call: the loop in ``submit`` retries against the deadline.
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                ),
             )
         return self._client
 
-    def submit(self, job: JobRequest) -> str:
+    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            response = self.client().submit_job(**job.submit_kwargs())
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise DelegationError(
-                f"AWS Batch refused job {job.job_name} on queue {job.job_queue} "
-                f"(definition {job.job_definition}): {error.get('Code')}: {error.get('Message')}"
-            ) from exc
-        except BotoCoreError as exc:
-            raise DelegationError(
-                f"could not reach AWS Batch to submit job {job.job_name}: {exc}"
-            ) from exc
+        client, request = self.client(), job.submit_kwargs()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = client.submit_job(**request)
+                break
+            except (ClientError, BotoCoreError) as exc:
+                failure = _Failure.of(exc)
+                if not failure.retryable:
+                    raise DelegationError(_refused(job, failure)) from exc
+                delay = self._backoff(attempt, deadline)
+                if delay is None:
+                    why = (
+                        "the attempts ran out"
+                        if attempt >= self.policy.max_attempts
+                        else "no time was left before the deadline for another attempt"
+                    )
+                    raise DelegationError(_gave_up(job, failure, attempt, why)) from exc
+                _log.warning(
+                    "SubmitJob for job %s failed with %s (attempt %d); retrying in %.2f s",
+                    job.job_name,
+                    failure.code,
+                    attempt,
+                    delay,
+                )
+                self._sleep(delay)
         job_id = response["jobId"]
-        _log.info("Submitted Batch job %s (%s) to queue %s", job_id, job.job_name, job.job_queue)
+        _log.info(
+            "Submitted Batch job %s (%s) to queue %s%s",
+            job_id,
+            job.job_name,
+            job.job_queue,
+            f" after {attempt} attempts" if attempt > 1 else "",
+        )
         return job_id
+
+    def _backoff(self, attempt: int, deadline: float | None) -> float | None:
+        """The wait before the next attempt, or ``None`` when there is to be none."""
+        if attempt >= self.policy.max_attempts:
+            return None
+        delay = self._jitter() * self.policy.ceiling(attempt)
+        if deadline is None:
+            return delay
+        room = deadline - self._clock() - self.policy.attempt_time
+        if room < 0:
+            return None
+        return min(delay, room)
+
+
+def _refused(job: JobRequest, failure: _Failure) -> str:
+    return (
+        f"AWS Batch refused job {job.job_name} on queue {job.job_queue} "
+        f"(definition {job.job_definition}): {failure}"
+    )
+
+
+def _gave_up(job: JobRequest, failure: _Failure, attempts: int, why: str) -> str:
+    return (
+        f"could not submit job {job.job_name} to AWS Batch queue {job.job_queue}: "
+        f"{attempts} attempt(s) failed and {why}; the last error: {failure}"
+    )
 
 
 @dataclass
@@ -219,7 +394,7 @@ class LocalBatchBackend:
     def prepare(self) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
 
-    def submit(self, job: JobRequest) -> str:
+    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
         job_id = str(uuid.uuid4())
         environment = {**self._definition, **job.env, "SUPERVISOR_BATCH_JOB_ID": job_id}
         self.prepare()

@@ -4,7 +4,8 @@
      ├── ConfigError        the function definition is missing or invalid (fails at start)
      ├── EventError         the event cannot be understood (the caller's fault: a 4xx)
      ├── StagingError       an object could not be downloaded or uploaded, or a name is unsafe
-     │    └── UnsafeKeyError    a key that would write outside the input folder
+     │    ├── UnsafeKeyError    a key that would write outside the input folder
+     │    └── NoSpaceError      an input does not fit in the free space of the work folder
      ├── DeadlineError      the deadline passed before the step could finish
      ├── ExecutionError     the script could not be started at all
      ├── DelegationError    the Batch job could not be submitted
@@ -17,6 +18,8 @@ a response or an exit code in one place: the Lambda handler and the CLI entry po
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "ConfigError",
     "DeadlineError",
@@ -24,6 +27,7 @@ __all__ = [
     "EventError",
     "ExecutionError",
     "InvocationError",
+    "NoSpaceError",
     "StagingError",
     "SupervisorError",
     "UnsafeKeyError",
@@ -43,20 +47,51 @@ class EventError(SupervisorError):
 
 
 class StagingError(SupervisorError):
-    """A transfer from or to a storage provider failed."""
+    """A transfer from or to a storage provider failed.
 
-    def __init__(self, message: str, *, bucket: str = "", key: str = "") -> None:
+    ``uploaded`` holds the URIs of the objects an upload stored before it failed.
+    """
+
+    def __init__(
+        self, message: str, *, bucket: str = "", key: str = "", uploaded: Sequence[str] = ()
+    ) -> None:
         super().__init__(message)
         self.bucket = bucket
         self.key = key
+        self.uploaded = tuple(uploaded)
 
 
 class UnsafeKeyError(StagingError):
     """An object key that cannot be turned into a file name inside the work folder."""
 
 
+class NoSpaceError(StagingError):
+    """An input larger than the free space of its folder's filesystem (known from its size
+    before the download, or from ENOSPC during it).  ``size`` is ``None`` when unknown."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bucket: str = "",
+        key: str = "",
+        size: int | None = None,
+        free: int | None = None,
+    ) -> None:
+        super().__init__(message, bucket=bucket, key=key)
+        self.size = size
+        self.free = free
+
+
 class DeadlineError(SupervisorError):
-    """The deadline passed before a step (stage-in, pull) could finish."""
+    """The deadline passed before a step (stage-in, pull, upload) could finish.
+
+    ``uploaded`` holds the URIs of the objects an upload stored before the deadline.
+    """
+
+    def __init__(self, message: str, *, uploaded: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.uploaded = tuple(uploaded)
 
 
 class ExecutionError(SupervisorError):

@@ -9,7 +9,6 @@ once.  Anything that cannot be understood raises ``EventError`` with what is mis
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 from collections.abc import Mapping
@@ -97,6 +96,8 @@ def _decoded(raw: Any) -> Any:
             return json.loads(raw)
         except ValueError as exc:
             raise EventError(f"the event is not JSON: {exc}") from exc
+        except RecursionError:
+            raise EventError("the event is JSON nested too deeply to read") from None
     return raw
 
 
@@ -114,7 +115,7 @@ def _script(event: dict[str, Any]) -> str | None:
         raise EventError("'script' must be a base64-encoded shell script")
     try:
         base64.b64decode(script, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a character outside ASCII
         raise EventError("'script' is not valid base64") from exc
     return script
 
@@ -159,6 +160,8 @@ def _envelope(body: Any, where: str) -> tuple[Record, ...]:
         inner = json.loads(body)
     except ValueError as exc:
         raise EventError(f"{where} is not JSON") from exc
+    except RecursionError:
+        raise EventError(f"{where} is JSON nested too deeply to read") from None
     if not isinstance(inner, dict):
         raise EventError(f"{where} must hold a JSON object")
     if inner.get("Event") == "s3:TestEvent":
@@ -243,7 +246,7 @@ def _api(event: dict[str, Any]) -> Record:
     elif event.get("isBase64Encoded"):
         try:
             data = base64.b64decode(body, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a character outside ASCII
             raise EventError(
                 "API request: 'body' is marked isBase64Encoded but is not base64"
             ) from exc

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from supervisor.errors import ExecutionError
-from supervisor.watchdog import Watchdog, kill_group
+from supervisor.watchdog import Watchdog, kill_group, kill_marked
 
 __all__ = [
     "ExecutionResult",
@@ -53,6 +53,19 @@ HOST_VARIABLES = (
     "NVIDIA_VISIBLE_DEVICES",
     "CUDA_VISIBLE_DEVICES",
     "NVIDIA_DRIVER_CAPABILITIES",
+)
+# What a script needs to act as the function's own AWS identity (container.pass_aws_credentials):
+# the role's keys in Lambda, the task role's endpoint on Batch (ECS), and the region.
+AWS_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
 )
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -155,6 +168,8 @@ class ProcessExecutor:
             os.close(write_fd)
         started = self._clock()
         logger.info("script %s started as process group %d", run.script, process.pid)
+        # Names only: values may be secrets the function handed to its script.
+        logger.debug("script %s environment: %s", run.script, " ".join(sorted(environment)))
         pump = _OutputPump(read_fd, log_file)
         thread = threading.Thread(target=pump.run, name=f"script-output-{process.pid}", daemon=True)
         thread.start()
@@ -163,6 +178,7 @@ class ProcessExecutor:
             duration = self._clock() - started
         finally:
             kill_group(process.pid, watchdog.grace, process=process)
+            self._kill_escaped(run, watchdog.grace)
             self._drain(thread, pump, process.pid)
         logger.info(
             "script %s ended: exit code %s, timed out %s, %.3f s",
@@ -210,6 +226,21 @@ class ProcessExecutor:
         except ValueError as exc:
             raise ExecutionError(f"cannot run script {run.script}: {exc}") from exc
 
+    @staticmethod
+    def _kill_escaped(run: ScriptRun, grace: float) -> None:
+        """Kill what the script moved out of its group: its output folder, in the environment
+        every process it starts inherits, is unique to the run."""
+        output_dir = run.environment.get("TMP_OUTPUT_DIR")
+        if not output_dir:
+            return
+        killed = kill_marked(f"TMP_OUTPUT_DIR={output_dir}", grace)
+        if killed:
+            logger.warning(
+                "killed %d process(es) that script %s left outside its process group",
+                killed,
+                run.script,
+            )
+
     def _drain(self, thread: threading.Thread, pump: _OutputPump, pgid: int) -> None:
         thread.join(self._join_timeout)
         if thread.is_alive():
@@ -236,17 +267,24 @@ def build_environment(
     instance_ip: str,
     variables: Mapping[str, str],
     query: Mapping[str, str],
+    tmp_dir: Path | None = None,
+    aws_credentials: bool = False,
 ) -> dict[str, str]:
     """The script's whole environment, as a fresh dict.
 
-    From ``host`` only what programs need to run (``HOST_VARIABLES``), never credentials
-    or the function definition; then the contract variables, the function's
+    From ``host`` only what programs need to run (``HOST_VARIABLES``), never the function
+    definition, and never credentials unless ``aws_credentials`` (then the
+    ``AWS_CREDENTIAL_VARIABLES`` it has); ``TMPDIR`` is ``tmp_dir`` when given (a folder of
+    the invocation, removed with it); then the contract variables, the function's
     ``variables`` and ``CONT_VAR_<name>`` per query parameter, later ones winning.
     NUL characters, which no environment can hold, are removed from values; a name that
     cannot be a variable raises ``ExecutionError``.
     """
-    environment = {name: host[name] for name in HOST_VARIABLES if name in host}
+    names = HOST_VARIABLES + (AWS_CREDENTIAL_VARIABLES if aws_credentials else ())
+    environment = {name: host[name] for name in names if name in host}
     environment.setdefault("PATH", DEFAULT_PATH)
+    if tmp_dir is not None:
+        environment["TMPDIR"] = str(tmp_dir)
     environment.update(
         {
             "INPUT_FILE_PATH": "" if input_file is None else str(input_file),

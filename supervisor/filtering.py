@@ -6,7 +6,9 @@ base name; an empty list matches every name.  The key is the output's folder fol
 the file's path relative to the output folder, subfolders kept.
 
 Symbolic links are followed only to regular files inside the output folder, so a script
-cannot make the supervisor upload a file from elsewhere (``ln -s /etc/passwd out/x``).
+cannot make the supervisor upload a file from elsewhere (``ln -s /etc/passwd out/x``); an
+output folder (or invocation folder) that the script replaced by a link, and a file name
+that is not UTF-8 text (no object key can hold it), raise ``StagingError``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.config import OutputLocation
+from supervisor.errors import StagingError
 
 __all__ = ["PlannedUpload", "plan_uploads"]
 
@@ -42,6 +45,11 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
     """Pair every file under ``output_dir`` with every output it matches, in name order."""
     if not outputs:
         return []
+    for folder in (output_dir, output_dir.parent):
+        if folder.is_symlink():
+            raise StagingError(
+                f"nothing uploaded: the script replaced the folder {folder} by a symbolic link"
+            )
     if not output_dir.is_dir():
         logger.warning("The output folder %s does not exist; nothing to upload", output_dir)
         return []
@@ -52,6 +60,7 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
         for location in outputs:
             if not _matches(relative, location):
                 continue
+            _check_name(relative)
             key = _key(location.folder, relative)
             target = (location.storage_provider, location.bucket, key)
             if target in seen:
@@ -59,6 +68,16 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
             seen.add(target)
             plans.append(PlannedUpload(source, location, relative, key))
     return plans
+
+
+def _check_name(relative: str) -> None:
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StagingError(
+            f"cannot upload the output file {relative!r}: its name is not UTF-8 text, "
+            "which an object key must be"
+        ) from None
 
 
 def _matches(relative: str, location: OutputLocation) -> bool:

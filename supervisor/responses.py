@@ -31,4 +31,5 @@ def respond(status: int, body: bytes, context: InvocationContext) -> dict[str, A
 
 def error(status: int, message: str, context: InvocationContext) -> dict[str, Any]:
     """A response for a request that could not be served, with a one-line reason."""
-    return respond(status, f"{message.strip()}\n".encode(), context)
+    # A name from an event or a file may hold a lone surrogate, which UTF-8 cannot encode.
+    return respond(status, f"{message.strip()}\n".encode(errors="backslashreplace"), context)

@@ -3,7 +3,10 @@
 This is the only place that decides.  Per record of the event it stages the input in,
 runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
 it hands the event to Batch straight away, and in ``lambda-batch`` mode it hands on a
-record whose run timed out or failed (as ``batch.delegate_on`` says).  Nothing is
+record whose run timed out or failed, or that ran out of resources: an input too large
+for the free space of the work folder (``/tmp``), known from the event's size before any
+download or from ENOSPC during it, or a script killed by SIGKILL that the watchdog did
+not send (the kernel's out-of-memory killer), as ``batch.delegate_on`` says.  Nothing is
 uploaded from a run that timed out or was delegated.
 
 ``build_supervisor`` creates the parts (storage clients, the executor, the Batch
@@ -13,10 +16,10 @@ backend) once per process; ``Supervisor.invoke`` is called per event.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -27,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from supervisor import events, filtering, staging
-from supervisor.delegation import Backend, BatchBackend, build_job
-from supervisor.errors import ConfigError, DeadlineError, EventError
+from supervisor.delegation import Backend, BatchBackend, RetryPolicy, build_job
+from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
 from supervisor.execution import (
     ExecutionResult,
     Executor,
@@ -39,15 +42,19 @@ from supervisor.execution import (
 from supervisor.watchdog import Watchdog
 
 if TYPE_CHECKING:
-    from supervisor.config import FunctionConfig, Platform
+    from supervisor.config import DelegateReason, FunctionConfig, Platform
     from supervisor.context import InvocationContext
     from supervisor.events import ParsedEvent, Record
+    from supervisor.idempotency import Idempotency
 
 __all__ = ["Outcome", "RecordOutcome", "Supervisor", "build_supervisor", "read_script"]
 
 _log = logging.getLogger(__name__)
 
 Status = Literal["succeeded", "failed", "delegated"]
+# Seconds kept between the end of a Batch submission (retries included) and the Lambda deadline.
+SUBMIT_MARGIN = 0.2
+_SIGKILL = int(signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,8 @@ class Supervisor:
         host_environ: Mapping[str, str],
         work_root: Path,
         clock: Callable[[], float] = time.monotonic,
+        free_space: staging.FreeSpace = staging.disk_free,
+        idempotency: Idempotency | None = None,
     ) -> None:
         self.config = config
         self.platform = platform
@@ -138,6 +147,8 @@ class Supervisor:
         self._host = dict(host_environ)
         self._work_root = work_root
         self._clock = clock
+        self._free_space = free_space
+        self.idempotency = idempotency
         self._instance_ip: str | None = None
 
     @property
@@ -150,6 +161,8 @@ class Supervisor:
         self._work_root.mkdir(parents=True, exist_ok=True)
         if self.mode in ("batch", "lambda-batch"):
             self.backend.prepare()
+            if self.idempotency is not None:
+                self.idempotency.prepare()
         if self.mode != "batch":
             self.providers.prepare()
 
@@ -217,8 +230,13 @@ class Supervisor:
                 input_file = self._stage_in(record, input_dir, watchdog)
             except DeadlineError as exc:
                 return self._give_up(parsed, record, context, "timeout", str(exc))
+            except NoSpaceError as exc:
+                _log.warning("Record %s: %s", record.key or record.source, exc)
+                return self._give_up(parsed, record, context, "resources", str(exc))
             script_path = work / "script.sh"
             script_path.write_bytes(base64.b64decode(script))
+            scratch = work / "tmp"
+            scratch.mkdir()
             environment = build_environment(
                 host=self._host,
                 input_file=input_file,
@@ -231,6 +249,8 @@ class Supervisor:
                 instance_ip=self._ip(),
                 variables=self.config.container.environment.variables,
                 query=record.query,
+                tmp_dir=scratch,
+                aws_credentials=self.config.container.pass_aws_credentials,
             )
             try:
                 result = self._executor.run(
@@ -255,6 +275,7 @@ class Supervisor:
             inputs=self.config.input,
             deadline=watchdog.kill_at,
             clock=self._clock,
+            free_space=self._free_space,
         )
 
     def _finish(
@@ -273,14 +294,9 @@ class Supervisor:
             return RecordOutcome(
                 "succeeded", record, output, result.exit_code, uploaded=tuple(uploaded)
             )
-        reason: Literal["timeout", "failure"] = "timeout" if result.timed_out else "failure"
-        detail = (
-            "the script ran past the deadline less the reserve"
-            if result.timed_out
-            else f"the script exited with {result.exit_code}"
-        )
+        reasons, detail = _diagnose(result, context.memory_limit_in_mb)
         _log.warning("Record %s: %s", record.key or record.source, detail)
-        outcome = self._give_up(parsed, record, context, reason, detail)
+        outcome = self._give_up(parsed, record, context, reasons, detail)
         return RecordOutcome(
             outcome.status,
             record,
@@ -296,22 +312,53 @@ class Supervisor:
         parsed: ParsedEvent,
         record: Record,
         context: InvocationContext,
-        reason: Literal["timeout", "failure"],
+        reasons: DelegateReason | tuple[DelegateReason, ...],
         detail: str,
     ) -> RecordOutcome:
-        """Hand the record on to Batch when the mode and ``delegate_on`` allow, else fail it."""
-        if self.mode == "lambda-batch" and reason in self.config.batch.delegate_on:
-            job_id = self._delegate(events.event_for(parsed, record), parsed.script, context)
-            return RecordOutcome(
-                "delegated", record, job_id=job_id, timed_out=reason == "timeout", reason=detail
-            )
-        return RecordOutcome("failed", record, timed_out=reason == "timeout", reason=detail)
+        """Hand the record on to Batch when the mode allows and ``delegate_on`` lists any of
+        ``reasons``, else fail it."""
+        reasons = (reasons,) if isinstance(reasons, str) else reasons
+        timed_out = "timeout" in reasons
+        if self.mode == "lambda-batch":
+            if any(reason in self.config.batch.delegate_on for reason in reasons):
+                job_id = self._delegate(
+                    events.event_for(parsed, record),
+                    parsed.script,
+                    context,
+                    record=_index(parsed, record),
+                )
+                return RecordOutcome(
+                    "delegated", record, job_id=job_id, timed_out=timed_out, reason=detail
+                )
+            listed = " or ".join(reasons)
+            detail += f" (not handed to Batch: batch.delegate_on does not list {listed})"
+        return RecordOutcome("failed", record, timed_out=timed_out, reason=detail)
 
-    def _delegate(self, event: Any, script: str | None, context: InvocationContext) -> str:
-        job = build_job(
-            self.config, context, json.dumps(event), script=script, store_event=self._store_event
-        )
-        return self.backend.submit(job)
+    def _delegate(
+        self,
+        event: Any,
+        script: str | None,
+        context: InvocationContext,
+        *,
+        record: int | None = None,
+    ) -> str:
+        """Submit the job for ``event`` (the whole event, or record number ``record`` alone),
+        once per delivery when ``idempotency`` is set, finishing before the deadline."""
+        deadline = None if context.deadline is None else context.deadline - SUBMIT_MARGIN
+
+        def submit() -> str:
+            job = build_job(
+                self.config,
+                context,
+                json.dumps(event),
+                script=script,
+                store_event=self._store_event,
+            )
+            return self.backend.submit(job, deadline=deadline)
+
+        if self.idempotency is None:
+            return submit()
+        return self.idempotency.once(context.request_id, record, submit, deadline=deadline)
 
     def _store_event(self, event_json: str) -> str:
         bucket, folder = _event_store(self.config)
@@ -325,6 +372,32 @@ class Supervisor:
             except OSError:
                 self._instance_ip = ""
         return self._instance_ip
+
+
+def _diagnose(result: ExecutionResult, memory_mb: int) -> tuple[tuple[DelegateReason, ...], str]:
+    """Why a run did not succeed: its ``delegate_on`` reasons and a sentence for a person.
+
+    The watchdog kills only at the deadline (a timeout), so any other SIGKILL came from
+    outside, most likely the kernel's out-of-memory killer: a lack of resources as well as
+    a failure.  A shell reports a command of its own killed that way as exit code 128 + 9.
+    """
+    if result.timed_out:
+        return ("timeout",), "the script ran past the deadline less the reserve"
+    killed: tuple[DelegateReason, ...] = ("resources", "failure")
+    memory = f" the function has {memory_mb} MB" if memory_mb > 0 else ""
+    if result.killed_by_signal == _SIGKILL:
+        return killed, f"the script was killed by SIGKILL (out of memory?{memory})"
+    if result.exit_code == 128 + _SIGKILL:
+        return killed, (
+            f"the script exited with {result.exit_code}: a command it ran was killed by "
+            f"SIGKILL (out of memory?{memory})"
+        )
+    return ("failure",), f"the script exited with {result.exit_code}"
+
+
+def _index(parsed: ParsedEvent, record: Record) -> int:
+    """The position of ``record`` in the event (by identity: two records may be equal)."""
+    return next(i for i, candidate in enumerate(parsed.records) if candidate is record)
 
 
 def _event_store(config: FunctionConfig) -> tuple[str, str]:
@@ -351,6 +424,8 @@ def build_supervisor(
     backend: Backend | None = None,
     providers: staging.ProviderSet | None = None,
     executor: Executor | None = None,
+    free_space: staging.FreeSpace = staging.disk_free,
+    idempotency: Idempotency | None = None,
 ) -> Supervisor:
     """The wiring: pick the executor, the storage and the Batch backend for this host."""
     if executor is None:
@@ -373,10 +448,30 @@ def build_supervisor(
         platform=platform,
         providers=providers or staging.build_providers(config, storage_root=storage_root),
         executor=executor,
-        backend=backend or BatchBackend(),
+        backend=backend or BatchBackend(policy=RetryPolicy.for_reserve(config.timeout_threshold)),
         script=read_script(config, environ),
         host_environ=environ,
         work_root=work_root,
+        free_space=free_space,
+        idempotency=idempotency or _idempotency(config, platform),
+    )
+
+
+def _idempotency(config: FunctionConfig, platform: Platform) -> Idempotency | None:
+    """DynamoDB records when the definition names a table and this is Lambda, where retries
+    reuse the request id (elsewhere each run has a request id of its own)."""
+    settings = config.idempotency
+    if settings.table is None or platform not in ("lambda-zip", "lambda-image"):
+        return None
+    from supervisor.idempotency import DynamoDBIdempotency
+
+    policy = RetryPolicy.for_reserve(config.timeout_threshold)
+    return DynamoDBIdempotency(
+        settings.table,
+        key_prefix=config.name,
+        expires_after_seconds=settings.expires_after_seconds,
+        connect_timeout=policy.connect_timeout,
+        read_timeout=policy.read_timeout,
     )
 
 
@@ -386,7 +481,7 @@ def read_script(config: FunctionConfig, environ: Mapping[str, str]) -> str | Non
         script = environ["SCRIPT"].strip()
         try:
             base64.b64decode(script, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a character outside ASCII
             raise ConfigError("SCRIPT: expected the script encoded in base64") from exc
         return script
     if config.init_script is None:

@@ -6,6 +6,10 @@ of the script gets SIGTERM, then SIGKILL after a short grace, so that no grandch
 outlives the invocation.  The same group kill cleans up the background processes a
 script leaves behind when it exits normally, so that a warm container starts clean.
 
+A process that left the group (``setsid``, a daemon) is found by an entry of the
+environment it inherited, unique to the run (``kill_marked``), and killed too, unless it
+replaced its whole environment.
+
 The wait for the script is a blocking wait with a timeout (a pidfd on Linux, else
 ``Popen.wait``), not a polling loop, so the kill lands within a millisecond or so of
 ``kill_at`` and a script that exits is noticed at once.
@@ -22,7 +26,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-__all__ = ["Watchdog", "kill_group"]
+__all__ = ["Watchdog", "kill_group", "kill_marked"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +123,74 @@ def kill_group(pgid: int, grace: float, *, process: subprocess.Popen[bytes] | No
     """
     if _kill_group(pgid, grace, process):
         logger.info("killed the processes left in process group %d", pgid)
+
+
+def kill_marked(entry: str, grace: float) -> int:
+    """Terminate every other process whose environment holds ``entry`` (``NAME=value``).
+
+    SIGTERM, up to ``grace`` s, then SIGKILL; returns how many were found.  Processes
+    whose environment this user cannot read are skipped: a script cannot start those.
+    """
+    marked = _marked(os.fsencode(entry))
+    if not marked:
+        return 0
+    for pid in marked:
+        _signal(pid, signal.SIGTERM)
+    left = _wait_gone(marked, grace)
+    for pid in left:
+        _signal(pid, signal.SIGKILL)
+    if _wait_gone(left, _KILL_WAIT):
+        logger.error("processes %s still alive %.1f s after SIGKILL", left, _KILL_WAIT)
+    return len(marked)
+
+
+def _marked(entry: bytes) -> list[int]:
+    found = []
+    own = os.getpid()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit() or int(name) == own:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ_file:
+                environ = environ_file.read()
+        except OSError:
+            continue
+        if entry in environ.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signum)
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Wait up to ``timeout`` s for ``pids`` to end (reaping those that are our children);
+    return those still alive."""
+    end = time.monotonic() + timeout
+    delay = _POLL_FIRST
+    while True:
+        left = [pid for pid in pids if _alive(pid)]
+        if not left or time.monotonic() >= end:
+            return left
+        time.sleep(delay)
+        delay = min(delay * 2, _POLL_MAX)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 def _kill_group(pgid: int, grace: float, process: subprocess.Popen[bytes] | None) -> bool:

@@ -4,24 +4,36 @@ This package owns the storage providers of a function (``ProviderSet``, built on
 ``build_providers`` from the definition's ``storage_providers``), the choice of provider
 for a record, the local file name of a staged input (``paths``) and the transfers
 themselves (``providers``).  Clients are created on first use, or up front by
-``ProviderSet.prepare`` so that no client is built while the deadline runs.
+``ProviderSet.prepare`` so that no client is built while the deadline runs; their retries
+and timeouts are those of ``retries``.  An upload of several files that fails part-way
+names, in its error and in the log, the files stored before the failure.
+
+An input must fit on the filesystem of the input folder (``/tmp`` in Lambda): one whose
+size the event gives is checked against the free space before any request is made, and a
+download that runs out of space (``ENOSPC``) leaves no partial file behind.  Both raise
+``NoSpaceError``, for the runtime to hand the record to Batch or fail it.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import logging
+import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor.config import FunctionConfig, MinioProvider, S3Provider, StorageLocation
-from supervisor.errors import ConfigError, DeadlineError, StagingError
+from supervisor.errors import ConfigError, DeadlineError, NoSpaceError, StagingError
 from supervisor.events import Record
 from supervisor.filtering import PlannedUpload
+from supervisor.staging import retries
 from supervisor.staging.paths import DEFAULT_BODY_NAME, input_path, safe_name
 from supervisor.staging.providers import LocalStorage, S3Storage, StorageProvider, UploadItem
 
@@ -31,12 +43,15 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
 __all__ = [
+    "SPACE_MARGIN",
+    "FreeSpace",
     "LocalStorage",
     "ProviderSet",
     "S3Storage",
     "StorageProvider",
     "UploadItem",
     "build_providers",
+    "disk_free",
     "download",
     "get_bytes",
     "input_path",
@@ -51,6 +66,15 @@ ProviderKey = tuple[str, str]
 ProviderFactory = Callable[[], StorageProvider]
 SessionFactory = Callable[[], "Session"]
 Clock = Callable[[], float]
+FreeSpace = Callable[[Path], int]
+
+MIB = 1024 * 1024
+# Room kept beside an input for the script, its log and small outputs.
+SPACE_MARGIN = MIB
+# URIs named in the message of an upload that failed part-way; the log has them all.
+_LISTED = 10
+# ENOSPC, or a user's quota (EDQUOT) on filesystems that have one.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class ProviderSet:
@@ -121,6 +145,11 @@ def build_providers(
     return ProviderSet(factories)
 
 
+def disk_free(folder: Path) -> int:
+    """The bytes an unprivileged writer may still write on the filesystem of ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
 def download(
     record: Record,
     providers: ProviderSet,
@@ -129,8 +158,15 @@ def download(
     inputs: Sequence[StorageLocation] = (),
     deadline: float | None = None,
     clock: Clock = time.monotonic,
+    free_space: FreeSpace = disk_free,
+    margin: int = SPACE_MARGIN,
 ) -> Path:
-    """Stage the record's object (or body) into ``input_dir``; return the file's path."""
+    """Stage the record's object (or body) into ``input_dir``; return the file's path.
+
+    ``NoSpaceError`` when the object's size (from the event) plus ``margin`` is more than
+    ``free_space(input_dir)``, before any request; or when the download ran out of space,
+    after removing what it had written.
+    """
     if record.body is not None:
         return _save_body(record, input_dir)
     if not record.is_object:
@@ -140,8 +176,24 @@ def download(
     uri = provider.uri(record.bucket, record.key)
     timeout = _remaining(deadline, clock, f"download {uri}")
     input_dir.mkdir(parents=True, exist_ok=True)
+    _check_room(record, uri, input_dir, free_space, margin)
     logger.info("Downloading %s to %s", uri, dest)
-    provider.download(record.bucket, record.key, dest, timeout=timeout)
+    try:
+        provider.download(record.bucket, record.key, dest, timeout=timeout)
+    except (StagingError, OSError) as exc:
+        if not _out_of_space(exc):
+            raise
+        _discard(dest)
+        free = _probe(free_space, input_dir)
+        size = "" if record.size is None else f" of {_amount(record.size)}"
+        room = "" if free is None else f" (only {_amount(free)} free there without it)"
+        raise NoSpaceError(
+            f"cannot download {uri}{size} to {input_dir}: no space left on the device{room}",
+            bucket=record.bucket,
+            key=record.key,
+            size=record.size,
+            free=free,
+        ) from exc
     return dest
 
 
@@ -158,12 +210,21 @@ def upload(
         location = plan.location
         groups.setdefault((location.provider_type, location.provider_id), []).append(index)
     uris = [""] * len(plans)
+    stored: list[str] = []
     for (provider_type, provider_id), indexes in groups.items():
         provider = providers.get(provider_type, provider_id)
-        timeout = _remaining(deadline, clock, f"upload {len(indexes)} file(s)")
         items = [_upload_item(plans[index]) for index in indexes]
-        for index, uri in zip(indexes, provider.upload_many(items, timeout=timeout), strict=True):
+        try:
+            timeout = _remaining(deadline, clock, f"upload {len(indexes)} file(s)")
+            group = provider.upload_many(items, timeout=timeout)
+        except (StagingError, DeadlineError) as exc:
+            done = [*stored, *exc.uploaded]
+            if not done and len(plans) == 1:
+                raise
+            raise _partial_upload(exc, done, len(plans)) from exc
+        for index, uri in zip(indexes, group, strict=True):
             uris[index] = uri
+            stored.append(uri)
             logger.info("Uploaded %s to %s", plans[index].relative, uri)
     return uris
 
@@ -197,6 +258,34 @@ def _upload_item(plan: PlannedUpload) -> UploadItem:
     return UploadItem(plan.source, plan.location.bucket, plan.key)
 
 
+def _partial_upload(
+    exc: StagingError | DeadlineError, done: Sequence[str], planned: int
+) -> StagingError | DeadlineError:
+    """``exc`` again, its message saying which of the ``planned`` files were stored before it.
+
+    A file that failed left no object: S3 stores a PUT whole or not at all, and s3transfer
+    aborts the multipart upload of a file that failed part-way.
+    """
+    if done:
+        logger.error(
+            "Uploaded before the failure (%d of %d files): %s", len(done), planned, ", ".join(done)
+        )
+        shown = ", ".join(_printable(uri) for uri in done[:_LISTED])
+        more = f" and {len(done) - _LISTED} more (see the log)" if len(done) > _LISTED else ""
+        note = f"uploaded before the failure: {shown}{more}"
+    else:
+        note = f"nothing was uploaded ({planned} files planned)"
+    message = f"{exc}; {note}"
+    if isinstance(exc, DeadlineError):
+        return DeadlineError(message, uploaded=done)
+    return StagingError(message, bucket=exc.bucket, key=exc.key, uploaded=done)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped, so that an error stays one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _input_provider(record: Record, inputs: Sequence[StorageLocation]) -> ProviderKey:
     """The input matching the record's type and bucket, else the first of its type, else default."""
     same_type = [item for item in inputs if item.provider_type == record.provider_type]
@@ -224,8 +313,66 @@ def _save_body(record: Record, input_dir: Path) -> Path:
         input_dir.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(body)
     except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            _discard(dest)
+            raise NoSpaceError(
+                f"cannot write the request body ({_amount(len(body))}) to {dest}: "
+                "no space left on the device",
+                size=len(body),
+            ) from exc
         raise StagingError(f"cannot write the request body to {dest}: {exc.strerror}") from exc
     return dest
+
+
+def _check_room(
+    record: Record, uri: str, input_dir: Path, free_space: FreeSpace, margin: int
+) -> None:
+    if record.size is None:
+        return
+    free = _probe(free_space, input_dir)
+    if free is None or record.size + margin <= free:
+        return
+    raise NoSpaceError(
+        f"{uri} is {_amount(record.size)}: it does not fit in the {_amount(free)} free "
+        f"under {input_dir} (with {_amount(margin)} kept free), so it was not downloaded",
+        bucket=record.bucket,
+        key=record.key,
+        size=record.size,
+        free=free,
+    )
+
+
+def _probe(free_space: FreeSpace, folder: Path) -> int | None:
+    try:
+        return free_space(folder)
+    except OSError as exc:
+        logger.warning("cannot tell the free space under %s: %s", folder, exc)
+        return None
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error it was raised from is ENOSPC (or EDQUOT)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in _NO_SPACE:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _discard(dest: Path) -> None:
+    """Remove a partial input: the file, and s3transfer's ``NAME.xxxxxxxx`` temporary."""
+    for path in (dest, *dest.parent.glob(glob.escape(dest.name) + ".*")):
+        with suppress(OSError):
+            path.unlink()
+
+
+def _amount(size: int) -> str:
+    if size >= 1024 * MIB:
+        return f"{size} bytes ({size / (1024 * MIB):.1f} GiB)"
+    return f"{size} bytes ({size / MIB:.1f} MiB)"
 
 
 def _undefined(provider_type: str, provider_id: str) -> str:
@@ -283,15 +430,18 @@ def _client(
     aws_secret_access_key: str | None = None,
     aws_session_token: str | None = None,
 ) -> S3Client:
-    """An S3 client; unset values come from boto3's own chain (env, profile, role)."""
+    """An S3 client; unset values come from boto3's own chain (env, profile, role).
+
+    Retries and timeouts are those of ``retries``, and each retry is logged.
+    """
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard"},
+        **retries.settings(),
         max_pool_connections=max_concurrency,
         s3={"addressing_style": "path"} if path_style else None,
     )
-    return sessions().client(
+    client = sessions().client(
         "s3",
         region_name=region_name,
         endpoint_url=endpoint_url,
@@ -301,6 +451,8 @@ def _client(
         aws_session_token=aws_session_token,
         config=config,
     )
+    retries.log_retries(client)
+    return client
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

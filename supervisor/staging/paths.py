@@ -15,7 +15,9 @@ from supervisor.errors import UnsafeKeyError
 __all__ = ["DEFAULT_BODY_NAME", "input_path", "safe_name"]
 
 DEFAULT_BODY_NAME = "event_file"
-_MAX_NAME_BYTES = 255
+# 255 bytes is the file system's limit; s3transfer downloads to NAME.XXXXXXXX first and
+# shortens NAME by characters, not bytes, so a longer multi-byte name fails there.
+_MAX_NAME_BYTES = 255 - len(".XXXXXXXX")
 
 
 def input_path(input_dir: Path, key: str, *, bucket: str = "") -> Path:

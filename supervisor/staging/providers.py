@@ -8,8 +8,10 @@
 - ``LocalStorage``: a folder holding one subfolder per bucket, the embedded default of a
   local run.  Every path stays inside the folder and every write is atomic.
 
-Provider errors become ``StagingError`` (with ``raise ... from``) naming the object, never
-a credential; a transfer that outlives its ``timeout`` raises ``DeadlineError``.
+Provider errors become ``StagingError`` (with ``raise ... from``) naming the object on one
+line, never a credential or a request URL; a transfer that outlives its ``timeout`` raises
+``DeadlineError``.  When ``upload_many`` fails, the error's ``uploaded`` names the items it
+did store; a failed item leaves no object (s3transfer aborts a failed multipart upload).
 s3transfer and botocore are imported by ``S3Storage`` itself, never at module import.
 """
 
@@ -25,11 +27,12 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from urllib.parse import urlsplit
 
 from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
 
 if TYPE_CHECKING:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
     from mypy_boto3_s3 import S3Client
     from s3transfer.futures import TransferFuture
     from s3transfer.manager import TransferManager
@@ -156,14 +159,19 @@ class S3Storage:
         transfers: Sequence[_Transfer],
         action: str,
     ) -> None:
-        """Wait for every transfer; raise for the first failure, or on the deadline."""
+        """Wait for every transfer; raise for the first failure, or on the deadline.
+
+        The error's ``uploaded`` names the uploads that did finish, in order.
+        """
         if not done.wait(timeout):
             pending = [transfer for transfer in transfers if not transfer.future.done()]
+            stored = self._stored(transfers, action)
             _abandon(manager, [transfer.future for transfer in transfers])
             first = (pending or list(transfers))[0]
             raise DeadlineError(
                 f"the {action} of {self.uri(first.bucket, first.key)} did not finish "
-                f"within {timeout or 0:.3g} s ({len(pending)} of {len(transfers)} unfinished)"
+                f"within {timeout or 0:.3g} s ({len(pending)} of {len(transfers)} unfinished)",
+                uploaded=stored,
             )
         manager.shutdown()
         failures = [
@@ -178,21 +186,69 @@ class S3Storage:
         exc, transfer = failures[0]
         more = f" (and {len(failures) - 1} more failed)" if len(failures) > 1 else ""
         message = self._describe(exc, action, transfer) + more
-        raise StagingError(message, bucket=transfer.bucket, key=transfer.key) from exc
+        raise StagingError(
+            message,
+            bucket=transfer.bucket,
+            key=transfer.key,
+            uploaded=self._stored(transfers, action),
+        ) from exc
+
+    def _stored(self, transfers: Sequence[_Transfer], action: str) -> list[str]:
+        """The URIs of the uploads among ``transfers`` that finished without an error."""
+        if action != "upload":
+            return []
+        return [
+            self.uri(transfer.bucket, transfer.key)
+            for transfer in transfers
+            if transfer.future.done() and _exception(transfer.future) is None
+        ]
 
     def _describe(self, exc: BaseException, action: str, transfer: _Transfer) -> str:
+        """One line naming the object and the cause; never a URL with its query, or a key."""
         from botocore.exceptions import BotoCoreError, ClientError
+        from s3transfer.exceptions import RetriesExceededError
 
         uri = self.uri(transfer.bucket, transfer.key)
         local = transfer.local
         where = f"{local} to {uri}" if action == "upload" else f"{uri} to {local}"
+        if isinstance(exc, RetriesExceededError) and exc.last_exception is not None:
+            # s3transfer's own retries of a download whose body stopped part-way.
+            exc = exc.last_exception
         if isinstance(exc, ClientError):
             return _client_error_message(exc, action, uri, where, transfer.bucket)
-        if isinstance(exc, OSError):
-            return f"cannot {action} {where}: {exc.strerror or exc}"
         if isinstance(exc, BotoCoreError):
-            return f"cannot {action} {where}: {exc}"
-        return f"cannot {action} {where}: {type(exc).__name__}: {exc}"
+            return f"cannot {action} {where}: {self._problem(exc)}"
+        if isinstance(exc, OSError):
+            return f"cannot {action} {where}: {_one_line(exc.strerror or str(exc))}"
+        return f"cannot {action} {where}: {type(exc).__name__}: {_one_line(str(exc))}"
+
+    def _problem(self, exc: BotoCoreError) -> str:
+        """What went wrong talking to the endpoint (botocore's text holds the request URL)."""
+        from botocore.exceptions import (
+            ConnectionClosedError,
+            ConnectionError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            HTTPClientError,
+            ReadTimeoutError,
+        )
+
+        # The stubs' Config lacks the attributes botocore sets from its arguments.
+        config: Any = self.client.meta.config
+        endpoint = _endpoint(self.client.meta.endpoint_url)
+        if isinstance(exc, ConnectTimeoutError):
+            problem = f"no connection to {endpoint} within {config.connect_timeout} s"
+        elif isinstance(exc, ReadTimeoutError):
+            problem = f"no answer from {endpoint} within {config.read_timeout} s"
+        elif isinstance(exc, EndpointConnectionError):
+            problem = f"cannot connect to {endpoint}"
+        elif isinstance(exc, ConnectionClosedError):
+            problem = f"the connection to {endpoint} was closed or reset before an answer"
+        elif isinstance(exc, ConnectionError | HTTPClientError):
+            problem = f"the connection to {endpoint} failed ({type(exc).__name__})"
+        else:
+            return _one_line(str(exc))
+        return f"{problem}; gave up after retrying"
 
 
 def _client_error_message(exc: ClientError, action: str, uri: str, where: str, bucket: str) -> str:
@@ -204,7 +260,28 @@ def _client_error_message(exc: ClientError, action: str, uri: str, where: str, b
         return f"cannot {action} {uri}: the object does not exist"
     if code in ("403", "AccessDenied", "Forbidden"):
         return f"cannot {action} {where}: access denied"
-    return f"cannot {action} {where}: {code} {error.get('Message', '')}".rstrip()
+    retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    attempts = f" ({retries + 1} attempts)" if retries else ""
+    detail = _one_line(f"{code} {error.get('Message', '')}")
+    return f"cannot {action} {where}: {detail}{attempts}"
+
+
+def _endpoint(url: str) -> str:
+    """``scheme://host:port`` of an endpoint URL, without user information or path."""
+    parts = urlsplit(url)
+    host = parts.hostname or "the endpoint"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    return f"{scheme}{host}{port}"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _subscriber(done: _Completion) -> BaseSubscriber:
@@ -270,11 +347,17 @@ class LocalStorage:
         self, items: Sequence[UploadItem], *, timeout: float | None = None
     ) -> list[str]:
         end = None if timeout is None else time.monotonic() + timeout
-        uris = []
+        uris: list[str] = []
         for item in items:
             if end is not None and time.monotonic() >= end:
-                raise DeadlineError(f"no time left to upload {item.source} to {item.bucket}")
-            _copy(item.source, self.path(item.bucket, item.key), item.bucket, item.key)
+                raise DeadlineError(
+                    f"no time left to upload {item.source} to {item.bucket}", uploaded=uris
+                )
+            try:
+                _copy(item.source, self.path(item.bucket, item.key), item.bucket, item.key)
+            except StagingError as exc:
+                exc.uploaded = tuple(uris)
+                raise
             uris.append(self.uri(item.bucket, item.key))
         return uris
 

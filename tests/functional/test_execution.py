@@ -21,7 +21,7 @@ from supervisor.execution import (
     ScriptRun,
     build_environment,
 )
-from supervisor.watchdog import Watchdog, kill_group
+from supervisor.watchdog import Watchdog, kill_group, kill_marked
 
 SHELL_ADDS = {"PWD", "OLDPWD", "SHLVL", "_"}
 
@@ -314,3 +314,22 @@ def test_watchdog_arithmetic() -> None:
     assert Watchdog(None, 3.0).kill_at is None
     assert Watchdog(None, 3.0).remaining() is None
     assert not Watchdog(None, 3.0).expired()
+
+
+def test_kill_marked_reaches_a_process_that_left_the_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "escaped.pid"
+    marker = f"RUN_MARK={tmp_path}"
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", f"setsid sleep 60 & echo $! > {pidfile}"],
+        start_new_session=True,
+        env={"PATH": os.environ["PATH"], "RUN_MARK": str(tmp_path)},
+    )
+    process.wait()
+    kill_group(process.pid, 0.5, process=process)
+    escaped = read_pid(pidfile)
+    assert not gone(escaped), "setsid took it out of the group"
+
+    assert kill_marked(marker, 0.5) == 1
+
+    assert gone(escaped)
+    assert kill_marked(marker, 0.5) == 0

@@ -16,6 +16,7 @@ from supervisor.errors import DeadlineError, StagingError
 from supervisor.events import Record
 from supervisor.filtering import plan_uploads
 from supervisor.staging import S3Storage, UploadItem, build_providers, download, upload
+from supervisor.staging.retries import MAX_ATTEMPTS
 
 MIB = 1024 * 1024
 MakeBucket = Callable[[str], str]
@@ -199,7 +200,9 @@ def test_minio_and_named_s3_providers_use_their_endpoint_and_keys(
         "minio-secret",
     )
     assert minio_call["config"].s3 == {"addressing_style": "path"}
-    assert minio_call["config"].retries == {"mode": "standard"}
+    for call in (minio_call, named_call):
+        assert call["config"].retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+        assert (call["config"].connect_timeout, call["config"].read_timeout) == (3.0, 10.0)
     assert named_call["aws_access_key_id"] == "named-access"
     assert named_call["region_name"] == "eu-west-1"
 
@@ -227,6 +230,43 @@ def test_uploads_to_two_providers_return_uris_in_plan_order(
     assert uris == [f"s3://{second}/a.txt", f"s3://{first}/m/b.csv", f"s3://{second}/b.csv"]
     assert body(s3, first, "m/b.csv") == b"b"
     assert body(s3, second, "a.txt") == b"a"
+
+
+@pytest.mark.parametrize("failure", ["missing-bucket", "deadline"])
+def test_an_upload_failing_part_way_names_what_was_stored(
+    s3: Any, make_bucket: MakeBucket, tmp_path: Path, moto_server: str, failure: str
+) -> None:
+    """The first provider's files are stored; the second's fail (or the time is up)."""
+    bucket, missing = make_bucket("stored"), "no-such-bucket-part-way"
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("b")
+    config = FunctionConfig.model_validate(
+        {
+            "name": "f",
+            "output": [
+                {"storage_provider": "s3", "path": f"{bucket}/run"},
+                {"storage_provider": "minio.m", "path": f"{missing}/run"},
+            ],
+            "storage_providers": {"minio": {"m": {"endpoint": moto_server}}},
+        }
+    )
+    plans = plan_uploads(tmp_path, config.output)
+    ticks = iter([0.0, 100.0] if failure == "deadline" else [0.0, 1.0])
+    expected: type[Exception] = DeadlineError if failure == "deadline" else StagingError
+    stored = [f"s3://{bucket}/run/a.txt", f"s3://{bucket}/run/b.txt"]
+
+    with pytest.raises(expected) as caught:
+        upload(plans, build_providers(config), deadline=10.0, clock=lambda: next(ticks))
+
+    message = str(caught.value)
+    assert message.endswith(f"; uploaded before the failure: {', '.join(stored)}")
+    assert getattr(caught.value, "uploaded", None) == tuple(stored)
+    if failure == "deadline":
+        assert message.startswith("no time left to upload 2 file(s)")
+    else:
+        assert f"the bucket {missing} does not exist" in message
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert sorted(item["Key"] for item in listed) == ["run/a.txt", "run/b.txt"]
 
 
 def test_inputs_pick_the_provider_for_the_bucket(

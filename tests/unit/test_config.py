@@ -111,8 +111,18 @@ def test_defaults() -> None:
     config = parse_config("name: f")
     assert config.execution_mode == "lambda"
     assert config.timeout_threshold == 2.0
-    assert config.batch.delegate_on == ("timeout", "failure")
+    assert config.batch.delegate_on == ("timeout", "failure", "resources")
     assert not config.file_stage_in
+
+
+def test_delegate_on_may_name_resources_and_rejects_others_listing_the_choices() -> None:
+    config = parse_config("name: f\nbatch: {delegate_on: [timeout, resources]}")
+    assert config.batch.delegate_on == ("timeout", "resources")
+    with pytest.raises(ConfigError) as caught:
+        parse_config("name: f\nbatch: {delegate_on: [memory]}")
+    message = str(caught.value)
+    assert "batch.delegate_on.0: 'memory'" in message
+    assert "'resources'" in message
 
 
 def test_no_definition_says_where_it_looks() -> None:

@@ -405,7 +405,7 @@ class RecordingBackend:
     def prepare(self) -> None:
         pass
 
-    def submit(self, job: JobRequest) -> str:
+    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
         self.jobs.append(job)
         return "job-1"
 

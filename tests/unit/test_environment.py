@@ -146,3 +146,22 @@ def test_a_fresh_dict_each_time() -> None:
     first["EXTRA"] = "1"
     assert "EXTRA" not in build(host=host)
     assert host == HOST
+
+
+def test_tmpdir_is_the_invocation_folder_when_given() -> None:
+    assert build(tmp_dir=Path("/tmp/req/tmp"))["TMPDIR"] == "/tmp/req/tmp"
+    assert build()["TMPDIR"] == HOST["TMPDIR"]
+
+
+def test_aws_credentials_only_when_asked() -> None:
+    host = {**HOST, "AWS_REGION": "eu-west-1", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/x"}
+    asked = build(host=host, aws_credentials=True)
+    plain = build(host=host)
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        assert asked[name] == HOST[name]
+        assert name not in plain
+    assert asked["AWS_REGION"] == "eu-west-1"
+    assert asked["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] == "/v2/x"
+    for name in ("FUNCTION_CONFIG", "FDL", "PYTHONPATH", "AWS_LAMBDA_FUNCTION_NAME"):
+        assert name not in asked

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from supervisor.config import OutputLocation
+from supervisor.errors import StagingError
 from supervisor.filtering import PlannedUpload, plan_uploads
 
 
@@ -176,3 +177,27 @@ def test_other_special_files_are_skipped(tmp_path: Path) -> None:
     plans = plan_uploads(tmp_path, [output("bucket")])
 
     assert [plan.key for plan in plans] == ["a.txt"]
+
+
+@pytest.mark.parametrize("replaced", ["output", "invocation"])
+def test_a_folder_replaced_by_a_link_is_refused(tmp_path: Path, replaced: str) -> None:
+    outside = tmp_path / "outside"
+    write(outside / "output", "secret.txt")
+    invocation = tmp_path / "invocation"
+    if replaced == "output":
+        invocation.mkdir()
+        (invocation / "output").symlink_to(outside / "output")
+    else:
+        invocation.symlink_to(outside)
+
+    with pytest.raises(StagingError, match=r"replaced the folder .* by a symbolic link"):
+        plan_uploads(invocation / "output", [output("bucket")])
+
+
+def test_a_name_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+    write(tmp_path, "good.txt")
+    (tmp_path / os.fsdecode(b"bad\xffname.txt")).write_text("x")
+
+    with pytest.raises(StagingError, match=r"'bad\\udcffname.txt'.*not UTF-8"):
+        plan_uploads(tmp_path, [output("bucket")])
+    assert keys(plan_uploads(tmp_path, [output("bucket", suffix=[".csv"])])) == []

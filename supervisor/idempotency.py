@@ -1,0 +1,218 @@
+"""Handing each delivery of an invocation to Batch once: a record per delivery in DynamoDB.
+
+Lambda retries a failed asynchronous invocation with the same request id (and may, rarely,
+deliver an event twice).  A retry would submit a second Batch job for work that a first
+job already does, unless the first submission left a mark.  ``DynamoDBIdempotency``
+keeps that mark with aws-lambda-powertools' idempotency utility and its DynamoDB
+persistence layer: one item per key, written with a conditional put.
+
+The key is the function's name (the record's prefix) and a hash of the request id and the
+record's index (``None`` for a ``batch``-mode job that carries the whole event; the index
+for a record that ``lambda-batch`` hands on alone).  For one key:
+
+- The first delivery writes an ``INPROGRESS`` item, builds and submits the job, then
+  marks the item ``COMPLETED`` with the job id; the item expires after
+  ``expires_after_seconds`` (the table's TTL attribute ``expiration``).
+- A later delivery finds the ``COMPLETED`` item and answers with the same job id, without
+  submitting anything.
+- A delivery that finds the item ``INPROGRESS`` fails with ``DelegationError`` (Lambda
+  retries it later).  An ``INPROGRESS`` item holds only until the deadline of the
+  invocation that wrote it (no deadline: 15 minutes, Lambda's longest): an attempt that
+  died between writing it and submitting does not block the retries after it.
+- A submission that fails removes the item, so that the retry submits.
+- When the table cannot be read or written, nothing is submitted and the delegation fails,
+  except once the job has been submitted: then the job id is answered and the failure
+  logged (the item stays ``INPROGRESS`` until that deadline).
+
+The table needs a partition key ``id`` (string); turn on TTL on ``expiration``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from supervisor.errors import DelegationError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+__all__ = ["NO_DEADLINE_HOLD", "DynamoDBIdempotency", "Idempotency"]
+
+_log = logging.getLogger(__name__)
+
+# How long an "in progress" item holds off other deliveries when the invocation has no deadline.
+NO_DEADLINE_HOLD = 900.0
+
+
+class Idempotency(Protocol):
+    def prepare(self) -> None:
+        """Create the client now, so that nothing of that is paid at the deadline."""
+
+    def once(
+        self,
+        request_id: str,
+        record: int | None,
+        submit: Callable[[], str],
+        *,
+        deadline: float | None,
+    ) -> str:
+        """The job id of this delivery's job: ``submit()``'s, or the one recorded before."""
+
+
+@dataclass(frozen=True)
+class _TimeLeft:
+    """The part of a Lambda context powertools reads: the time left, which sets how long an
+    ``INPROGRESS`` item holds off other deliveries."""
+
+    deadline: float | None
+    clock: Callable[[], float]
+
+    def get_remaining_time_in_millis(self) -> int:
+        if self.deadline is None:
+            return int(NO_DEADLINE_HOLD * 1000)
+        return max(0, int((self.deadline - self.clock()) * 1000))
+
+
+class DynamoDBIdempotency:
+    """Idempotency records in the DynamoDB table ``table`` (a name or an ARN).
+
+    ``client`` is a boto3 DynamoDB client; by default one is created on ``prepare`` with
+    the given timeouts and one retry, so that a record costs little of the reserve.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        key_prefix: str,
+        expires_after_seconds: int = 3600,
+        client: Any = None,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.table = table
+        self._key_prefix = key_prefix
+        self._expires_after = expires_after_seconds
+        self._client = client
+        self._timeouts = (connect_timeout, read_timeout)
+        self._clock = clock
+        self._layer: DynamoDBPersistenceLayer | None = None
+
+    def prepare(self) -> None:
+        self._persistence()
+
+    def _persistence(self) -> DynamoDBPersistenceLayer:
+        if self._layer is None:
+            from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+            client = self._client
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                client = boto3.client(
+                    "dynamodb",
+                    config=Config(
+                        connect_timeout=self._timeouts[0],
+                        read_timeout=self._timeouts[1],
+                        retries={"mode": "standard", "total_max_attempts": 2},
+                    ),
+                )
+            self._layer = DynamoDBPersistenceLayer(table_name=self.table, boto3_client=client)
+        return self._layer
+
+    def once(
+        self,
+        request_id: str,
+        record: int | None,
+        submit: Callable[[], str],
+        *,
+        deadline: float | None,
+    ) -> str:
+        from aws_lambda_powertools.utilities.idempotency import (
+            IdempotencyConfig,
+            idempotent_function,
+        )
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            BaseError,
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+        )
+
+        what = _delivery(request_id, record)
+        submitted: list[str] = []
+        failed: list[Exception] = []
+
+        def submit_once(delivery: dict[str, Any]) -> dict[str, str]:
+            try:
+                job_id = submit()
+            except Exception as exc:
+                failed.append(exc)
+                raise
+            submitted.append(job_id)
+            return {"job_id": job_id}
+
+        config = IdempotencyConfig(
+            expires_after_seconds=self._expires_after,
+            lambda_context=cast("LambdaContext", _TimeLeft(deadline, self._clock)),
+        )
+        guarded = idempotent_function(
+            submit_once,
+            data_keyword_argument="delivery",
+            persistence_store=self._persistence(),
+            config=config,
+            key_prefix=self._key_prefix,
+        )
+        try:
+            result = guarded(delivery={"request_id": request_id, "record": record})
+        except IdempotencyAlreadyInProgressError as exc:
+            raise DelegationError(
+                f"{what} is being handed to Batch by another delivery (idempotency table "
+                f"{self.table}); not submitting a second job, try again later"
+            ) from exc
+        except IdempotencyPersistenceLayerError as exc:
+            if submitted:
+                _log.warning(
+                    "Submitted Batch job %s for %s but could not record it in idempotency "
+                    "table %s: %s",
+                    submitted[0],
+                    what,
+                    self.table,
+                    _cause(exc),
+                )
+                return submitted[0]
+            if failed:
+                raise DelegationError(
+                    f"{failed[0]} (and the idempotency table {self.table} failed: {_cause(exc)})"
+                ) from failed[0]
+            raise DelegationError(
+                f"idempotency table {self.table} failed, so the job for {what} was not "
+                f"submitted: {_cause(exc)}"
+            ) from exc
+        except BaseError as exc:
+            raise DelegationError(f"idempotency table {self.table}: {what}: {exc}") from exc
+        job_id = result.get("job_id") if isinstance(result, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            raise DelegationError(
+                f"idempotency table {self.table} holds {result!r} for {what}, not a job id"
+            )
+        if not submitted:
+            _log.info("%s was handed to Batch before as job %s; not submitting again", what, job_id)
+        return job_id
+
+
+def _delivery(request_id: str, record: int | None) -> str:
+    what = f"invocation {request_id}"
+    return what if record is None else f"record {record} of {what}"
+
+
+def _cause(exc: BaseException) -> str:
+    """The underlying error of a powertools persistence error (a botocore one, mostly)."""
+    cause = exc.__cause__
+    return str(cause) if cause is not None else str(exc)

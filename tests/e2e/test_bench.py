@@ -1,0 +1,75 @@
+"""``bench/run.py`` as CI runs it: the quick cases 1 to 3, ours only, and its JSON's shape.
+
+It starts its own moto server and drivers; the numbers are not checked (a benchmark, not a
+timed test), only that every case produced them and that the jobs were found on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = ("1_cold_start", "2_batch_delegation", "3_small_invocation")
+ROW_KEYS = {"case", "metric", "unit", "ours", "theirs", "ratio", "reference", "goal", "met", "note"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AWS_") and name not in ("FDL", "FUNCTION_CONFIG")
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--cases",
+            "1,2,3",
+            "--ours-only",
+            "--output",
+            str(output),
+        ],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ours/theirs" in done.stdout  # the table was printed
+
+    results = json.loads(output.read_text())
+    assert {"machine", "settings", "cases", "rows", "notes", "errors"} <= set(results)
+    assert results["errors"] == []
+    assert results["settings"]["quick"] is True
+    assert set(results["machine"]["implementations"]) == {"ours"}
+    assert set(results["cases"]) == set(CASES)
+
+    cold = results["cases"]["1_cold_start"]["ours"]
+    for key in ("python_median_s", "import_median_s", "first_call_median_s"):
+        assert cold[key] > 0, key
+    assert cold["jobs_verified"] == cold["jobs"] > 0
+    delegation = results["cases"]["2_batch_delegation"]["ours"]
+    assert delegation["median_s"] > 0
+    assert delegation["jobs_verified"] == delegation["jobs"] == results["settings"]["batch_calls"]
+    small = results["cases"]["3_small_invocation"]["ours"]
+    assert len(small["seconds"]) == results["settings"]["small_calls"]
+    assert small["median_s"] > 0
+
+    assert results["rows"]
+    for row in results["rows"]:
+        assert set(row) == ROW_KEYS
+        assert row["ours"] is not None, row
+        assert row["theirs"] is None, row
+        if row["goal"] == "all":  # every job found on the server
+            assert row["met"] is True, row

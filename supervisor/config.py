@@ -17,13 +17,13 @@ the definition file's folder (the working directory for a definition from the en
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -36,6 +36,9 @@ from pydantic import (
 )
 
 from supervisor.errors import ConfigError
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -274,12 +277,16 @@ class FunctionConfig(_Model):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     udocker: UdockerSettings = Field(default_factory=UdockerSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
-    _source: str = PrivateAttr(default="")
+    _data: Any = PrivateAttr(default=None)
 
     @property
     def source_text(self) -> str:
         """The definition as it was given (with the environment's overrides applied)."""
-        return self._source
+        if self._data is None:
+            return ""
+        import yaml
+
+        return yaml.safe_dump(self._data, sort_keys=False)
 
     @property
     def job_queue(self) -> str:
@@ -293,6 +300,11 @@ class FunctionConfig(_Model):
     def timeout_threshold(self) -> float:
         return self.container.timeout_threshold
 
+
+# Beyond these a JSON definition goes to PyYAML (see ``_as_json``): it refuses keys of over
+# 1,024 characters, and nesting a few hundred deep.
+_JSON_MAX_KEY = 1000
+_JSON_MAX_BRACKETS = 100
 
 _OVERRIDES = {
     "LOG_LEVEL": ("log_level",),
@@ -334,17 +346,9 @@ def parse_config(
     """Validate a definition given as text; a relative ``init_script`` resolves against ``base``."""
     # ConfigError is raised "from None" here and below: PyYAML's and pydantic's errors quote
     # the values, credentials included, and a traceback would print them.
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML or JSON: {_yaml_problem(exc)}") from None
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        # PyYAML's constructors raise these for values it parsed but cannot build: a date
-        # like 2001-13-14, a bad !!float or !!timestamp, nesting deeper than Python's stack.
-        raise ConfigError(
-            f"{origin}: not valid YAML or JSON: a value cannot be read "
-            f"({type(exc).__name__}; an impossible date, a bad !!tag or too deep nesting)"
-        ) from None
+    data: Any = _as_json(text)
+    if data is None:
+        data = _load_yaml(text, origin)
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
     for variable, keys in _OVERRIDES.items():
@@ -361,8 +365,64 @@ def parse_config(
     if image_file and not Path(image_file).is_absolute() and base:
         container = config.container.model_copy(update={"image_file": str(base / image_file)})
         config = config.model_copy(update={"container": container})
-    config._source = yaml.safe_dump(data, sort_keys=False)
+    config._data = data
     return config
+
+
+def _as_json(text: str) -> dict[str, Any] | None:
+    """The definition read by the json module, where YAML would read it alike; else None.
+
+    JSON is YAML, but PyYAML reads a few JSON texts otherwise (an escape, a number with an
+    exponent, NaN, a tab, a character it does not print, a key of over 1,024 characters,
+    deep nesting): those, and anything that is not a JSON object, go to PyYAML, which is
+    not even imported for the others.
+    """
+    if not text.isascii() or any(char in text for char in "\\\t\x7f"):
+        return None
+    if text.count("{") + text.count("[") > _JSON_MAX_BRACKETS:
+        return None
+    try:
+        data = json.loads(
+            text,
+            parse_float=_plain_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_short_keys,
+        )
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _plain_float(literal: str) -> float:
+    if "e" in literal or "E" in literal:
+        raise ValueError(f"YAML 1.1 reads {literal} as text")
+    return float(literal)
+
+
+def _no_constant(literal: str) -> Any:
+    raise ValueError(f"YAML reads {literal} as text")
+
+
+def _short_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if any(len(key) > _JSON_MAX_KEY for key, _ in pairs):
+        raise ValueError("PyYAML refuses a key this long")
+    return dict(pairs)
+
+
+def _load_yaml(text: str, origin: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML or JSON: {_yaml_problem(exc)}") from None
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # PyYAML's constructors raise these for values it parsed but cannot build: a date
+        # like 2001-13-14, a bad !!float or !!timestamp, nesting deeper than Python's stack.
+        raise ConfigError(
+            f"{origin}: not valid YAML or JSON: a value cannot be read "
+            f"({type(exc).__name__}; an impossible date, a bad !!tag or too deep nesting)"
+        ) from None
 
 
 def _read(path: Path) -> str:

@@ -36,11 +36,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from supervisor.errors import DelegationError
 
 if TYPE_CHECKING:
+    from botocore.session import Session as BotocoreSession
     from mypy_boto3_batch import BatchClient
 
     from supervisor.config import FunctionConfig
@@ -257,7 +258,8 @@ class BatchBackend:
 
     ``clock`` (``time.monotonic`` instants, as deadlines are), ``sleep`` and ``jitter``
     (a number in [0, 1)) are injectable, so that the retry loop can be tested without
-    waiting.
+    waiting.  Without a ``client``, one is created from ``session`` (a botocore session,
+    shared with the supervisor's other clients), else from a session of its own.
     """
 
     def __init__(
@@ -265,12 +267,14 @@ class BatchBackend:
         client: BatchClient | None = None,
         *,
         policy: RetryPolicy | None = None,
+        session: Callable[[], BotocoreSession] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._client = client
         self.policy = policy or RetryPolicy()
+        self._session = session
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
@@ -280,10 +284,12 @@ class BatchBackend:
 
     def client(self) -> BatchClient:
         if self._client is None:
-            import boto3
+            # botocore alone: boto3 would import s3transfer too, for nothing in batch mode.
+            import botocore.session
             from botocore.config import Config
 
-            self._client = boto3.client(
+            session = self._session() if self._session else botocore.session.get_session()
+            client = session.create_client(
                 "batch",
                 config=Config(
                     connect_timeout=self.policy.connect_timeout,
@@ -292,6 +298,7 @@ class BatchBackend:
                     retries={"mode": "standard", "total_max_attempts": 1},
                 ),
             )
+            self._client = cast("BatchClient", client)
         return self._client
 
     def submit(self, job: JobRequest, deadline: float | None = None) -> str:

@@ -27,12 +27,17 @@ RecordSource = Literal["s3", "minio", "api", "direct"]
 
 @dataclass(frozen=True)
 class Record:
-    """One unit of work: an object to download, or a body to save as the input file."""
+    """One unit of work: an object to download, or a body to save as the input file.
+
+    ``size`` and ``etag`` are what the event says of the object (``None`` where it says
+    nothing); the object may have changed since.
+    """
 
     source: RecordSource
     bucket: str = ""
     key: str = ""
     size: int | None = None
+    etag: str | None = None
     event_time: str = ""
     body: bytes | None = None
     file_name: str = ""
@@ -195,6 +200,7 @@ def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> Record
         bucket=name,
         key=unquote_plus(key),
         size=_size(obj.get("size")),
+        etag=_etag(obj.get("eTag")),
         event_time=str(item.get("eventTime") or ""),
         raw=item,
     )
@@ -222,6 +228,7 @@ def _eventbridge(event: dict[str, Any]) -> Record:
         bucket=name,
         key=key,
         size=_size(obj.get("size")),
+        etag=_etag(obj.get("etag")),
         event_time=str(event.get("time") or ""),
         raw=event,
     )
@@ -269,6 +276,10 @@ def _api(event: dict[str, Any]) -> Record:
 
 def _size(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _etag(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def event_for(parsed: ParsedEvent, record: Record) -> Any:

@@ -72,6 +72,8 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _MAX_LINE = 64 * 1024
 _READ_SIZE = 64 * 1024
 _PUMP_POLL_MS = 200
+# Seconds the output may still take to end once the deadline less the reserve has passed.
+_LATE_DRAIN = 0.1
 _QUERY_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -106,12 +108,20 @@ class ExecutionResult:
             return -self.exit_code
         return None
 
-    def output(self) -> bytes:
-        """Everything the script wrote to stdout and stderr."""
+    def output(self, limit: int | None = None) -> bytes:
+        """What the script wrote to stdout and stderr: all of it, or with ``limit`` the last
+        ``limit`` bytes after a line saying how much was left out."""
         try:
-            return self.log_path.read_bytes()
+            with self.log_path.open("rb") as log:
+                size = os.fstat(log.fileno()).st_size
+                if limit is None or size <= limit:
+                    return log.read()
+                log.seek(size - limit)
+                tail = log.read(limit)
         except FileNotFoundError:
             return b""
+        note = f"[the first {size - limit} of {size} bytes of output are left out here]\n"
+        return note.encode() + tail
 
 
 class Executor(Protocol):
@@ -122,7 +132,8 @@ class ProcessExecutor:
     """Runs the script as a plain process: ``interpreter SCRIPT`` (``/bin/sh``) in a new session.
 
     ``join_timeout`` bounds the wait for the end of the script's output once its process
-    group is gone (a process that left the group may still hold the pipe).
+    group is gone (a process that left the group may still hold the pipe); past the
+    watchdog's kill instant the wait is 0.1 s, as the reserve pays for it.
     """
 
     def __init__(
@@ -179,7 +190,7 @@ class ProcessExecutor:
         finally:
             kill_group(process.pid, watchdog.grace, process=process)
             self._kill_escaped(run, watchdog.grace)
-            self._drain(thread, pump, process.pid)
+            self._drain(thread, pump, process.pid, self._drain_time(watchdog))
         logger.info(
             "script %s ended: exit code %s, timed out %s, %.3f s",
             run.script,
@@ -241,14 +252,25 @@ class ProcessExecutor:
                 run.script,
             )
 
-    def _drain(self, thread: threading.Thread, pump: _OutputPump, pgid: int) -> None:
-        thread.join(self._join_timeout)
+    def _drain_time(self, watchdog: Watchdog) -> float:
+        """``join_timeout``, cut to the time left before the watchdog's kill instant: past it,
+        the wait would come out of the reserve that pays for the delegation, and what the
+        dead group wrote is read within moments."""
+        left = watchdog.remaining()
+        if left is None:
+            return self._join_timeout
+        return min(self._join_timeout, max(left, _LATE_DRAIN))
+
+    def _drain(
+        self, thread: threading.Thread, pump: _OutputPump, pgid: int, timeout: float
+    ) -> None:
+        thread.join(timeout)
         if thread.is_alive():
             logger.warning(
                 "output of process group %d still open %.1f s after it ended "
                 "(held by a process outside the group): no longer read",
                 pgid,
-                self._join_timeout,
+                timeout,
             )
             pump.stop()
             thread.join(1.0)

@@ -14,6 +14,7 @@ that is not UTF-8 text (no object key can hold it), raise ``StagingError``.
 from __future__ import annotations
 
 import logging
+import os
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -91,29 +92,46 @@ def _key(folder: str, relative: str) -> str:
     return f"{folder}/{relative}" if folder else relative
 
 
-def _files(root: Path, folder: Path) -> Iterator[tuple[Path, str]]:
-    """Yield ``(file to read, path relative to root)`` for each regular file, sorted by name."""
+def _files(root: Path, folder: Path, prefix: str = "") -> Iterator[tuple[Path, str]]:
+    """Yield ``(file to read, path relative to root)`` for each regular file, sorted by name.
+
+    ``prefix`` is ``folder`` relative to ``root``, with a trailing slash.  The type of an
+    entry comes with the folder's listing (``os.scandir``): no ``lstat`` per file.
+    """
     try:
-        entries = sorted(folder.iterdir(), key=lambda entry: entry.name)
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
     except OSError as exc:
         logger.warning("Skipping the output folder %s: %s", folder, exc.strerror or exc)
         return
     for entry in entries:
-        relative = entry.relative_to(root).as_posix()
+        relative = prefix + entry.name
+        path = folder / entry.name
         try:
-            mode = entry.lstat().st_mode
+            mode = _mode(entry)
         except OSError:
             continue
         if stat.S_ISLNK(mode):
-            target = _link_target(root, entry)
+            target = _link_target(root, path)
             if target is not None:
                 yield target, relative
         elif stat.S_ISDIR(mode):
-            yield from _files(root, entry)
+            yield from _files(root, path, relative + "/")
         elif stat.S_ISREG(mode):
-            yield entry, relative
+            yield path, relative
         else:
-            logger.warning("Skipping %s: not a regular file", entry)
+            logger.warning("Skipping %s: not a regular file", path)
+
+
+def _mode(entry: os.DirEntry[str]) -> int:
+    """The file type bits of ``entry`` itself (a link is a link), from the listing if it says."""
+    if entry.is_symlink():
+        return stat.S_IFLNK
+    if entry.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if entry.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return entry.stat(follow_symlinks=False).st_mode
 
 
 def _link_target(root: Path, link: Path) -> Path | None:

@@ -40,6 +40,7 @@ from supervisor.errors import DelegationError
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from botocore.session import Session as BotocoreSession
 
 __all__ = ["NO_DEADLINE_HOLD", "DynamoDBIdempotency", "Idempotency"]
 
@@ -81,8 +82,9 @@ class _TimeLeft:
 class DynamoDBIdempotency:
     """Idempotency records in the DynamoDB table ``table`` (a name or an ARN).
 
-    ``client`` is a boto3 DynamoDB client; by default one is created on ``prepare`` with
-    the given timeouts and one retry, so that a record costs little of the reserve.
+    ``client`` is a boto3 DynamoDB client; by default one is created on ``prepare`` (from
+    ``session``, the supervisor's botocore session, when given) with the given timeouts
+    and one retry, so that a record costs little of the reserve.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class DynamoDBIdempotency:
         key_prefix: str,
         expires_after_seconds: int = 3600,
         client: Any = None,
+        session: Callable[[], BotocoreSession] | None = None,
         connect_timeout: float = 1.0,
         read_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -100,6 +103,7 @@ class DynamoDBIdempotency:
         self._key_prefix = key_prefix
         self._expires_after = expires_after_seconds
         self._client = client
+        self._session = session
         self._timeouts = (connect_timeout, read_timeout)
         self._clock = clock
         self._layer: DynamoDBPersistenceLayer | None = None
@@ -113,10 +117,11 @@ class DynamoDBIdempotency:
 
             client = self._client
             if client is None:
-                import boto3
+                import botocore.session
                 from botocore.config import Config
 
-                client = boto3.client(
+                session = self._session() if self._session else botocore.session.get_session()
+                client = session.create_client(
                     "dynamodb",
                     config=Config(
                         connect_timeout=self._timeouts[0],

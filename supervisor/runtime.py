@@ -7,7 +7,8 @@ record whose run timed out or failed, or that ran out of resources: an input too
 for the free space of the work folder (``/tmp``), known from the event's size before any
 download or from ENOSPC during it, or a script killed by SIGKILL that the watchdog did
 not send (the kernel's out-of-memory killer), as ``batch.delegate_on`` says.  Nothing is
-uploaded from a run that timed out or was delegated.
+uploaded from a run that timed out or was delegated.  A record's outcome holds the last
+``OUTPUT_LIMIT`` bytes of the script's output at most (the whole of it is in the log).
 
 ``build_supervisor`` creates the parts (storage clients, the executor, the Batch
 backend) once per process; ``Supervisor.invoke`` is called per event.
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from supervisor import events, filtering, staging
+from supervisor import allocator, events, filtering, staging
 from supervisor.delegation import Backend, BatchBackend, RetryPolicy, build_job
 from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
 from supervisor.execution import (
@@ -39,6 +40,7 @@ from supervisor.execution import (
     ScriptRun,
     build_environment,
 )
+from supervisor.sessions import Sessions
 from supervisor.watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -54,6 +56,10 @@ _log = logging.getLogger(__name__)
 Status = Literal["succeeded", "failed", "delegated"]
 # Seconds kept between the end of a Batch submission (retries included) and the Lambda deadline.
 SUBMIT_MARGIN = 0.2
+# The most of a script's output (its last bytes) that a record's outcome holds: a Lambda
+# response carries at most 6 MB, the body in base64 (4 MiB take 5.3), and each line of the
+# output is in the log anyway.
+OUTPUT_LIMIT = 4 * 1024 * 1024
 _SIGKILL = int(signal.SIGKILL)
 
 
@@ -164,6 +170,9 @@ class Supervisor:
             if self.idempotency is not None:
                 self.idempotency.prepare()
         if self.mode != "batch":
+            # Transfers run here, in threads: keep what they free from staying in an arena
+            # per thread.
+            allocator.limit_arenas()
             self.providers.prepare()
 
     def invoke(self, raw_event: Any, context: InvocationContext) -> Outcome:
@@ -286,7 +295,7 @@ class Supervisor:
         output_dir: Path,
         context: InvocationContext,
     ) -> RecordOutcome:
-        output = result.output()
+        output = result.output(OUTPUT_LIMIT)
         if result.succeeded:
             plans = filtering.plan_uploads(output_dir, self.config.output)
             uploaded = staging.upload(plans, self.providers, deadline=context.deadline)
@@ -427,7 +436,12 @@ def build_supervisor(
     free_space: staging.FreeSpace = staging.disk_free,
     idempotency: Idempotency | None = None,
 ) -> Supervisor:
-    """The wiring: pick the executor, the storage and the Batch backend for this host."""
+    """The wiring: pick the executor, the storage and the Batch backend for this host.
+
+    Their AWS clients share one botocore session (``Sessions``), created when the first
+    of them is.
+    """
+    sessions = Sessions()
     if executor is None:
         container = config.container
         if platform == "lambda-zip" and (container.image or container.image_file):
@@ -446,18 +460,26 @@ def build_supervisor(
     return Supervisor(
         config,
         platform=platform,
-        providers=providers or staging.build_providers(config, storage_root=storage_root),
+        providers=providers
+        or staging.build_providers(
+            config, storage_root=storage_root, session_factory=sessions.boto3
+        ),
         executor=executor,
-        backend=backend or BatchBackend(policy=RetryPolicy.for_reserve(config.timeout_threshold)),
+        backend=backend
+        or BatchBackend(
+            policy=RetryPolicy.for_reserve(config.timeout_threshold), session=sessions.botocore
+        ),
         script=read_script(config, environ),
         host_environ=environ,
         work_root=work_root,
         free_space=free_space,
-        idempotency=idempotency or _idempotency(config, platform),
+        idempotency=idempotency or _idempotency(config, platform, sessions),
     )
 
 
-def _idempotency(config: FunctionConfig, platform: Platform) -> Idempotency | None:
+def _idempotency(
+    config: FunctionConfig, platform: Platform, sessions: Sessions
+) -> Idempotency | None:
     """DynamoDB records when the definition names a table and this is Lambda, where retries
     reuse the request id (elsewhere each run has a request id of its own)."""
     settings = config.idempotency
@@ -470,6 +492,7 @@ def _idempotency(config: FunctionConfig, platform: Platform) -> Idempotency | No
         settings.table,
         key_prefix=config.name,
         expires_after_seconds=settings.expires_after_seconds,
+        session=sessions.botocore,
         connect_timeout=policy.connect_timeout,
         read_timeout=policy.read_timeout,
     )

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 _POLL_FIRST = 0.001
 _POLL_MAX = 0.02
 _KILL_WAIT = 2.0
+_ENVIRON_READ = 64 * 1024
 
 
 class Watchdog:
@@ -145,8 +146,11 @@ def kill_marked(entry: str, grace: float) -> int:
 
 
 def _marked(entry: bytes) -> list[int]:
+    """The other processes whose environment holds ``entry``: one read of each process's
+    ``/proc/PID/environ`` (a few microseconds each; a Lambda or Batch container has few)."""
     found = []
     own = os.getpid()
+    needle = b"\0" + entry + b"\0"
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -154,14 +158,27 @@ def _marked(entry: bytes) -> list[int]:
     for name in names:
         if not name.isdigit() or int(name) == own:
             continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as environ_file:
-                environ = environ_file.read()
-        except OSError:
-            continue
-        if entry in environ.split(b"\0"):
+        environ = _read_environ(name)
+        if environ is not None and needle in b"\0" + environ + b"\0":
             found.append(int(name))
     return found
+
+
+def _read_environ(pid: str) -> bytes | None:
+    """The NUL-separated environment of process ``pid``; None if it cannot be read."""
+    try:
+        fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, _ENVIRON_READ):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _signal(pid: int, signum: signal.Signals) -> None:

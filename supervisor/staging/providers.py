@@ -43,6 +43,9 @@ __all__ = ["LocalStorage", "S3Storage", "StorageProvider", "UploadItem"]
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+# Bytes read from a download's body per write, and writes queued for the disk at most.
+IO_CHUNK = 64 * 1024
+IO_QUEUE = 64
 
 
 class UploadItem(NamedTuple):
@@ -60,8 +63,20 @@ class StorageProvider(Protocol):
         """Where the object is, for logs and responses (``s3://bucket/key`` or a file path)."""
         ...
 
-    def download(self, bucket: str, key: str, dest: Path, *, timeout: float | None = None) -> None:
-        """Write the object to ``dest``; raise ``DeadlineError`` after ``timeout`` seconds."""
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        *,
+        timeout: float | None = None,
+        size: int | None = None,
+        etag: str | None = None,
+    ) -> None:
+        """Write the object to ``dest``; raise ``DeadlineError`` after ``timeout`` seconds.
+
+        ``size`` and ``etag``, when the event gave them, may spare a request for them.
+        """
         ...
 
     def upload_many(
@@ -86,6 +101,18 @@ class _Completion:
     def wait(self, timeout: float | None) -> bool:
         with self._condition:
             return self._condition.wait_for(lambda: self._remaining <= 0, timeout)
+
+
+class _Known:
+    """An s3transfer subscriber that gives a download the object's size and ETag up front."""
+
+    def __init__(self, size: int, etag: str) -> None:
+        self._size = size
+        self._etag = etag
+
+    def on_queued(self, future: TransferFuture, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self._size)
+        future.meta.provide_object_etag(self._etag)
 
 
 class _Transfer(NamedTuple):
@@ -113,18 +140,39 @@ class S3Storage:
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
             max_request_concurrency=max_concurrency,
+            # What a download may hold in memory between the network and the disk: s3transfer
+            # queues up to 1,000 chunks of 256 KiB by default, which a fast network and a slow
+            # disk (or the GIL) can fill.  Small chunks also stay in the allocator's heap, where
+            # they are reused, instead of fragmenting one arena per transfer thread.
+            io_chunksize=IO_CHUNK,
+            max_io_queue_size=IO_QUEUE,
         )
 
     def uri(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key}"
 
-    def download(self, bucket: str, key: str, dest: Path, *, timeout: float | None = None) -> None:
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        *,
+        timeout: float | None = None,
+        size: int | None = None,
+        etag: str | None = None,
+    ) -> None:
         from s3transfer.manager import TransferManager
 
         done = _Completion(1)
+        subscribers = [_subscriber(done)]
+        if size is not None and etag and size < self._config.multipart_threshold:
+            # A small object is one plain GET, which reads whatever the key holds now; told
+            # its size and ETag, s3transfer skips the HEAD it would make to learn them (a
+            # round trip).  A bigger one keeps the HEAD: its ranged GETs need the current ETag.
+            subscribers.append(_subscriber(_Known(size, etag)))
         manager = TransferManager(self.client, self._config)
         try:
-            future = manager.download(bucket, key, str(dest), subscribers=[_subscriber(done)])
+            future = manager.download(bucket, key, str(dest), subscribers=subscribers)
         except BaseException:
             _abandon(manager)
             raise
@@ -284,9 +332,10 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _subscriber(done: _Completion) -> BaseSubscriber:
-    # s3transfer calls any object's on_done; subclassing BaseSubscriber would import it eagerly.
-    return cast("BaseSubscriber", done)
+def _subscriber(subscriber: _Completion | _Known) -> BaseSubscriber:
+    # s3transfer calls any object's on_queued and on_done; subclassing BaseSubscriber would
+    # import it eagerly.
+    return cast("BaseSubscriber", subscriber)
 
 
 def _exception(future: TransferFuture) -> BaseException | None:
@@ -332,7 +381,16 @@ class LocalStorage:
             )
         return self.root / bucket / key
 
-    def download(self, bucket: str, key: str, dest: Path, *, timeout: float | None = None) -> None:
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        *,
+        timeout: float | None = None,
+        size: int | None = None,
+        etag: str | None = None,
+    ) -> None:
         """Copy the object to ``dest``; a local copy is not bounded by ``timeout``."""
         source = self.path(bucket, key)
         if not source.is_file():

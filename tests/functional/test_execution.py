@@ -229,6 +229,38 @@ def test_script_that_handles_term_exits_its_way(run_script: RunScript) -> None:
     assert result.output().endswith(b"cleaning up\n")
 
 
+def test_output_held_outside_the_group_does_not_spend_the_reserve(
+    run_script: RunScript, work: Path
+) -> None:
+    """A process that left the group with a new environment (out of the watchdog's reach)
+    and keeps the output open: past the kill instant the run waits for it only briefly."""
+    watchdog = Watchdog(time.monotonic() + 3.0, 2.0)
+    started = time.monotonic()
+
+    result = run_script(
+        "setsid env -i /bin/sh -c 'echo $$ > \"$0\"; exec sleep 10' "
+        '"$TMP_OUTPUT_DIR/holder.pid" &\n'
+        "sleep 60\n",
+        watchdog=watchdog,
+    )
+    elapsed = time.monotonic() - started
+    holder = read_pid(work / "output" / "holder.pid")
+    os.kill(holder, signal.SIGKILL)
+
+    assert result.timed_out
+    assert elapsed < 2.0, f"the run ended {elapsed:.2f} s after it started"
+
+
+def test_output_keeps_its_last_bytes_within_a_limit(run_script: RunScript) -> None:
+    result = run_script("head -c 3000 /dev/zero | tr '\\0' a\nprintf 'the end'\n")
+
+    assert result.output() == b"a" * 3000 + b"the end"
+    assert result.output(limit=4000) == result.output()
+    assert result.output(limit=100) == (
+        b"[the first 2907 of 3007 bytes of output are left out here]\n" + b"a" * 93 + b"the end"
+    )
+
+
 def test_background_process_left_after_exit_is_killed(run_script: RunScript, work: Path) -> None:
     started = time.monotonic()
 

@@ -575,7 +575,9 @@ class _Recorder:
     def uri(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key}"
 
-    def download(self, bucket: str, key: str, dest: Path, *, timeout: float | None = None) -> None:
+    def download(
+        self, bucket: str, key: str, dest: Path, *, timeout: float | None = None, **known: Any
+    ) -> None:
         self.downloads.append((bucket, key))
         if self.fill_after is None:
             dest.write_bytes(self.data)
@@ -651,7 +653,7 @@ def test_an_injected_enospc_half_way_removes_the_partial_file(tmp_path: Path) ->
 def test_other_download_errors_pass_through_unchanged(tmp_path: Path) -> None:
     class Denied(_Recorder):
         def download(
-            self, bucket: str, key: str, dest: Path, *, timeout: float | None = None
+            self, bucket: str, key: str, dest: Path, *, timeout: float | None = None, **known: Any
         ) -> None:
             raise StagingError(f"cannot download {self.uri(bucket, key)}: access denied")
 

@@ -263,6 +263,28 @@ def test_missing_object(
     assert objects(s3, out) == {}
 
 
+def test_a_small_object_sized_by_its_event_is_read_with_one_get(
+    install: Install,
+    proxy: FaultProxy,
+    s3: Any,
+    make_bucket: MakeBucket,
+    load_event: LoadEvent,
+    mark_dir: Path,
+) -> None:
+    """The event's size and ETag spare the HEAD that would ask for them."""
+    source, out = make_bucket("in"), make_bucket("out")
+    s3.put_object(Bucket=source, Key="incoming/small.txt", Body=b"small data")
+    function = install(COPY_SCRIPT, definition(out, mark_dir))
+    event = s3_put(load_event, source, "incoming/small.txt", size=len(b"small data"))
+
+    response = lambda_handler.handler(event, function.context())
+
+    assert response["statusCode"] == 200
+    assert objects(s3, out) == {"results/small.txt": b"small data"}
+    reads = [request for request in proxy.requests if request[1].startswith(f"/{source}/")]
+    assert reads == [("GET", f"/{source}/incoming/small.txt")]
+
+
 # --- multipart uploads ------------------------------------------------------------------
 
 

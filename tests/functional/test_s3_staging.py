@@ -103,6 +103,33 @@ def test_a_missing_object_names_bucket_and_key(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_small_upload_does_not_wait_for_100_continue(
+    s3: Any, make_bucket: MakeBucket, tmp_path: Path
+) -> None:
+    """botocore asks the server's go-ahead before sending any file (a round trip): the
+    providers' clients keep that for bodies over 1 MiB."""
+    bucket = make_bucket("expect")
+    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
+    small.write_bytes(os.urandom(1000))
+    large.write_bytes(os.urandom(2 * MIB))
+    storage = build_providers(FunctionConfig(name="f")).get("s3")
+    expect: dict[str, Any] = {}
+
+    def note(request: Any, **kwargs: Any) -> None:
+        expect[request.url.rpartition("/")[2]] = request.headers.get("Expect")
+
+    assert isinstance(storage, S3Storage)
+    storage.client.meta.events.register("before-send.s3.PutObject", note)
+    storage.upload_many(
+        [UploadItem(small, bucket, "small.bin"), UploadItem(large, bucket, "large.bin")]
+    )
+
+    assert expect["small.bin"] is None
+    assert expect["large.bin"] in ("100-continue", b"100-continue")
+    assert body(s3, bucket, "small.bin") == small.read_bytes()
+    assert body(s3, bucket, "large.bin") == large.read_bytes()
+
+
 def test_an_upload_to_a_missing_bucket_names_it(s3: Any, tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     source.write_text("a")

@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -601,7 +601,18 @@ class Bench:
         }
         jobs: dict[str, list[str | None]] = {impl.name: [] for impl in self.impls}
         errors: dict[str, str] = {}
+        floor_impl = replace(self.impls[0], name="floor", driver=DRIVERS / "floor.py")
+        floor: list[float] = []
         for round_ in range(self.plan.cold_reps + 1):
+            floor_result, floor_spawned = self.drive(
+                floor_impl,
+                self.invoke_params(event, 1, warmup=False),
+                self.env(self.impls[0], {}),
+                "cold",
+            )
+            jobs.setdefault("floor", []).extend(floor_result["job_ids"])
+            if round_:
+                floor.append(floor_result["returned_at"][0] - floor_spawned)
             for impl in self.impls:
                 if impl.name in errors:
                     continue
@@ -639,6 +650,13 @@ class Bench:
                 "jobs_verified": self.verify_jobs(jobs[impl.name], event),
                 "jobs": len(jobs[impl.name]),
             }
+        data["floor"] = {
+            "what": "botocore import, one Batch client, one SubmitJob: no supervisor",
+            "samples": floor,
+            "first_call_median_s": median(floor),
+            "jobs_verified": self.verify_jobs(jobs["floor"], event),
+            "jobs": len(jobs["floor"]),
+        }
         self.results.cases["1_cold_start"] = data
         ours, theirs = data.get("ours", {}), data.get("theirs", {})
         ms = 1000.0
@@ -651,6 +669,18 @@ class Bench:
             o, t = _scaled(ours.get(key), ms), _scaled(theirs.get(key), ms)
             r = ratio(o, t)
             self.row(case, metric, "ms", o, t, goal=goal, met=_le(r, 0.5) if goal else None)
+        o, t = (
+            _scaled(data["floor"]["first_call_median_s"], ms),
+            _scaled(theirs.get("first_call_median_s"), ms),
+        )
+        self.row(
+            case,
+            "  floor: botocore + client + SubmitJob only",
+            "ms",
+            o,
+            t,
+            note="the least any botocore-based supervisor needs; the ratio is its best",
+        )
         self._jobs_row(case, ours, theirs)
 
     def _time(self, command: list[str], env: dict[str, str]) -> float:

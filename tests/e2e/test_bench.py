@@ -59,6 +59,9 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
     for key in ("python_median_s", "import_median_s", "first_call_median_s"):
         assert cold[key] > 0, key
     assert cold["jobs_verified"] == cold["jobs"] > 0
+    floor = results["cases"]["1_cold_start"]["floor"]
+    assert floor["first_call_median_s"] > 0
+    assert floor["jobs_verified"] == floor["jobs"] == results["settings"]["cold_reps"] + 1
     delegation = results["cases"]["2_batch_delegation"]["ours"]
     assert delegation["median_s"] > 0
     assert delegation["jobs_verified"] == delegation["jobs"] == results["settings"]["batch_calls"]

@@ -1,0 +1,35 @@
+"""The floor of the cold-start case: what any botocore-based supervisor must do.
+
+Run by ``bench/run.py`` like a driver, but with no handler: it imports botocore, creates
+one Batch client and submits one job carrying the event, the least that a ``batch``-mode
+invocation needs.  It reads the driver parameters (``case`` = ``invoke``) on stdin and
+writes ``returned_at`` and ``job_ids`` like ``common.invoke``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+def main() -> None:
+    params = json.loads(sys.stdin.read())
+    import botocore.session
+
+    client = botocore.session.get_session().create_client("batch")
+    job = client.submit_job(
+        jobName=params["function_name"],
+        jobQueue=params["function_name"],
+        jobDefinition=params["function_name"],
+        containerOverrides={
+            "environment": [{"name": "EVENT", "value": json.dumps(params["event"])}]
+        },
+    )
+    json.dump({"returned_at": [time.monotonic()], "job_ids": [job["jobId"]]}, sys.stdout)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    main()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up, check and demonstrate serverless-supervisor.
 #   ./build.sh demo   create .venv, install, run the local example
+#   ./build.sh demo-workflow  the paper's audio/video workflow on this machine
 #   ./build.sh test   install what the tests need, run ruff, mypy and pytest
 #   ./build.sh check  ruff, ruff format --check and mypy only
 #   ./build.sh layer  build the Lambda Layer zips into build/layer/
@@ -33,15 +34,29 @@ install() {
   fi
 }
 
+apt_install() {
+  if [ $# -gt 0 ]; then
+    log "installing $* with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+media_packages() {
+  # The audio/video workflow example: FFmpeg splits and converts, espeak-ng speaks the
+  # test videos' sound track.
+  local missing=()
+  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  apt_install "${missing[@]}"
+}
+
 system_packages() {
   # The container tests run a real udocker container with Debian's proot on a busybox image.
   local missing=()
   command -v proot >/dev/null || missing+=(proot)
   [ -x /bin/busybox ] || missing+=(busybox-static)
-  if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} with apt-get"
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  apt_install "${missing[@]}"
+  media_packages
 }
 
 check() {
@@ -57,6 +72,11 @@ case "${1:-help}" in
   demo)
     install
     "$PY" examples/demo/run_demo.py "${@:2}"
+    ;;
+  demo-workflow)
+    media_packages
+    install examples
+    "$PY" examples/av-workflow/run_demo.py "${@:2}"
     ;;
   test)
     system_packages
@@ -74,7 +94,7 @@ case "${1:-help}" in
     "$PY" layer/build.py "${@:2}"
     ;;
   *)
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
     [ "${1:-help}" = help ] || exit 2
     ;;
 esac

@@ -74,6 +74,7 @@ def _run(
             environ=environ,
             work_root=settings.work_root,
             storage_root=settings.storage_root,
+            storage_events=settings.storage_events,
         )
         supervisor.prepare()
         event = _event_text(environ, stdin, supervisor, settings)

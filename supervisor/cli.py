@@ -1,8 +1,10 @@
-"""The command line: ``python -m supervisor [run | validate | job]``.
+"""The command line: ``python -m supervisor [run | validate | workflow | job]``.
 
 ``run`` sends one event through the whole pipeline on this machine: the local storage
 provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
-function definition.  ``job`` (the default when ``EVENT`` or ``EVENT_URI`` is set) is
+function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
+functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job``
+(the default when ``EVENT`` or ``EVENT_URI`` is set) is
 what an AWS Batch job container runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
 the process is a Lambda function's container image: it serves the Runtime API's invocations
 with the Lambda handler (``supervisor.lambda_image``); that wins over ``EVENT``.
@@ -109,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("config", type=Path, metavar="PATH", help="the function definition")
     validate.set_defaults(command="validate", handler=_validate)
+
+    _workflow_parser(commands)
 
     job = commands.add_parser(
         "job",
@@ -232,3 +236,182 @@ def _wait(backend: Any, job_id: str) -> dict[str, Any]:
     exit_code = backend.wait(job_id)
     log_path = backend.jobs[job_id].log_path
     return {"job_id": job_id, "exit_code": exit_code, "log": str(log_path)}
+
+
+_WORKFLOW_EPILOG = """\
+The workflow file is the multi-function format of deployment tools:
+  functions:
+    aws:
+    - lambda: {name, execution_mode, memory, timeout, init_script, input, output, ...}
+      batch: {vcpus, memory, enable_gpu, compute_resources: {max_v_cpus}}
+Buckets are folders under --storage-root.  Each file uploaded (or written by a function)
+into a function's input folder invokes that function with the S3 event a bucket
+notification carries.  lambda and lambda-batch functions run here under a deadline of
+their timeout, at most --lambda-concurrency at once; what they hand to Batch, and batch
+functions, run as `python -m supervisor` jobs, at most max_v_cpus / vcpus of a function at
+once (--batch-jobs overrides), the others pending.  Scripts run as plain processes on this
+machine (container images are not pulled).  The run ends when no work is left; it writes
+timeline.json, timeline.png, workflow.log and one log per invocation into --work-dir.
+Exit code: 0 when every invocation succeeded, 1 when one failed, 2 for a bad workflow.
+"""
+
+# The paper's experiment: 1 video at 0, 1 at 1 min, 3 at 5 min, 5 at 10 min.
+PAPER_SCHEDULE = "0:1,60:1,300:3,600:5"
+
+
+def _workflow_parser(commands: Any) -> None:
+    workflow = commands.add_parser(
+        "workflow",
+        help="run a workflow of functions linked by bucket folders on this machine",
+        description="Run a workflow of functions linked by bucket folders on this machine.",
+    )
+    actions = workflow.add_subparsers(title="actions", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="upload files and run every invocation they lead to",
+        description="Upload files into the workflow and run every invocation they lead to.",
+        epilog=_WORKFLOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _workflow_arguments(run)
+    run.set_defaults(command="workflow run", handler=_workflow_run, schedule=None)
+    replay = actions.add_parser(
+        "replay",
+        help="upload files on a schedule (the paper's experiment) and report the figures",
+        description=(
+            "Upload files on a schedule, as the paper's experiment did (1 video at 0, 1 at "
+            "1 min, 3 at 5 min, 5 at 10 min), with minutes shrunk by --time-scale, and "
+            "report what ran where and for how long."
+        ),
+        epilog=_WORKFLOW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _workflow_arguments(replay)
+    replay.add_argument(
+        "--schedule",
+        default=PAPER_SCHEDULE,
+        help=(
+            "AT:COUNT,... uploads COUNT files AT seconds of the experiment, taking the "
+            f"--upload files in turn (default: {PAPER_SCHEDULE})"
+        ),
+    )
+    replay.add_argument(
+        "--time-scale",
+        type=float,
+        default=60.0,
+        help="divide the schedule's times by this (default 60: a minute becomes a second)",
+    )
+    replay.set_defaults(command="workflow replay", handler=_workflow_run)
+
+
+def _workflow_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workflow", type=Path, metavar="WORKFLOW.yaml", help="the workflow file")
+    parser.add_argument(
+        "--upload", nargs="+", type=Path, required=True, metavar="FILE", help="files to upload"
+    )
+    parser.add_argument(
+        "--to",
+        metavar="BUCKET/PATH",
+        help="where to upload (default: the first input folder no function writes to)",
+    )
+    parser.add_argument(
+        "--storage-root",
+        type=Path,
+        default=Path(os.environ.get("SUPERVISOR_STORAGE_ROOT") or "storage"),
+        help="folder with one subfolder per bucket (default: ./storage)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where logs, Batch job logs and the timeline go (default: a new temporary folder)",
+    )
+    parser.add_argument(
+        "--lambda-concurrency",
+        type=_positive,
+        default=4,
+        metavar="N",
+        help="Lambda invocations running at once, as an account's concurrency (default: 4)",
+    )
+    parser.add_argument(
+        "--batch-jobs",
+        type=_positive,
+        metavar="N",
+        help="Batch jobs of one function running at once (default: the workflow's "
+        "max_v_cpus / vcpus, else 2)",
+    )
+    parser.add_argument("--no-chart", action="store_true", help="do not draw timeline.png")
+    parser.add_argument("--log-level", default="INFO", help="level of workflow.log (default INFO)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _workflow_run(args: argparse.Namespace) -> int:
+    from supervisor import logs
+    from supervisor.errors import ConfigError, SupervisorError
+    from supervisor.workflow import WorkflowRunner, load_workflow, schedule_uploads
+
+    try:
+        workflow = load_workflow(args.workflow)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    missing = [str(path) for path in args.upload if not path.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    target = args.to or workflow.entry.path
+    files = [path.resolve() for path in args.upload]
+    try:
+        if args.schedule is None:
+            uploads = schedule_uploads("0:1", 1.0, files, target, repeat=False)
+        else:
+            uploads = schedule_uploads(args.schedule, args.time_scale, files, target)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    work_dir = (args.work_dir or Path(tempfile.mkdtemp(prefix="workflow-"))).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    storage_root = args.storage_root.resolve()
+    secrets = logs.secrets_from_environ(os.environ)
+    for function in workflow:
+        secrets += function.config.storage_providers.secrets()
+    with (work_dir / "workflow.log").open("a", encoding="utf-8") as log:
+        logs.configure_cli(args.log_level, secrets=secrets, stream=log)
+        count = len(workflow.functions)
+        print(f"workflow {args.workflow}: {count} function(s), work folder {work_dir}")
+        runner = WorkflowRunner(
+            workflow,
+            storage_root=storage_root,
+            work_dir=work_dir,
+            lambda_concurrency=args.lambda_concurrency,
+            batch_slots=args.batch_jobs,
+            draw=not args.no_chart,
+        )
+        try:
+            result = runner.run(uploads)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except SupervisorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"\ntimeline: {result.timeline_json}")
+    if result.timeline_png is not None:
+        print(f"chart:    {result.timeline_png}")
+    print(
+        f"logs:     {work_dir / 'logs'} (Lambda), {work_dir / 'batch-jobs'} (Batch), {result.log}"
+    )
+    print(f"buckets:  {storage_root}")
+    print(
+        f"{len(result.timeline.invocations)} invocation(s) in {result.duration:.1f} s, "
+        f"{result.failed} failed, {result.unfinished} unfinished"
+    )
+    return EXIT_OK if result.ok else EXIT_FAILED

@@ -504,6 +504,8 @@ class Settings:
     work_root: Path
     batch_job_id: str | None
     log_group: str | None
+    # Where the local storage announces the objects it writes (a local workflow's jobs).
+    storage_events: Path | None = None
 
     @property
     def in_lambda(self) -> bool:
@@ -523,10 +525,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     else:
         platform = "local"
     root = environ.get("SUPERVISOR_STORAGE_ROOT", "").strip()
+    events = environ.get("SUPERVISOR_STORAGE_EVENTS", "").strip()
     return Settings(
         platform=platform,
         storage_root=Path(root) if root else None,
         work_root=Path(environ.get("SUPERVISOR_WORK_DIR", "").strip() or "/tmp"),
         batch_job_id=environ.get("AWS_BATCH_JOB_ID") or environ.get("SUPERVISOR_BATCH_JOB_ID"),
         log_group=environ.get("SUPERVISOR_LOG_GROUP") or None,
+        storage_events=Path(events) if root and events else None,
     )

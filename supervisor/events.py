@@ -11,14 +11,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from supervisor.errors import EventError
 
-__all__ = ["ParsedEvent", "Record", "RecordSource", "event_for", "is_api_request", "parse"]
+__all__ = [
+    "ParsedEvent",
+    "Record",
+    "RecordSource",
+    "event_for",
+    "is_api_request",
+    "object_created",
+    "parse",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -289,3 +298,36 @@ def event_for(parsed: ParsedEvent, record: Record) -> Any:
     if isinstance(record.raw, dict) and "s3" in record.raw:
         return {"Records": [record.raw]}
     return record.raw
+
+
+def object_created(
+    bucket: str, key: str, size: int, *, when: float | None = None
+) -> dict[str, Any]:
+    """The S3 notification a bucket sends when ``key`` is written (``when``: a Unix time).
+
+    The key is URL-encoded as S3 encodes it (a space as ``+``), so that ``parse`` decodes it
+    back to ``key``.
+    """
+    moment = time.time() if when is None else when
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment))
+    millis = int(moment * 1000) % 1000
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "local",
+                "eventTime": f"{stamp}.{millis:03d}Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {
+                        "key": quote_plus(key, safe="/"),
+                        "size": size,
+                        "sequencer": f"{int(moment * 1e9):016X}",
+                    },
+                },
+            }
+        ]
+    }

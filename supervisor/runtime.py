@@ -430,6 +430,7 @@ def build_supervisor(
     environ: Mapping[str, str],
     work_root: Path,
     storage_root: Path | None = None,
+    storage_events: Path | None = None,
     backend: Backend | None = None,
     providers: staging.ProviderSet | None = None,
     executor: Executor | None = None,
@@ -462,7 +463,10 @@ def build_supervisor(
         platform=platform,
         providers=providers
         or staging.build_providers(
-            config, storage_root=storage_root, session_factory=sessions.boto3
+            config,
+            storage_root=storage_root,
+            storage_events=storage_events,
+            session_factory=sessions.boto3,
         ),
         executor=executor,
         backend=backend

@@ -126,16 +126,18 @@ def build_providers(
     config: FunctionConfig,
     *,
     storage_root: Path | None = None,
+    storage_events: Path | None = None,
     session_factory: SessionFactory | None = None,
     max_concurrency: int = 10,
 ) -> ProviderSet:
-    """The providers a function may use; with ``storage_root`` every one is that local folder.
+    """The providers a function may use; with ``storage_root`` every one is that local folder
+    (which announces the objects it writes in ``storage_events``, when given).
 
     Their S3 clients come from ``session_factory`` (a boto3 session), by default one session
     shared by all of them, which loads the S3 service model once.
     """
     if storage_root is not None:
-        return ProviderSet({}, fallback=partial(LocalStorage, storage_root))
+        return ProviderSet({}, fallback=partial(LocalStorage, storage_root, storage_events))
     sessions = session_factory or Sessions().boto3
     defined = config.storage_providers
     factories: dict[ProviderKey, ProviderFactory] = {

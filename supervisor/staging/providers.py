@@ -17,12 +17,14 @@ s3transfer and botocore are imported by ``S3Storage`` itself, never at module im
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 from urllib.parse import urlsplit
 
 from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
+from supervisor.events import object_created
 
 if TYPE_CHECKING:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from s3transfer.manager import TransferManager
     from s3transfer.subscribers import BaseSubscriber
 
-__all__ = ["LocalStorage", "S3Storage", "StorageProvider", "UploadItem"]
+__all__ = ["LocalStorage", "S3Storage", "StorageProvider", "UploadItem", "notify"]
 
 logger = logging.getLogger(__name__)
 
@@ -357,10 +360,16 @@ def _abandon(manager: TransferManager, futures: Sequence[TransferFuture] = ()) -
 
 
 class LocalStorage:
-    """A folder with one subfolder per bucket; object ``key`` is the file ``root/bucket/key``."""
+    """A folder with one subfolder per bucket; object ``key`` is the file ``root/bucket/key``.
 
-    def __init__(self, root: Path) -> None:
+    With ``notifications`` (a folder), every object written is announced there as a bucket
+    would announce it: one file per object holding the S3 ``ObjectCreated`` event (see
+    ``notify``), which a local workflow turns into invocations.
+    """
+
+    def __init__(self, root: Path, notifications: Path | None = None) -> None:
         self.root = root
+        self.notifications = notifications
 
     def uri(self, bucket: str, key: str) -> str:
         return str(self.root / bucket / key)
@@ -412,12 +421,42 @@ class LocalStorage:
                     f"no time left to upload {item.source} to {item.bucket}", uploaded=uris
                 )
             try:
-                _copy(item.source, self.path(item.bucket, item.key), item.bucket, item.key)
+                self.put(item.source, item.bucket, item.key)
             except StagingError as exc:
                 exc.uploaded = tuple(uris)
                 raise
             uris.append(self.uri(item.bucket, item.key))
         return uris
+
+    def put(self, source: Path, bucket: str, key: str) -> Path:
+        """Store the file ``source`` as ``bucket/key`` (atomically) and announce it."""
+        dest = self.path(bucket, key)
+        _copy(source, dest, bucket, key)
+        if self.notifications is not None:
+            notify(self.notifications, bucket, key, dest.stat().st_size)
+        return dest
+
+
+def notify(folder: Path, bucket: str, key: str, size: int) -> Path:
+    """Write the ``ObjectCreated`` event of ``bucket/key`` into ``folder``, atomically.
+
+    File names sort in the order the objects were written (nanoseconds since the epoch,
+    then a random part); a reader skips the temporary ``.tmp-*`` files.
+    """
+    now = time.time_ns()
+    folder.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(object_created(bucket, key, size, when=now / 1e9)).encode()
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        path = folder / f"{now:020d}-{uuid.uuid4().hex}.json"
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
 
 
 def _part_problem(what: str, value: str, *, allow_slash: bool) -> str | None:

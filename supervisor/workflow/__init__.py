@@ -1,0 +1,24 @@
+"""Whole workflows on one machine: functions linked by bucket folders, run as the cloud would.
+
+``definition`` reads a workflow file (the multi-function format of deployment tools),
+``runner`` runs it on the local storage provider with a Lambda-like concurrency limit and
+local Batch compute environments, and ``timeline`` records and draws what ran where.
+"""
+
+from __future__ import annotations
+
+from supervisor.workflow.definition import Workflow, WorkflowFunction, load_workflow
+from supervisor.workflow.runner import RunResult, Upload, WorkflowRunner, schedule_uploads
+from supervisor.workflow.timeline import Invocation, Timeline
+
+__all__ = [
+    "Invocation",
+    "RunResult",
+    "Timeline",
+    "Upload",
+    "Workflow",
+    "WorkflowFunction",
+    "WorkflowRunner",
+    "load_workflow",
+    "schedule_uploads",
+]

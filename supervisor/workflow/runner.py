@@ -1,0 +1,498 @@
+"""Running a workflow on one machine, the way a cloud account would run it.
+
+Buckets are folders of the local storage provider (``storage_root/BUCKET/KEY``).  Every
+object written there, by an upload or by a function, is announced as an S3
+``ObjectCreated`` notification (``staging.providers.notify``) in the run's notification
+folder; the runner turns each into an invocation of every function whose input folder
+holds the object, with that event, as a bucket notification would.
+
+Each function runs through the supervisor pipeline (``runtime.Supervisor``), built once
+for the run: ``lambda`` and ``lambda-batch`` invocations run here, in threads, under a
+deadline of the function's ``timeout``, at most ``lambda_concurrency`` at once (Lambda's
+concurrency limit; the others wait their turn); what they hand to Batch, and every
+``batch`` invocation, becomes a job of the function's local Batch backend: ``python -m
+supervisor`` in a subprocess, at most ``slots`` at once (the compute environment's size),
+the others pending in its queue.  The run ends when no upload, event, invocation or job
+is left.  Container images are not pulled: scripts run as plain processes on this
+machine, which must have the tools they call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from supervisor import events, logs
+from supervisor.context import InvocationContext
+from supervisor.delegation import LocalBatchBackend, LocalJob, definition_environment
+from supervisor.errors import SupervisorError
+from supervisor.gpu import inventory
+from supervisor.runtime import Supervisor, build_supervisor, read_script
+from supervisor.staging.providers import LocalStorage
+from supervisor.workflow.definition import Workflow, WorkflowFunction
+from supervisor.workflow.timeline import Invocation, Timeline
+
+__all__ = [
+    "DEFAULT_BATCH_SLOTS",
+    "DEFAULT_LAMBDA_CONCURRENCY",
+    "RunResult",
+    "Upload",
+    "WorkflowRunner",
+    "schedule_uploads",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_LAMBDA_CONCURRENCY = 4
+# Jobs of one function running at once when its compute environment does not say.
+DEFAULT_BATCH_SLOTS = 2
+_POLL = 0.05
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file to write as ``bucket/key`` ``at`` seconds after the run starts."""
+
+    source: Path
+    bucket: str
+    key: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    timeline: Timeline
+    duration: float
+    failed: int
+    unfinished: int
+    timeline_json: Path
+    timeline_png: Path | None
+    log: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.unfinished == 0
+
+
+def schedule_uploads(
+    schedule: str,
+    time_scale: float,
+    files: Sequence[Path],
+    target: str,
+    *,
+    repeat: bool = True,
+) -> list[Upload]:
+    """The uploads of ``schedule`` (``AT:COUNT,...``: COUNT files AT seconds, divided by
+    ``time_scale``) into ``target`` (``bucket/folder``), taking ``files`` in turn; a file
+    sent more than once gets a numbered name.  ``repeat=False`` sends every file once, at
+    the first instant of the schedule.  ``ValueError`` says what is wrong."""
+    if time_scale <= 0:
+        raise ValueError(f"the time scale must be above 0, got {time_scale:g}")
+    if not files:
+        raise ValueError("no file to upload")
+    bucket, _, folder = target.strip("/").partition("/")
+    if not bucket:
+        raise ValueError(f"expected BUCKET/PATH to upload to, got {target!r}")
+    instants: list[float] = []
+    for part in schedule.split(","):
+        when, _, count = part.strip().partition(":")
+        try:
+            seconds, number = float(when), int(count or "1")
+        except ValueError:
+            raise ValueError(f"schedule: expected AT:COUNT, got {part.strip()!r}") from None
+        if not seconds >= 0 or number < 1:
+            raise ValueError(f"schedule: {part.strip()!r} needs AT >= 0 and COUNT >= 1")
+        instants += [seconds / time_scale] * number
+    instants.sort()
+    if not repeat:
+        instants = [instants[0]] * len(files)
+    numbered = len(instants) > len(files)
+    uploads = []
+    for index, at in enumerate(instants):
+        source = files[index % len(files)]
+        name = f"{source.stem}-{index + 1:02d}{source.suffix}" if numbered else source.name
+        uploads.append(Upload(source, bucket, "/".join(p for p in (folder, name) if p), at))
+    return uploads
+
+
+class WorkflowRunner:
+    """Runs the functions of ``workflow`` on the objects that land in their input folders."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        storage_root: Path,
+        work_dir: Path,
+        lambda_concurrency: int = DEFAULT_LAMBDA_CONCURRENCY,
+        batch_slots: int | None = None,
+        environ: Mapping[str, str] = os.environ,
+        out: TextIO = sys.stdout,
+        draw: bool = True,
+    ) -> None:
+        if lambda_concurrency < 1:
+            raise ValueError(f"lambda_concurrency must be at least 1, got {lambda_concurrency}")
+        self.workflow = workflow
+        self.storage_root = storage_root
+        self.work_dir = work_dir
+        self.notifications = work_dir / "notifications"
+        self.lambda_concurrency = lambda_concurrency
+        self._batch_slots = batch_slots
+        self._environ = _host_environ(environ)
+        self._out = out
+        self._draw = draw
+        self._storage = LocalStorage(storage_root, self.notifications)
+        self._started = time.time()
+        self.timeline = Timeline(self._started)
+        self._wake = threading.Event()
+        self._supervisors: dict[str, Supervisor] = {}
+        self._backends: dict[str, LocalBatchBackend] = {}
+        self._seen: set[str] = set()
+        self._reported: dict[int, set[str]] = {}
+        self._logs = _InvocationLogs(self._secrets())
+
+    def _now(self) -> float:
+        return time.time() - self._started
+
+    def _secrets(self) -> tuple[str, ...]:
+        found = logs.secrets_from_environ(self._environ)
+        for function in self.workflow:
+            found += function.config.storage_providers.secrets()
+        return found
+
+    # -- set up ----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Build each function's supervisor and Batch backend, as a deployment would."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.notifications.mkdir(exist_ok=True)
+        gpus = None
+        for function in self.workflow:
+            slots = self._batch_slots or function.batch.slots or DEFAULT_BATCH_SLOTS
+            job_environment = definition_environment(
+                function.config.source_text,
+                script=read_script(function.config, self._environ),
+                storage_root=self.storage_root,
+                storage_events=self.notifications,
+                host=self._environ,
+            )
+            job_environment["SUPERVISOR_WORK_DIR"] = str(
+                self.work_dir / "batch-work" / function.name
+            )
+            backend = LocalBatchBackend(
+                job_environment,
+                log_dir=self.work_dir / "batch-jobs" / function.name,
+                slots=slots,
+                clock=self._now,
+                on_change=self._job_changed,
+            )
+            supervisor = build_supervisor(
+                function.config,
+                platform="local",
+                environ=self._environ,
+                work_root=self.work_dir / "lambda" / function.name,
+                storage_root=self.storage_root,
+                storage_events=self.notifications,
+                backend=backend,
+            )
+            supervisor.prepare()
+            self._supervisors[function.name] = supervisor
+            self._backends[function.name] = backend
+            where = f"{function.config.execution_mode}, timeout {function.timeout:g} s"
+            if function.config.execution_mode != "lambda":
+                where += f", Batch: {slots} job(s) at once"
+            if function.batch.gpu:
+                gpus = gpus or inventory(self._environ)
+                where += ", asks for a GPU" + (
+                    f" ({len(gpus.gpus)} here)" if gpus.gpus else ": none here, runs on the CPU"
+                )
+            inputs = ", ".join(location.path for location in function.config.input)
+            self._say(f"function {function.name}: {inputs} ({where})")
+
+    # -- the run ---------------------------------------------------------------------
+
+    def run(self, uploads: Sequence[Upload]) -> RunResult:
+        """Upload on schedule and run every invocation they lead to; return when all is done."""
+        self.prepare()
+        self._started = time.time()
+        self.timeline = Timeline(self._started)
+        waiting = sorted(uploads, key=lambda upload: upload.at)
+        futures: list[Future[None]] = []
+        root = logging.getLogger()
+        root.addHandler(self._logs)
+        interrupted = False
+        try:
+            with ThreadPoolExecutor(self.lambda_concurrency, thread_name_prefix="lambda") as pool:
+                try:
+                    self._loop(waiting, futures, pool)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    self._say("interrupted: stopping the Batch jobs and the waiting invocations")
+                    for future in futures:
+                        future.cancel()
+                    for backend in self._backends.values():
+                        backend.stop()
+        finally:
+            root.removeHandler(self._logs)
+        return self._finish(interrupted)
+
+    def _loop(
+        self, waiting: list[Upload], futures: list[Future[None]], pool: ThreadPoolExecutor
+    ) -> None:
+        while True:
+            self._wake.clear()
+            while waiting and waiting[0].at <= self._now():
+                self._upload(waiting.pop(0))
+            for event, path in self._poll():
+                for invocation, function in self._route(event, path):
+                    futures.append(pool.submit(self._invoke, function, invocation, event))
+            self._sync()
+            busy = bool(waiting) or any(not future.done() for future in futures)
+            busy = busy or any(
+                job.exit_code is None
+                for backend in self._backends.values()
+                for job in backend.jobs.values()
+            )
+            if not busy and not self._unseen():
+                return
+            timeout = _POLL if not waiting else min(_POLL, max(0.0, waiting[0].at - self._now()))
+            self._wake.wait(timeout)
+
+    def _upload(self, upload: Upload) -> None:
+        self._storage.put(upload.source, upload.bucket, upload.key)
+        self._say(f"uploaded {upload.source.name} to {upload.bucket}/{upload.key}")
+
+    def _unseen(self) -> list[str]:
+        try:
+            names = os.listdir(self.notifications)
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in names if not name.startswith(".") and name not in self._seen)
+
+    def _poll(self) -> Iterator[tuple[dict[str, Any], Path]]:
+        for name in self._unseen():
+            self._seen.add(name)
+            path = self.notifications / name
+            try:
+                event = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                self._say(f"cannot read the notification {path}: {exc}")
+                continue
+            yield event, path
+
+    def _route(
+        self, event: dict[str, Any], path: Path
+    ) -> Iterator[tuple[Invocation, WorkflowFunction]]:
+        record = events.parse(event).records[0]
+        written = int(path.name.partition("-")[0]) / 1e9 - self._started
+        functions = self.workflow.triggered_by(record.bucket, record.key)
+        if not functions:
+            _log.info("%s/%s triggers no function", record.bucket, record.key)
+        for function in functions:
+            invocation = self.timeline.add(
+                function=function.name,
+                mode=function.config.execution_mode,
+                bucket=record.bucket,
+                key=record.key,
+                triggered=max(0.0, written),
+                gpu=function.batch.gpu,
+            )
+            self._say(f"{function.name} #{invocation.number}: triggered by {record.key}")
+            yield invocation, function
+
+    def _invoke(self, function: WorkflowFunction, invocation: Invocation, event: Any) -> None:
+        """One Lambda invocation, in a thread of the pool (a Lambda concurrency slot)."""
+        request_id = str(uuid.uuid4())
+        log_dir = self.work_dir / "logs" / function.name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        invocation.request_id = request_id
+        invocation.log = str(log_dir / f"{invocation.number:04d}-{request_id}.log")
+        invocation.lambda_start = self._now()
+        invocation.status = "running"
+        self._wake.set()
+        context = InvocationContext(
+            request_id=request_id,
+            function_name=function.name,
+            memory_limit_in_mb=function.memory_mb,
+            log_group_name=f"/aws/lambda/{function.name}",
+            log_stream_name=request_id,
+            deadline=time.monotonic() + function.timeout,
+        )
+        try:
+            with self._logs.capture(Path(invocation.log)):
+                outcome = self._supervisors[function.name].invoke(event, context)
+        except SupervisorError as exc:
+            invocation.status, invocation.error = "failed", str(exc)
+        except Exception as exc:
+            _log.exception("invocation %s of %s", request_id, function.name)
+            invocation.status, invocation.error = "failed", f"{type(exc).__name__}: {exc}"
+        else:
+            if outcome.output:
+                with open(invocation.log, "ab") as log:
+                    log.write(b"--- the script's output ---\n" + outcome.output)
+            invocation.status = outcome.status
+            invocation.uploaded = list(outcome.uploaded)
+            invocation.job_id = next(iter(outcome.job_ids), None)
+            if outcome.status == "failed":
+                invocation.error = "; ".join(
+                    record.reason for record in outcome.records if record.status == "failed"
+                )
+        invocation.lambda_end = self._now()
+        self._wake.set()
+
+    def _job_changed(self, job: LocalJob) -> None:
+        self._wake.set()
+
+    def _sync(self) -> None:
+        """Copy each Batch job's state into its invocation and report what changed."""
+        for invocation in self.timeline.invocations:
+            if invocation.job_id is not None:
+                job = self._backends[invocation.function].jobs.get(invocation.job_id)
+                if job is not None:
+                    invocation.job_status = job.status
+                    invocation.batch_submitted = job.submitted_at
+                    invocation.batch_started = job.started_at
+                    invocation.batch_ended = job.stopped_at
+                    invocation.exit_code = job.exit_code
+                    invocation.job_log = str(job.log_path)
+                    if job.error:
+                        invocation.error = job.error
+            self._report(invocation)
+
+    def _report(self, invocation: Invocation) -> None:
+        """Say each step of an invocation once, in the order they happened."""
+        said = self._reported.setdefault(invocation.number, set())
+        name = f"{invocation.function} #{invocation.number}"
+        steps: list[tuple[str, str]] = []
+        if invocation.status != "queued":
+            steps.append(("running", f"{name}: running in Lambda"))
+        if invocation.lambda_end is not None and invocation.lambda_start is not None:
+            took = f"{invocation.lambda_end - invocation.lambda_start:.2f} s"
+            if invocation.status == "succeeded":
+                files = len(invocation.uploaded)
+                steps.append(
+                    ("ended", f"{name}: done in Lambda in {took}, {files} file(s) written")
+                )
+            elif invocation.status == "failed":
+                steps.append(
+                    ("ended", f"{name}: FAILED in Lambda after {took}: {invocation.error}")
+                )
+            elif invocation.job_id is not None:
+                steps.append(
+                    ("ended", f"{name}: handed to Batch after {took}: job {invocation.job_id}")
+                )
+        if invocation.job_id is not None and "ended" in {step for step, _ in steps}:
+            if invocation.batch_started is not None:
+                steps.append(("job-running", f"{name}: Batch job running"))
+            elif invocation.job_status == "RUNNABLE":
+                steps.append(("job-pending", f"{name}: Batch job pending in the job queue"))
+            if invocation.job_status == "SUCCEEDED":
+                steps.append(("job-ended", f"{name}: Batch job succeeded"))
+            elif invocation.job_status == "FAILED":
+                steps.append(
+                    (
+                        "job-ended",
+                        f"{name}: Batch job FAILED (exit code {invocation.exit_code}): "
+                        f"{invocation.error or 'see its log'} {invocation.job_log}",
+                    )
+                )
+        for step, message in steps:
+            if step not in said:
+                said.add(step)
+                self._say(message)
+
+    def _finish(self, interrupted: bool) -> RunResult:
+        self._sync()
+        now = self._now()
+        items = self.timeline.invocations
+        failed = sum(item.failed for item in items)
+        unfinished = sum(not item.finished for item in items)
+        json_path = self.work_dir / "timeline.json"
+        self.timeline.to_json(
+            json_path,
+            now=now,
+            extra={
+                "workflow": str(self.workflow.path),
+                "storage_root": str(self.storage_root),
+                "lambda_concurrency": self.lambda_concurrency,
+                "interrupted": interrupted,
+            },
+        )
+        png_path: Path | None = None
+        if self._draw:
+            png_path = self.work_dir / "timeline.png"
+            try:
+                self.timeline.draw(
+                    png_path, now=now, title=f"{self.workflow.path.name}: {len(items)} invocations"
+                )
+            except ImportError:
+                self._say("matplotlib is not installed: no timeline.png (pip install matplotlib)")
+                png_path = None
+        names = [function.name for function in self.workflow]
+        self._out.write("\n" + self.timeline.report(names) + "\n")
+        self._out.flush()
+        return RunResult(
+            self.timeline,
+            now,
+            failed,
+            unfinished,
+            json_path,
+            png_path,
+            self.work_dir / "workflow.log",
+        )
+
+    def _say(self, message: str) -> None:
+        self._out.write(f"[{self._now():8.2f} s] {message}\n")
+        self._out.flush()
+
+
+def _host_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """This machine's environment, with the folder of this Python first on ``PATH``: the
+    scripts' ``python3`` is the one that runs the workflow (with its packages)."""
+    host = dict(environ)
+    folder = str(Path(sys.executable).parent)
+    path = host.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if path.split(os.pathsep)[0] != folder:
+        host["PATH"] = os.pathsep.join([folder, path])
+    return host
+
+
+class _InvocationLogs(logging.Handler):
+    """Sends each log record to the log file of the invocation running in its thread."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self._local = threading.local()
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        formatter.converter = time.gmtime
+        self.setFormatter(formatter)
+        self.addFilter(logs.RedactingFilter(secrets))
+
+    @contextmanager
+    def capture(self, path: Path) -> Iterator[None]:
+        with path.open("a", encoding="utf-8") as stream:
+            self._local.stream = stream
+            try:
+                yield
+            finally:
+                self._local.stream = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream: IO[str] | None = getattr(self._local, "stream", None)
+        if stream is None:
+            return
+        try:
+            stream.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)

@@ -28,6 +28,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 _DESCRIPTION = """\
 Run a user's file-processing script for an event: stage the input in, run the script
@@ -414,4 +415,6 @@ def _workflow_run(args: argparse.Namespace) -> int:
         f"{len(result.timeline.invocations)} invocation(s) in {result.duration:.1f} s, "
         f"{result.failed} failed, {result.unfinished} unfinished"
     )
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED

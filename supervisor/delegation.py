@@ -422,6 +422,7 @@ class LocalBatchBackend:
         self._queue: deque[LocalJob] = deque()
         self._running = 0
         self._changed = threading.Condition()
+        self._stopped = False
         self.jobs: dict[str, LocalJob] = {}
 
     def prepare(self) -> None:
@@ -434,6 +435,8 @@ class LocalBatchBackend:
         job_id = str(uuid.uuid4())
         local = LocalJob(job_id, job, self._log_dir / f"{job_id}.log", self._clock())
         with self._changed:
+            if self._stopped:
+                raise DelegationError(f"cannot submit job {job.job_name}: the backend is stopped")
             self.jobs[job_id] = local
             if self._slots is None or self._running < self._slots:
                 self._start(local, raise_errors=True)
@@ -515,9 +518,11 @@ class LocalBatchBackend:
         return {job_id: self.wait(job_id, timeout) for job_id in list(self.jobs)}
 
     def stop(self, grace: float = 5.0) -> None:
-        """Fail the waiting jobs and stop the running ones: SIGINT (the job kills its
-        script's process group on the way out), then SIGKILL after ``grace`` seconds."""
+        """Take no more jobs, fail the waiting ones and stop the running ones: SIGINT (the
+        job kills its script's process group on the way out), then SIGKILL after ``grace``
+        seconds."""
         with self._changed:
+            self._stopped = True
             while self._queue:
                 job = self._queue.popleft()
                 job.status, job.error, job.exit_code = "FAILED", "stopped before it ran", 130

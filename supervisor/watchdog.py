@@ -126,13 +126,14 @@ def kill_group(pgid: int, grace: float, *, process: subprocess.Popen[bytes] | No
         logger.info("killed the processes left in process group %d", pgid)
 
 
-def kill_marked(entry: str, grace: float) -> int:
-    """Terminate every other process whose environment holds ``entry`` (``NAME=value``).
+def kill_marked(entry: str, grace: float, *, prefix: bool = False) -> int:
+    """Terminate every other process whose environment holds ``entry`` (``NAME=value``;
+    with ``prefix``, any value that starts so).
 
     SIGTERM, up to ``grace`` s, then SIGKILL; returns how many were found.  Processes
     whose environment this user cannot read are skipped: a script cannot start those.
     """
-    marked = _marked(os.fsencode(entry))
+    marked = _marked(os.fsencode(entry), prefix=prefix)
     if not marked:
         return 0
     for pid in marked:
@@ -145,12 +146,12 @@ def kill_marked(entry: str, grace: float) -> int:
     return len(marked)
 
 
-def _marked(entry: bytes) -> list[int]:
+def _marked(entry: bytes, *, prefix: bool = False) -> list[int]:
     """The other processes whose environment holds ``entry``: one read of each process's
     ``/proc/PID/environ`` (a few microseconds each; a Lambda or Batch container has few)."""
     found = []
     own = os.getpid()
-    needle = b"\0" + entry + b"\0"
+    needle = b"\0" + entry + (b"" if prefix else b"\0")
     try:
         names = os.listdir("/proc")
     except OSError:

@@ -437,13 +437,20 @@ class LocalStorage:
         return dest
 
 
+_notification_lock = threading.Lock()
+_last_notification = 0
+
+
 def notify(folder: Path, bucket: str, key: str, size: int) -> Path:
     """Write the ``ObjectCreated`` event of ``bucket/key`` into ``folder``, atomically.
 
     File names sort in the order the objects were written (nanoseconds since the epoch,
     then a random part); a reader skips the temporary ``.tmp-*`` files.
     """
-    now = time.time_ns()
+    global _last_notification
+    with _notification_lock:
+        # Strictly increasing in this process, even on a coarse clock or one set back.
+        now = _last_notification = max(time.time_ns(), _last_notification + 1)
     folder.mkdir(parents=True, exist_ok=True)
     data = json.dumps(object_created(bucket, key, size, when=now / 1e9)).encode()
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")

@@ -163,11 +163,11 @@ def _function(entry: Any, where: str, base: Path | None, shared: Any) -> Workflo
     if not isinstance(entry, dict) or not isinstance(entry.get("lambda"), dict):
         raise ConfigError(f"{where}: expected a mapping with a lambda section")
     section: dict[str, Any] = dict(entry["lambda"])
+    name = section.get("name")
+    where = f"{where} ({name})" if isinstance(name, str) and name else where
     batch_section = entry.get("batch") or {}
     if not isinstance(batch_section, dict):
         raise ConfigError(f"{where}.batch: expected a mapping")
-    name = section.get("name")
-    where = f"{where} ({name})" if isinstance(name, str) and name else where
     limits = _validate(_LambdaLimits, section, f"{where}.lambda")
     resources = _validate(_BatchSection, batch_section, f"{where}.batch")
     definition = dict(section)

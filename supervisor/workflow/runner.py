@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -40,6 +41,7 @@ from supervisor.errors import SupervisorError
 from supervisor.gpu import inventory
 from supervisor.runtime import Supervisor, build_supervisor, read_script
 from supervisor.staging.providers import LocalStorage
+from supervisor.watchdog import kill_marked
 from supervisor.workflow.definition import Workflow, WorkflowFunction
 from supervisor.workflow.timeline import Invocation, Timeline
 
@@ -79,6 +81,7 @@ class RunResult:
     timeline_json: Path
     timeline_png: Path | None
     log: Path
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -97,12 +100,12 @@ def schedule_uploads(
     ``time_scale``) into ``target`` (``bucket/folder``), taking ``files`` in turn; a file
     sent more than once gets a numbered name.  ``repeat=False`` sends every file once, at
     the first instant of the schedule.  ``ValueError`` says what is wrong."""
-    if time_scale <= 0:
-        raise ValueError(f"the time scale must be above 0, got {time_scale:g}")
+    if not (math.isfinite(time_scale) and time_scale > 0):
+        raise ValueError(f"the time scale must be a number above 0, got {time_scale:g}")
     if not files:
         raise ValueError("no file to upload")
     bucket, _, folder = target.strip("/").partition("/")
-    if not bucket:
+    if not bucket.strip():
         raise ValueError(f"expected BUCKET/PATH to upload to, got {target!r}")
     instants: list[float] = []
     for part in schedule.split(","):
@@ -111,13 +114,14 @@ def schedule_uploads(
             seconds, number = float(when), int(count or "1")
         except ValueError:
             raise ValueError(f"schedule: expected AT:COUNT, got {part.strip()!r}") from None
-        if not seconds >= 0 or number < 1:
-            raise ValueError(f"schedule: {part.strip()!r} needs AT >= 0 and COUNT >= 1")
+        if not (math.isfinite(seconds) and seconds >= 0) or number < 1:
+            raise ValueError(f"schedule: {part.strip()!r} needs 0 <= AT < inf and COUNT >= 1")
         instants += [seconds / time_scale] * number
     instants.sort()
     if not repeat:
         instants = [instants[0]] * len(files)
-    numbered = len(instants) > len(files)
+    # Numbered when a name would come twice: a file sent again, or two files of one name.
+    numbered = len(instants) > len({source.name for source in files})
     uploads = []
     for index, at in enumerate(instants):
         source = files[index % len(files)]
@@ -238,11 +242,8 @@ class WorkflowRunner:
                     self._loop(waiting, futures, pool)
                 except KeyboardInterrupt:
                     interrupted = True
-                    self._say("interrupted: stopping the Batch jobs and the waiting invocations")
-                    for future in futures:
-                        future.cancel()
-                    for backend in self._backends.values():
-                        backend.stop()
+                    self._say("interrupted: stopping the invocations and the Batch jobs")
+                    self._stop(futures)
         finally:
             root.removeHandler(self._logs)
         return self._finish(interrupted)
@@ -268,6 +269,16 @@ class WorkflowRunner:
                 return
             timeout = _POLL if not waiting else min(_POLL, max(0.0, waiting[0].at - self._now()))
             self._wake.wait(timeout)
+
+    def _stop(self, futures: Sequence[Future[None]]) -> None:
+        """Cancel the waiting invocations, end the Batch jobs, then kill the running
+        scripts (their output folders are under the work folder's ``lambda``)."""
+        for future in futures:
+            future.cancel()
+        for backend in self._backends.values():
+            backend.stop()
+        marker = f"TMP_OUTPUT_DIR={self.work_dir / 'lambda'}{os.sep}"
+        kill_marked(marker, 1.0, prefix=True)
 
     def _upload(self, upload: Upload) -> None:
         self._storage.put(upload.source, upload.bucket, upload.key)
@@ -450,6 +461,7 @@ class WorkflowRunner:
             json_path,
             png_path,
             self.work_dir / "workflow.log",
+            interrupted,
         )
 
     def _say(self, message: str) -> None:

@@ -88,7 +88,8 @@ class Invocation:
             if start is None:
                 continue
             if end is None:
-                end = now if phase != "batch-pending" or self.batch_ended is None else start
+                # A job stopped before it ran was pending until it was stopped.
+                end = self.batch_ended if phase == "batch-pending" and self.batch_ended else now
             spans.append((phase, start, max(start, end)))
         return spans
 
@@ -169,7 +170,8 @@ class Timeline:
         lines.append("(times: median / max)")
         failures = [item for item in self.invocations if item.failed or not item.finished]
         for item in failures:
-            state = "failed" if item.failed else f"unfinished ({item.status} {item.job_status})"
+            where = " ".join(part for part in (item.status, item.job_status) if part)
+            state = "failed" if item.failed else f"unfinished ({where})"
             lines.append(f"\n{item.function} #{item.number} for {item.bucket}/{item.key}: {state}")
             if item.error:
                 lines.append(f"  error: {item.error}")

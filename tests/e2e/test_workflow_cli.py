@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,75 @@ def test_help_explains_the_workflow_format(tmp_path: Path) -> None:
     replay = _cli(tmp_path, "replay", "--help")
     assert "--time-scale" in replay.stdout
     assert "0:1,60:1,300:3,600:5" in replay.stdout
+
+
+def test_an_interrupted_run_stops_its_scripts_and_jobs(tmp_path: Path) -> None:
+    workflow = """
+    functions:
+      aws:
+      - lambda:
+          name: sleepy
+          timeout: 60
+          init_script: sleepy.sh
+          input: [{storage_provider: s3, path: media/start}]
+          output: [{storage_provider: s3, path: media/result}]
+      - lambda:
+          name: sleepy-batch
+          execution_mode: batch
+          init_script: sleepy.sh
+          input: [{storage_provider: s3, path: media/start}]
+          output: [{storage_provider: s3, path: media/result}]
+    """
+    marker = f"sleepy-{os.getpid()}-{tmp_path.name}"
+    path = _setup(
+        tmp_path,
+        workflow=workflow,
+        scripts={"sleepy.sh": f"exec env MARK={marker} sleep 60\n"},
+    )
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supervisor", "workflow", "run", str(path), "--upload", "a.txt"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(_marked(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_marked(marker)) == 2, "both scripts should be running"
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+        assert time.monotonic() - started < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, out
+    assert "interrupted" in out
+    deadline = time.monotonic() + 5
+    while _marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _marked(marker) == []
+
+
+def _marked(marker: str) -> list[int]:
+    """Live processes whose environment holds MARK=marker."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"MARK={marker}".encode() in environ.split(b"\0") and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found

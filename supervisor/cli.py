@@ -407,9 +407,8 @@ def _workflow_run(args: argparse.Namespace) -> int:
     print(f"\ntimeline: {result.timeline_json}")
     if result.timeline_png is not None:
         print(f"chart:    {result.timeline_png}")
-    print(
-        f"logs:     {work_dir / 'logs'} (Lambda), {work_dir / 'batch-jobs'} (Batch), {result.log}"
-    )
+    print(f"logs:     {work_dir / 'logs'} (Lambda), {work_dir / 'batch-jobs'} (Batch),")
+    print(f"          {result.log}")
     print(f"buckets:  {storage_root}")
     print(
         f"{len(result.timeline.invocations)} invocation(s) in {result.duration:.1f} s, "

@@ -439,13 +439,17 @@ class WorkflowRunner:
                 "lambda_concurrency": self.lambda_concurrency,
                 "interrupted": interrupted,
             },
+            functions=[function.name for function in self.workflow],
         )
         png_path: Path | None = None
         if self._draw:
             png_path = self.work_dir / "timeline.png"
             try:
                 self.timeline.draw(
-                    png_path, now=now, title=f"{self.workflow.path.name}: {len(items)} invocations"
+                    png_path,
+                    now=now,
+                    title=f"{self.workflow.path.name}: {len(items)} invocations",
+                    functions=[function.name for function in self.workflow],
                 )
             except ImportError:
                 self._say("matplotlib is not installed: no timeline.png (pip install matplotlib)")

@@ -155,6 +155,44 @@ class Timeline:
                 summary.running_s.append(item.batch_ended - item.batch_started)
         return list(table.values())
 
+    def figures(self, functions: Iterable[str]) -> dict[str, Any]:
+        """The run in numbers: per function where its invocations ran and for how long
+        (means and maxima, seconds), and how many ran at once."""
+        items = self.invocations
+        lambda_spans = [
+            (item.lambda_start, item.lambda_end)
+            for item in items
+            if item.lambda_start is not None and item.lambda_end is not None
+        ]
+        ends = [end for item in items if (end := item.ended) is not None]
+        result: dict[str, Any] = {
+            "lambda_max_running": _most_at_once(lambda_spans),
+            "span_s": round(max(ends) - min(item.triggered for item in items), 3) if ends else 0.0,
+            "functions": {},
+        }
+        for summary in self.summaries(functions):
+            running = [
+                (item.batch_started, item.batch_ended)
+                for item in items
+                if item.function == summary.function
+                and item.batch_started is not None
+                and item.batch_ended is not None
+            ]
+            result["functions"][summary.function] = {
+                "invocations": summary.invocations,
+                "in_lambda": summary.in_lambda,
+                "in_batch": summary.in_batch,
+                "failed": summary.failed,
+                "lambda_mean_s": _mean(summary.lambda_s),
+                "lambda_max_s": _max(summary.lambda_s),
+                "batch_pending_mean_s": _mean(summary.pending_s),
+                "batch_pending_max_s": _max(summary.pending_s),
+                "batch_running_mean_s": _mean(summary.running_s),
+                "batch_running_max_s": _max(summary.running_s),
+                "batch_max_running": _most_at_once(running),
+            }
+        return result
+
     def report(self, functions: Sequence[str]) -> str:
         """A table per function for a person, then every failure with its error and log."""
         lines = [
@@ -168,6 +206,17 @@ class Timeline:
                 f"{_spread(summary.pending_s):>15}  {_spread(summary.running_s):>15}"
             )
         lines.append("(times: median / max)")
+        figures = self.figures(functions)
+        at_once = ", ".join(
+            f"{name} {data['batch_max_running']}"
+            for name, data in figures["functions"].items()
+            if data["in_batch"]
+        )
+        lines.append(
+            f"at most {figures['lambda_max_running']} Lambda invocation(s) at once"
+            + (f"; Batch jobs at once: {at_once}" if at_once else "")
+            + f"; from the first trigger to the last end: {figures['span_s']:.2f} s"
+        )
         failures = [item for item in self.invocations if item.failed or not item.finished]
         for item in failures:
             where = " ".join(part for part in (item.status, item.job_status) if part)
@@ -181,16 +230,28 @@ class Timeline:
                     lines.extend(f"    {line}" for line in _tail(Path(path)))
         return "\n".join(lines)
 
-    def to_json(self, path: Path, *, now: float, extra: dict[str, Any] | None = None) -> None:
+    def to_json(
+        self,
+        path: Path,
+        *,
+        now: float,
+        extra: dict[str, Any] | None = None,
+        functions: Sequence[str] = (),
+    ) -> None:
+        names = list(dict.fromkeys([*functions, *(item.function for item in self.invocations)]))
         data = {
             **(extra or {}),
             "duration_s": round(now, 3),
+            "figures": self.figures(names),
             "invocations": [item.to_dict(now) for item in self.invocations],
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
 
-    def draw(self, path: Path, *, now: float, title: str = "") -> None:
-        """The chart: a bar per invocation (the latest at the top), coloured by phase."""
+    def draw(
+        self, path: Path, *, now: float, title: str = "", functions: Sequence[str] = ()
+    ) -> None:
+        """The chart: a bar per invocation (the first at the top), coloured by phase; Lambda
+        colours follow the order of ``functions`` (the workflow's), then first appearance."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -198,7 +259,7 @@ class Timeline:
         from matplotlib.patches import Patch
 
         items = self.invocations
-        names = list(dict.fromkeys(item.function for item in items))
+        names = list(dict.fromkeys([*functions, *(item.function for item in items)]))
         colours = {
             name: _FUNCTION_COLOURS[index % len(_FUNCTION_COLOURS)]
             for index, name in enumerate(names)
@@ -235,6 +296,25 @@ class Timeline:
         figure.tight_layout()
         figure.savefig(path, dpi=110)
         pyplot.close(figure)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def _max(values: Sequence[float]) -> float | None:
+    return round(max(values), 3) if values else None
+
+
+def _most_at_once(spans: Sequence[tuple[float, float]]) -> int:
+    """The largest number of ``(start, end)`` spans open at one instant (an end before a
+    start at the same instant)."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return most
 
 
 def _spread(values: Sequence[float]) -> str:

@@ -397,7 +397,37 @@ def test_report_lists_unfinished_invocations() -> None:
 
 def test_report_of_an_empty_run() -> None:
     report = Timeline(0.0).report(FUNCTIONS)
-    assert len(report.splitlines()) == 1 + len(FUNCTIONS) + 1
+    assert len(report.splitlines()) == 1 + len(FUNCTIONS) + 2
+    assert report.splitlines()[-1].startswith("at most 0 Lambda invocation(s) at once")
+
+
+def test_figures(timeline: Timeline) -> None:
+    figures = timeline.figures(FUNCTIONS)
+
+    # At 2.0 s the first invocation ends as two others start: three at once, not four.
+    assert figures["lambda_max_running"] == 3
+    assert figures["span_s"] == 10.0
+    yolov3 = figures["functions"]["yolov3"]
+    assert yolov3 == {
+        "invocations": 2,
+        "in_lambda": 0,
+        "in_batch": 2,
+        "failed": 1,
+        "lambda_mean_s": 0.375,
+        "lambda_max_s": 0.5,
+        "batch_pending_mean_s": 0.625,
+        "batch_pending_max_s": 0.75,
+        "batch_running_mean_s": 3.0,
+        "batch_running_max_s": 5.0,
+        "batch_max_running": 2,
+    }
+    assert figures["functions"]["ffmpeg"]["batch_max_running"] == 1
+    assert figures["functions"]["audio2srt"]["invocations"] == 0
+    assert figures["functions"]["audio2srt"]["lambda_mean_s"] is None
+    report = timeline.report(FUNCTIONS)
+    assert (
+        "at most 3 Lambda invocation(s) at once; Batch jobs at once: ffmpeg 1, yolov3 2" in report
+    )
 
 
 def test_to_json(timeline: Timeline, tmp_path: Path) -> None:
@@ -439,7 +469,11 @@ def test_to_json(timeline: Timeline, tmp_path: Path) -> None:
 def test_to_json_of_an_empty_run(tmp_path: Path) -> None:
     path = tmp_path / "empty.json"
     Timeline(0.0).to_json(path, now=0.0)
-    assert json.loads(path.read_text()) == {"duration_s": 0.0, "invocations": []}
+    assert json.loads(path.read_text()) == {
+        "duration_s": 0.0,
+        "figures": {"functions": {}, "lambda_max_running": 0, "span_s": 0.0},
+        "invocations": [],
+    }
 
 
 def _read_png(path: Path) -> Any:

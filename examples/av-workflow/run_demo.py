@@ -82,12 +82,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {truth['video']}: " + ("ok" if not found else "PROBLEMS"))
         for line in [*notes, *(f"problem: {problem}" for problem in found)]:
             print(f"    {line}")
+    if args.replay:
+        print("\nfrom each upload to its last result:")
+        for line in latencies(out / "work" / "timeline.json"):
+            print(f"  {line}")
     print(f"\nresults: {results / 'result'}")
     print(f"chart:   {out / 'work' / 'timeline.png'}")
     if status != 0:
         print(f"the workflow run failed (exit code {status})", file=sys.stderr)
         return status
     return 1 if problems else 0
+
+
+def latencies(timeline_file: Path) -> list[str]:
+    """For each video, when it was uploaded and when the last of its results was written
+    (its results share its name)."""
+    invocations = json.loads(timeline_file.read_text())["invocations"]
+    lines = []
+    for first in invocations:
+        if first["function"] != "av-ffmpeg":
+            continue
+        stem = Path(first["key"]).stem
+        ends = [
+            item["batch_ended"] if item["job_id"] else item["lambda_end"]
+            for item in invocations
+            if Path(item["key"]).stem == stem
+        ]
+        if None in ends:
+            lines.append(f"{stem}: unfinished")
+            continue
+        took = max(ends) - first["triggered"]
+        lines.append(f"{stem}: uploaded at {first['triggered']:.2f} s, done after {took:.2f} s")
+    return lines
 
 
 if __name__ == "__main__":

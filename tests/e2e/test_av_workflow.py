@@ -107,16 +107,7 @@ def test_the_av_workflow_subtitles_and_annotates_a_video(tmp_path: Path, example
     assert len(spoken & heard) >= len(spoken) / 2, (truth["text"], srt)
 
     # The annotated video has every frame of the input.
-    import cv2
-
-    def frames(path: Path) -> int:
-        capture = cv2.VideoCapture(str(path))
-        count = 0
-        while capture.grab():
-            count += 1
-        capture.release()
-        return count
-
+    frames = check_results.count_frames
     assert frames(video) == truth["frames"]
     assert frames(results / "street-01-detected.avi") == truth["frames"]
 

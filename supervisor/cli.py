@@ -378,6 +378,8 @@ def _workflow_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not workflow.triggered_by(uploads[0].bucket, uploads[0].key):
+        print(f"warning: no function of the workflow reads {target}", file=sys.stderr)
     work_dir = (args.work_dir or Path(tempfile.mkdtemp(prefix="workflow-"))).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     storage_root = args.storage_root.resolve()

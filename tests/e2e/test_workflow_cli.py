@@ -271,3 +271,13 @@ def _marked(marker: str) -> list[int]:
         if f"MARK={marker}".encode() in environ.split(b"\0") and state not in ("Z", "X"):
             found.append(int(entry))
     return found
+
+
+def test_uploading_where_no_function_reads_is_said(tmp_path: Path) -> None:
+    workflow = _setup(tmp_path)
+    done = _cli(tmp_path, "run", str(workflow), "--upload", "a.txt", "--to", "media/nowhere")
+
+    assert done.returncode == 0
+    assert "no function of the workflow reads media/nowhere" in done.stderr
+    assert "0 invocation(s)" in done.stdout
+    assert (tmp_path / "storage/media/nowhere/a.txt").is_file()

@@ -81,12 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--event", required=True, help="the event: a JSON file, or - to read it from stdin"
     )
-    run.add_argument(
-        "--storage-root",
-        type=Path,
-        default=Path(os.environ.get("SUPERVISOR_STORAGE_ROOT") or "storage"),
-        help="folder with one subfolder per bucket (default: ./storage)",
-    )
+    _storage_root_option(run)
     run.add_argument(
         "--timeout",
         type=float,
@@ -305,6 +300,15 @@ def _workflow_parser(commands: Any) -> None:
     replay.set_defaults(command="workflow replay", handler=_workflow_run)
 
 
+def _storage_root_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage-root",
+        type=Path,
+        default=Path(os.environ.get("SUPERVISOR_STORAGE_ROOT") or "storage"),
+        help="folder with one subfolder per bucket (default: ./storage)",
+    )
+
+
 def _workflow_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workflow", type=Path, metavar="WORKFLOW.yaml", help="the workflow file")
     parser.add_argument(
@@ -315,12 +319,7 @@ def _workflow_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BUCKET/PATH",
         help="where to upload (default: the first input folder no function writes to)",
     )
-    parser.add_argument(
-        "--storage-root",
-        type=Path,
-        default=Path(os.environ.get("SUPERVISOR_STORAGE_ROOT") or "storage"),
-        help="folder with one subfolder per bucket (default: ./storage)",
-    )
+    _storage_root_option(parser)
     parser.add_argument(
         "--work-dir",
         type=Path,
@@ -357,7 +356,12 @@ def _positive(text: str) -> int:
 def _workflow_run(args: argparse.Namespace) -> int:
     from supervisor import logs
     from supervisor.errors import ConfigError, SupervisorError
-    from supervisor.workflow import WorkflowRunner, load_workflow, schedule_uploads
+    from supervisor.workflow import (
+        WorkflowRunner,
+        load_workflow,
+        schedule_uploads,
+        workflow_secrets,
+    )
 
     try:
         workflow = load_workflow(args.workflow)
@@ -383,9 +387,7 @@ def _workflow_run(args: argparse.Namespace) -> int:
     work_dir = (args.work_dir or Path(tempfile.mkdtemp(prefix="workflow-"))).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     storage_root = args.storage_root.resolve()
-    secrets = logs.secrets_from_environ(os.environ)
-    for function in workflow:
-        secrets += function.config.storage_providers.secrets()
+    secrets = workflow_secrets(workflow, os.environ)
     with (work_dir / "workflow.log").open("a", encoding="utf-8") as log:
         logs.configure_cli(args.log_level, secrets=secrets, stream=log)
         count = len(workflow.functions)

@@ -8,7 +8,13 @@ local Batch compute environments, and ``timeline`` records and draws what ran wh
 from __future__ import annotations
 
 from supervisor.workflow.definition import Workflow, WorkflowFunction, load_workflow
-from supervisor.workflow.runner import RunResult, Upload, WorkflowRunner, schedule_uploads
+from supervisor.workflow.runner import (
+    RunResult,
+    Upload,
+    WorkflowRunner,
+    schedule_uploads,
+    workflow_secrets,
+)
 from supervisor.workflow.timeline import Invocation, Timeline
 
 __all__ = [
@@ -21,4 +27,5 @@ __all__ = [
     "WorkflowRunner",
     "load_workflow",
     "schedule_uploads",
+    "workflow_secrets",
 ]

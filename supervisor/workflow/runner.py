@@ -52,6 +52,7 @@ __all__ = [
     "Upload",
     "WorkflowRunner",
     "schedule_uploads",
+    "workflow_secrets",
 ]
 
 _log = logging.getLogger(__name__)
@@ -130,6 +131,15 @@ def schedule_uploads(
     return uploads
 
 
+def workflow_secrets(workflow: Workflow, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """What the logs of a run must never show: the host's credentials and those of every
+    function's storage providers."""
+    found = logs.secrets_from_environ(environ)
+    for function in workflow:
+        found += function.config.storage_providers.secrets()
+    return found
+
+
 class WorkflowRunner:
     """Runs the functions of ``workflow`` on the objects that land in their input folders."""
 
@@ -164,16 +174,10 @@ class WorkflowRunner:
         self._backends: dict[str, LocalBatchBackend] = {}
         self._seen: set[str] = set()
         self._reported: dict[int, set[str]] = {}
-        self._logs = _InvocationLogs(self._secrets())
+        self._logs = _InvocationLogs(workflow_secrets(workflow, environ))
 
     def _now(self) -> float:
         return time.time() - self._started
-
-    def _secrets(self) -> tuple[str, ...]:
-        found = logs.secrets_from_environ(self._environ)
-        for function in self.workflow:
-            found += function.config.storage_providers.secrets()
-        return found
 
     # -- set up ----------------------------------------------------------------------
 

@@ -137,6 +137,10 @@ class Timeline:
         with self._lock:
             return list(self._invocations)
 
+    def _names(self, functions: Iterable[str]) -> list[str]:
+        """``functions`` in their order, then any other function that was invoked."""
+        return list(dict.fromkeys([*functions, *(item.function for item in self.invocations)]))
+
     def summaries(self, functions: Iterable[str]) -> list[FunctionSummary]:
         table = {name: FunctionSummary(name) for name in functions}
         for item in self.invocations:
@@ -238,7 +242,7 @@ class Timeline:
         extra: dict[str, Any] | None = None,
         functions: Sequence[str] = (),
     ) -> None:
-        names = list(dict.fromkeys([*functions, *(item.function for item in self.invocations)]))
+        names = self._names(functions)
         data = {
             **(extra or {}),
             "duration_s": round(now, 3),
@@ -259,7 +263,7 @@ class Timeline:
         from matplotlib.patches import Patch
 
         items = self.invocations
-        names = list(dict.fromkeys([*functions, *(item.function for item in items)]))
+        names = self._names(functions)
         colours = {
             name: _FUNCTION_COLOURS[index % len(_FUNCTION_COLOURS)]
             for index, name in enumerate(names)

@@ -4,8 +4,8 @@
 provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
 function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
 functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job``
-(the default when ``EVENT`` or ``EVENT_URI`` is set) is
-what an AWS Batch job container runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
+(the default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard
+input) is what an AWS Batch job container, and an OSCAR service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
 the process is a Lambda function's container image: it serves the Runtime API's invocations
 with the Lambda handler (``supervisor.lambda_image``); that wins over ``EVENT``.
 """
@@ -17,9 +17,9 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from supervisor import __version__
 
@@ -52,12 +52,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         if os.environ.get("AWS_LAMBDA_RUNTIME_API", "").strip():
             return _lambda_image()
-        if os.environ.get("EVENT", "").strip() or os.environ.get("EVENT_URI", "").strip():
+        if _has_event(os.environ, sys.stdin):
             return _job(args)
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
     result: int = args.handler(args)
     return result
+
+
+def _has_event(environ: Mapping[str, str], stdin: TextIO | None) -> bool:
+    """Whether a bare ``python -m supervisor`` was given an event to run as a job: in
+    ``EVENT`` or ``EVENT_URI``, or piped on standard input (``echo $EVENT | supervisor``,
+    and OSCAR's synchronous calls, which pass the request body on stdin only)."""
+    if environ.get("EVENT", "").strip() or environ.get("EVENT_URI", "").strip():
+        return True
+    return stdin is not None and not stdin.closed and not stdin.isatty()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """Build the AWS Lambda Layer zips of serverless-supervisor, one per Python and architecture.
 
 Each zip holds ``python/``, which Lambda extracts to ``/opt/python`` and puts on
-``sys.path``: the packages ``supervisor``, ``handlers`` and ``batch_entrypoint``, and the
+``sys.path``: the packages ``supervisor``, ``handlers`` and ``batch_entrypoint``,
+``faassupervisor`` (the entry that functions deployed by SCAR call), and the
 runtime dependencies of ``layer/requirements.txt`` as pip installs them for the target
 (``manylinux2014`` binary wheels for the target CPython and architecture, such as
 pydantic-core's).
@@ -42,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "layer" / "requirements.txt"
 DEFAULT_OUT = ROOT / "build" / "layer"
 
-PROJECT_PACKAGES = ("supervisor", "handlers", "batch_entrypoint")
+PROJECT_PACKAGES = ("supervisor", "handlers", "batch_entrypoint", "faassupervisor")
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 DEFAULT_PYTHONS = ("3.12", "3.13")
 # Lambda's name for an architecture -> the machine name in wheel tags and ELF headers.

@@ -6,7 +6,7 @@ that override it.  It returns a validated, frozen ``FunctionConfig`` or raises a
 ``load_settings`` reads the few facts about the host (Lambda zip or image runtime,
 Batch, a local run) that the runtime needs to pick its parts.
 
-Sources, first found wins: an explicit path, the file ``/var/task/function_config.yaml``,
+Sources, first found wins: an explicit path, ``$LAMBDA_TASK_ROOT/function_config.yaml``,
 then the environment variables ``FUNCTION_CONFIG`` and ``FDL``.  Each may hold YAML or
 JSON, plain or base64-encoded.  ``LOG_LEVEL``, ``EXECUTION_MODE``,
 ``TIMEOUT_THRESHOLD`` and ``IMAGE_FILE`` (``container.image_file``) override what the
@@ -318,9 +318,18 @@ def load_config(
     environ: Mapping[str, str],
     path: Path | None = None,
     *,
-    default_path: Path = DEFAULT_CONFIG_PATH,
+    default_path: Path | None = None,
 ) -> FunctionConfig:
-    """Find, parse and validate the function definition; raise ``ConfigError`` on any fault."""
+    """Find, parse and validate the function definition; raise ``ConfigError`` on any fault.
+
+    ``default_path`` defaults to ``function_config.yaml`` in ``LAMBDA_TASK_ROOT`` when the
+    environment sets it (Lambda does: ``/var/task``), else ``DEFAULT_CONFIG_PATH``.
+    """
+    if default_path is None:
+        task_root = environ.get("LAMBDA_TASK_ROOT", "").strip()
+        default_path = (
+            Path(task_root, DEFAULT_CONFIG_PATH.name) if task_root else DEFAULT_CONFIG_PATH
+        )
     if path is not None:
         text, origin, base = _read(path), str(path), path.resolve().parent
     elif default_path.is_file():

@@ -1,8 +1,9 @@
 """Containers: the user's script run inside ``container.image`` with udocker.
 
-Owns what udocker does for the Lambda zip runtime: the image (pulled from a registry, or
-loaded or imported from a local tarball, ``container.image_file``), the one container
-made from it, its execution mode (``udocker setup --execmode``), the NVIDIA libraries
+Owns what udocker does for the Lambda zip runtime: the image (pulled from a registry,
+loaded or imported from a local tarball, ``container.image_file``, or found in udocker's
+repository when a deployment tool loaded it there), the one container made from it, its
+execution mode (``udocker setup --execmode``), the NVIDIA libraries
 (``udocker setup --nvidia`` when the host has a GPU), and the ``udocker run`` command
 that runs the script in it.
 
@@ -190,9 +191,16 @@ class Udocker:
     def has_container(self, name: str) -> bool:
         return (self.directory / "containers" / name).exists()
 
+    @property
+    def repositories(self) -> Path:
+        """Where udocker keeps its images: ``UDOCKER_REPOS`` when the host sets it, as SCAR
+        does for the images it loads into the function's zip, else ``repos`` in its folder."""
+        preset = self._host.get("UDOCKER_REPOS", "").strip()
+        return Path(preset) if preset else self.directory / "repos"
+
     def has_image(self, image: str) -> bool:
         repository, _, tag = image.partition(":")
-        return (self.directory / "repos" / repository / (tag or "latest")).is_dir()
+        return (self.repositories / repository / (tag or "latest")).is_dir()
 
     def is_ready(self, name: str) -> bool:
         """Whether container ``name`` was fully prepared (by this or an earlier process)."""
@@ -263,6 +271,7 @@ class UdockerExecutor:
         self._clock = clock
         self._name: str | None = None
         self._ready = False
+        self._preloaded: bool | None = None
 
     @classmethod
     def for_host(
@@ -288,9 +297,26 @@ class UdockerExecutor:
     @property
     def source(self) -> str:
         """The image as a person named it, for messages."""
-        if self.image_file is None:
+        if self.image_file is None or self.preloaded:
             return f"image {self.image}"
         return f"image file {self.image_file}"
+
+    @property
+    def preloaded(self) -> bool:
+        """Whether ``image_file`` is not on this host but ``image`` is in udocker's repository.
+
+        SCAR loads ``container.image_file`` into the function's zip (``/var/task/udocker``,
+        with ``UDOCKER_REPOS`` pointing there) and leaves the deploying machine's path in the
+        definition: the image is then used from the repository, never loaded again.
+        """
+        if self._preloaded is None:
+            self._preloaded = bool(
+                self.image_file is not None
+                and self.image
+                and not self.image_file.exists()
+                and self._udocker.has_image(self.image)
+            )
+        return self._preloaded
 
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
         name = self.prepare(watchdog)
@@ -327,7 +353,17 @@ class UdockerExecutor:
         started = self._clock()
         if self._udocker.has_container(name):
             self._call(["rm", "-f", name], watchdog, check=False)
-        if self.image_file is None:
+        if self.preloaded:
+            image = str(self.image)
+            logger.info(
+                "udocker: image %s is in the repository %s (container.image_file %s is not "
+                "on this host)",
+                image,
+                self._udocker.repositories,
+                self.image_file,
+            )
+            self._call(["create", f"--name={name}", image], watchdog)
+        elif self.image_file is None:
             image = str(self.image)
             logger.info("udocker: pulling image %s", image)
             self._call(["pull", image], watchdog)
@@ -395,13 +431,17 @@ class UdockerExecutor:
         """A name that changes with the image, the image file's contents and the mode."""
         if self._name is None:
             facts: dict[str, Any] = {"image": self.image, "execmode": self.execmode}
-            if self.image_file is not None:
+            if self.preloaded:
+                facts.update(repositories=str(self._udocker.repositories))
+            elif self.image_file is not None:
                 try:
                     stat = self.image_file.stat()
                 except OSError as exc:
                     raise ExecutionError(
                         f"cannot prepare a udocker container of {self.image or 'the image'}: "
-                        f"container.image_file {self.image_file}: {exc.strerror}"
+                        f"container.image_file {self.image_file}: {exc.strerror}, and "
+                        f"udocker's repository {self._udocker.repositories} has no image "
+                        f"{self.image or '(container.image is not set)'}"
                     ) from exc
                 facts.update(file=str(self.image_file), size=stat.st_size, mtime=stat.st_mtime_ns)
             digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()

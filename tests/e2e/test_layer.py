@@ -229,10 +229,11 @@ def test_the_layer_holds_the_supervisor_and_its_dependencies_but_not_boto3(
     top = {name.split("/")[1] for name in names}
 
     assert {name.split("/")[0] for name in names} == {"python"}
-    assert {"supervisor", "handlers", "batch_entrypoint"} <= top
+    assert {"supervisor", "handlers", "batch_entrypoint", "faassupervisor"} <= top
     assert {"pydantic", "pydantic_core", "yaml", "aws_lambda_powertools", "watchtower"} <= top
     assert "udocker" in top
     assert "python/handlers/lambda_handler.py" in names
+    assert "python/faassupervisor/supervisor.py" in names
     assert not top & {"boto3", "botocore", "s3transfer", "dateutil", "urllib3", "jmespath", "bin"}
     assert not [name for name in top if name.startswith(("boto3-", "botocore-"))]
 

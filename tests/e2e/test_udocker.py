@@ -354,3 +354,55 @@ def test_udocker_runs_under_this_python(tmp_path: Path, environ: dict[str, str])
     assert udocker.command(["version"])[:2] == [sys.executable, "-c"]
     assert version.returncode == 0
     assert "1.3.17" in version.output
+
+
+def test_an_image_that_scar_loaded_into_the_function_is_used_from_its_repository(
+    tmp_path: Path, environ: dict[str, str], image_file: Path
+) -> None:
+    """SCAR runs ``udocker load -i IMAGE_FILE`` with ``UDOCKER_DIR`` in the function's zip,
+    sets ``UDOCKER_REPOS``/``UDOCKER_LAYERS`` to ``/var/task/udocker/...`` and leaves the
+    deploying machine's path in ``container.image_file``."""
+    saved = tmp_path / "saved.tar"
+    scratch = Udocker(tmp_path / "scratch", environ)
+    for args in (["import", str(image_file)], ["save", "-o", str(saved)]):
+        made = scratch.call([*args, "saved/busybox:1"], 60)
+        assert made.returncode == 0, made.output
+    task = tmp_path / "task"
+    loaded = Udocker(task / "udocker", environ).call(["load", "-i", str(saved)], 60)
+    assert loaded.returncode == 0, loaded.output
+    saved.unlink()
+    repository = task / "udocker"
+    before = {p: p.lstat().st_mtime_ns for p in repository.rglob("*")}
+    host = {
+        **environ,
+        "UDOCKER_REPOS": f"{repository}/repos/",
+        "UDOCKER_LAYERS": f"{repository}/layers/",
+    }
+    executor, udocker = make_executor(host, saved, image="saved/busybox:1")
+
+    result = executor.run(
+        script_run(tmp_path, "cat /etc/image-release\n", host), Watchdog(None, 0.0)
+    )
+
+    assert result.succeeded, result.output()
+    assert result.output() == RELEASE.encode()
+    assert udocker.commands == ["create", "setup"]
+    # /var/task is read-only in Lambda: the container is made in UDOCKER_DIR only.
+    assert {p: p.lstat().st_mtime_ns for p in repository.rglob("*")} == before
+    assert (Path(environ["UDOCKER_DIR"]) / "containers").is_dir()
+
+
+def test_a_missing_image_file_and_an_image_not_in_the_repository_is_a_clear_error(
+    tmp_path: Path, environ: dict[str, str]
+) -> None:
+    host = {**environ, "UDOCKER_REPOS": str(tmp_path / "repos")}
+    missing = tmp_path / "deploy" / "image.tar"
+    executor, udocker = make_executor(host, missing, image="saved/busybox:1")
+
+    with pytest.raises(ExecutionError) as caught:
+        executor.prepare(Watchdog(None, 0.0))
+
+    message = str(caught.value)
+    assert f"container.image_file {missing}" in message
+    assert f"{tmp_path / 'repos'} has no image saved/busybox:1" in message
+    assert udocker.commands == []

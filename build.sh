@@ -55,6 +55,8 @@ system_packages() {
   local missing=()
   command -v proot >/dev/null || missing+=(proot)
   [ -x /bin/busybox ] || missing+=(busybox-static)
+  # SCAR packs a function's zip with /usr/bin/zip (tests/e2e/test_scar.py runs SCAR).
+  [ -x /usr/bin/zip ] || missing+=(zip)
   apt_install "${missing[@]}"
   media_packages
 }

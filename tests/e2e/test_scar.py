@@ -42,6 +42,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -381,6 +382,8 @@ def deployment(
                     "execution_mode": mode,
                     "init_script": "process.sh",
                     "deployment": {"bucket": f"scar-deploy-{suffix}"},
+                    # This host's udocker mode (see the module's docstring).
+                    "udocker": {"execmode": "P1"},
                     "container": {
                         "image": IMAGE,
                         "image_file": "busybox.tar",
@@ -467,7 +470,7 @@ with open(sys.argv[1], "w") as out:
 @pytest.fixture(scope="session")
 def lambda_runtime() -> Path:
     """What a Lambda Python runtime gives beside the layers: boto3 and awslambdaric."""
-    folder = CACHE / "lambda-runtime-py%d.%d" % sys.version_info[:2]
+    folder = CACHE / ("lambda-runtime-py%d.%d" % sys.version_info[:2])
     marker = folder / ".installed"
     if not marker.is_file():
         shutil.rmtree(folder, ignore_errors=True)
@@ -522,6 +525,22 @@ class LambdaHost:
         return answer
 
 
+def _extract(data: bytes, folder: Path) -> None:
+    """Unzip as Lambda does: symbolic links stay links (SCAR zips with ``zip -y``, and
+    udocker's repository links each image's layers into its tag folder), modes are kept."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            mode = info.external_attr >> 16
+            target = folder / info.filename
+            if stat.S_ISLNK(mode):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(archive.read(info).decode())
+                continue
+            archive.extract(info, folder)
+            if mode and not info.is_dir():
+                target.chmod(stat.S_IMODE(mode))
+
+
 def _host_path(value: str, places: Mapping[str, Path]) -> str:
     for prefix, folder in places.items():
         if value == prefix or value.startswith(prefix + "/"):
@@ -543,8 +562,7 @@ def make_lambda_host(
     of this host, and udocker's proot mode (see the module's docstring)."""
     task, tmp = folder / "task", folder / "tmp"
     tmp.mkdir(parents=True)
-    with zipfile.ZipFile(io.BytesIO(_function_zip(endpoint, name))) as archive:
-        archive.extractall(task)
+    _extract(_function_zip(endpoint, name), task)
     client = _client("lambda", endpoint)
     configuration = client.get_function_configuration(FunctionName=name)
     places = {"/var/task": task, "/opt": opt, "/tmp": tmp}
@@ -639,6 +657,12 @@ def scar_run_event(bucket: str, key: str) -> dict[str, Any]:
     }
 
 
+def status(answer: Mapping[str, Any]) -> int | None:
+    """The response's statusCode; None when the handler raised (Lambda reports an error)."""
+    response = answer.get("response")
+    return response.get("statusCode") if isinstance(response, dict) else None
+
+
 def body(answer: Mapping[str, Any]) -> str:
     response = answer.get("response")
     assert isinstance(response, dict), answer
@@ -689,3 +713,165 @@ def test_scar_init_deploys_on_this_projects_layer(moto_server: str, deployment: 
         variables = configuration["Environment"]["Variables"]
         assert variables["UDOCKER_REPOS"] == "/var/task/udocker/repos/"
         assert "FDL" in variables
+
+
+def test_an_s3_upload_runs_the_script_in_the_image_scar_loaded(
+    moto_server: str, deployment: Deployment, ours: Callable[[str], LambdaHost]
+) -> None:
+    s3 = _client("s3", moto_server)
+    key = "lambda/input/hello.txt"
+    s3.put_object(Bucket=deployment.bucket, Key=key, Body=b"hello scar\n")
+    host = ours("lambda")
+
+    answer = host.invoke(s3_event(deployment.bucket, key))
+
+    assert status(answer) == 200, answer
+    assert RELEASE in body(answer), answer
+    assert "greeting: hello from the FDL" in body(answer)
+    assert objects(s3, deployment.bucket, "lambda/output/") == {
+        "lambda/output/": b"",  # the folder scar init created
+        "lambda/output/upper.txt": b"HELLO SCAR\n",
+        "lambda/output/size.txt": b"11\n",
+    }
+
+
+def test_scar_run_with_a_raw_key_from_its_synthetic_event(
+    moto_server: str, deployment: Deployment, ours: Callable[[str], LambdaHost]
+) -> None:
+    s3 = _client("s3", moto_server)
+    key = "lambda/input/a b+c.txt"
+    s3.put_object(Bucket=deployment.bucket, Key=key, Body=b"raw key\n")
+
+    answer = ours("lambda").invoke(scar_run_event(deployment.bucket, key))
+
+    assert status(answer) == 200, answer
+    assert f"script of {key}" in body(answer)
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({}, "script of : 0 args"),
+        ({"cmd_args": json.dumps(["one", "two words"])}, "2 args: one two words"),
+        (
+            {"script": base64.b64encode(OTHER_SCRIPT.encode()).decode()},
+            "the caller's script ran: hello from the FDL",
+        ),
+    ],
+    ids=["empty", "cmd_args", "script"],
+)
+def test_scar_run_payloads(
+    deployment: Deployment,
+    ours: Callable[[str], LambdaHost],
+    event: dict[str, Any],
+    expected: str,
+) -> None:
+    answer = ours("lambda").invoke(event)
+
+    assert status(answer) == 200, answer
+    assert expected in body(answer)
+
+
+def test_a_folder_marker_is_skipped(
+    deployment: Deployment, ours: Callable[[str], LambdaHost]
+) -> None:
+    answer = ours("lambda").invoke(s3_event(deployment.bucket, "lambda/input/"))
+
+    assert status(answer) == 200, answer
+
+
+def run_batch_job(folder: Path, endpoint: str, job: Mapping[str, Any]) -> str:
+    """Run the job as Batch would: its definition's command with the definition's environment
+    and the job's overrides, on a host where the launch template put the supervisor at
+    ``/opt/faas-supervisor/bin/supervisor`` (here a launcher of ``python -m supervisor``)."""
+    batch = _client("batch", endpoint)
+    (definition,) = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
+        "jobDefinitions"
+    ]
+    properties = definition["containerProperties"]
+    binary = folder / "opt" / "faas-supervisor" / "bin" / "supervisor"
+    binary.parent.mkdir(parents=True)
+    binary.write_text(f'#!/bin/sh\nexec {sys.executable} -m supervisor "$@"\n')
+    binary.chmod(0o755)
+    command = [
+        part.replace("/opt/faas-supervisor/bin/supervisor", str(binary))
+        for part in properties["command"]
+    ]
+    environment = {e["name"]: e["value"] for e in properties.get("environment", [])}
+    environment.update({e["name"]: e["value"] for e in job["container"]["environment"]})
+    work = folder / "work"
+    work.mkdir()
+    environment.update(
+        {
+            **_aws_environment(endpoint),
+            "PATH": os.environ["PATH"],
+            "LANG": "C.UTF-8",
+            "HOME": str(work),
+            "AWS_BATCH_JOB_ID": job["jobId"],
+            "SUPERVISOR_WORK_DIR": str(work),
+        }
+    )
+    completed = subprocess.run(
+        command,
+        env=environment,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    return output
+
+
+def test_a_batch_function_hands_the_event_to_the_job_scar_defined(
+    tmp_path: Path, moto_server: str, deployment: Deployment, ours: Callable[[str], LambdaHost]
+) -> None:
+    s3 = _client("s3", moto_server)
+    key = "batch/input/job.txt"
+    s3.put_object(Bucket=deployment.bucket, Key=key, Body=b"batch input\n")
+    name = deployment.names["batch"]
+    event = s3_event(deployment.bucket, key)
+
+    answer = ours("batch").invoke(event)
+
+    assert status(answer) == 202, answer
+    batch = _client("batch", moto_server)
+    (job,) = jobs_of(batch, name)
+    environment = {e["name"]: e["value"] for e in job["container"]["environment"]}
+    assert json.loads(environment["EVENT"]) == event
+    assert json.loads(environment["CONTEXT"])["function_name"] == name
+    (definition,) = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
+        "jobDefinitions"
+    ]
+    assert definition["containerProperties"]["command"] == [
+        "/bin/sh",
+        "-c",
+        "echo $EVENT | /opt/faas-supervisor/bin/supervisor",
+    ]
+
+    output = run_batch_job(tmp_path, moto_server, job)
+
+    assert objects(s3, deployment.bucket, "batch/output/") == {
+        "batch/output/": b"",
+        "batch/output/upper.txt": b"BATCH INPUT\n",
+        "batch/output/size.txt": b"12\n",
+    }, output
+
+
+def test_a_lambda_batch_function_runs_in_lambda_when_the_script_succeeds(
+    moto_server: str, deployment: Deployment, ours: Callable[[str], LambdaHost]
+) -> None:
+    s3 = _client("s3", moto_server)
+    key = "lambda-batch/input/quick.txt"
+    s3.put_object(Bucket=deployment.bucket, Key=key, Body=b"quick\n")
+
+    answer = ours("lambda-batch").invoke(s3_event(deployment.bucket, key))
+
+    assert status(answer) == 200, answer
+    assert (
+        objects(s3, deployment.bucket, "lambda-batch/output/")["lambda-batch/output/upper.txt"]
+        == b"QUICK\n"
+    )
+    assert jobs_of(_client("batch", moto_server), deployment.names["lambda-batch"]) == []

@@ -37,7 +37,6 @@ control; ``test_faas_supervisor_control`` records which cases it handles.
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import json
 import os
@@ -46,11 +45,10 @@ import stat
 import subprocess
 import sys
 import tarfile
-import textwrap
 import urllib.request
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +72,7 @@ IMAGE = "scar/busybox:1"
 APPLETS = ("sh", "cat", "tr", "wc", "echo", "ls", "env", "cp", "printf", "test", "[", "sleep")
 RELEASE = "busybox for SCAR's functions\n"
 TIMEOUT = 300
+PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 pytestmark = [
     pytest.mark.slow,
@@ -107,14 +106,20 @@ main()
 # release's extra/udocker.zip as `python3 udocker/udocker.py load -i FILE` and takes the image's
 # name from the second line it prints.  udocker 1.3 first announces the repository it creates,
 # which the release's udocker did not: the repository is made beforehand, silently.
-# --allow-root: CI runs as root, which udocker refuses by default.
+# --allow-root: CI runs as root, which udocker refuses by default.  faas-supervisor runs it as
+# /opt/udocker/udocker.py with --execmode=F1; SCAR_TEST_EXECMODE puts this host's mode instead.
 _UDOCKER_LAUNCHER = """\
+#!/usr/bin/env python3
 import os, subprocess, sys
 if sys.argv[1:2] == ["load"]:
-    made = "import sys; sys.path.insert(0, ''); from udocker.maincmd import main; sys.exit(main())"
+    made = "import sys; sys.path.insert(0, ''); from udocker.maincmd import main; main()"
     subprocess.run([sys.executable, "-c", made, "--allow-root", "--quiet", "mkrepo",
                     os.environ["UDOCKER_DIR"]], capture_output=True, check=False,
                    cwd=os.path.dirname(os.path.abspath(__file__)))
+mode = os.environ.get("SCAR_TEST_EXECMODE")
+if mode:
+    sys.argv[1:] = ["--execmode=" + mode if a.startswith("--execmode=") else a
+                    for a in sys.argv[1:]]
 from udocker.maincmd import main
 sys.argv[1:1] = ["--allow-root"]
 sys.exit(main())
@@ -172,8 +177,17 @@ def faas_wheel() -> Path:
     name = f"faas_supervisor-{FAAS_VERSION}-py3-none-any.whl"
     if not (folder / name).is_file():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest"]
-            + [str(folder), f"faas-supervisor=={FAAS_VERSION}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--dest",
+                str(folder),
+                f"faas-supervisor=={FAAS_VERSION}",
+            ],
             check=True,
             timeout=TIMEOUT,
         )
@@ -200,10 +214,20 @@ def faas_python() -> Path:
 def layer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This project's layer for the Python running the tests, built from this checkout."""
     out = tmp_path_factory.mktemp("layer")
-    version = "%d.%d" % sys.version_info[:2]
+    version = PYTHON
     subprocess.run(
-        [sys.executable, str(ROOT / "layer" / "build.py"), "--python", version]
-        + ["--arch", "x86_64", "--interpreter", f"{version}={sys.executable}", "--out", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "layer" / "build.py"),
+            "--python",
+            version,
+            "--arch",
+            "x86_64",
+            "--interpreter",
+            f"{version}={sys.executable}",
+            "--out",
+            str(out),
+        ],
         check=True,
         timeout=TIMEOUT,
         stdout=subprocess.DEVNULL,
@@ -216,8 +240,7 @@ def layer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def layer_python(layer_zip: Path) -> Path:
     """The layer's ``python/`` folder, as Lambda extracts it to ``/opt/python``."""
     folder = layer_zip.parent / "opt"
-    with zipfile.ZipFile(layer_zip) as archive:
-        archive.extractall(folder)
+    _extract(layer_zip.read_bytes(), folder)
     return folder / "python"
 
 
@@ -232,7 +255,9 @@ def github(tmp_path_factory: pytest.TempPathFactory, faas_wheel: Path) -> dict[s
     udocker_zip = folder / "udocker.zip"
     package = Path(Udocker(folder, {}).environment["PYTHONPATH"]) / "udocker"
     with zipfile.ZipFile(udocker_zip, "w") as archive:
-        archive.writestr("udocker/udocker.py", _UDOCKER_LAUNCHER)
+        launcher = zipfile.ZipInfo("udocker/udocker.py")
+        launcher.external_attr = (stat.S_IFREG | 0o755) << 16
+        archive.writestr(launcher, _UDOCKER_LAUNCHER)
         for path in sorted(package.rglob("*.py")):
             archive.write(path, f"udocker/udocker/{path.relative_to(package)}")
     top = f"grycap-faas-supervisor-{FAAS_VERSION}"
@@ -259,7 +284,7 @@ def github(tmp_path_factory: pytest.TempPathFactory, faas_wheel: Path) -> dict[s
 def saved_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``docker save`` archive of a busybox image, made offline with udocker."""
     root = tmp_path_factory.mktemp("busybox-root")
-    for folder in ("bin", "etc", "tmp"):
+    for folder in ("bin", "etc", "tmp", "root"):
         (root / folder).mkdir()
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
     for applet in APPLETS:
@@ -323,7 +348,7 @@ def _scar_config(scar_python: Path, role: str, endpoint: str) -> dict[str, Any]:
     config: dict[str, Any] = json.loads(printed.stdout)
     aws = config["aws"]
     aws["iam"]["role"] = role
-    aws["lambda"]["runtime"] = "python%d.%d" % sys.version_info[:2]
+    aws["lambda"]["runtime"] = f"python{PYTHON}"
     aws["lambda"]["supervisor"].update(version=FAAS_VERSION, layer_name=LAYER_NAME)
     # Batch's managed compute environments need the account's network (SCAR leaves it empty).
     ec2 = _client("ec2", endpoint)
@@ -351,7 +376,7 @@ def deployment(
         LayerName=LAYER_NAME,
         Description=FAAS_VERSION,
         Content={"ZipFile": layer_zip.read_bytes()},
-        CompatibleRuntimes=["python%d.%d" % sys.version_info[:2]],
+        CompatibleRuntimes=[f"python{PYTHON}"],
     )
     config_folder = home / ".scar"
     config_folder.mkdir()
@@ -470,13 +495,22 @@ with open(sys.argv[1], "w") as out:
 @pytest.fixture(scope="session")
 def lambda_runtime() -> Path:
     """What a Lambda Python runtime gives beside the layers: boto3 and awslambdaric."""
-    folder = CACHE / ("lambda-runtime-py%d.%d" % sys.version_info[:2])
+    folder = CACHE / f"lambda-runtime-py{PYTHON}"
     marker = folder / ".installed"
     if not marker.is_file():
         shutil.rmtree(folder, ignore_errors=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(folder)]
-            + ["boto3", "awslambdaric"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(folder),
+                "boto3",
+                "awslambdaric",
+            ],
             check=True,
             timeout=TIMEOUT,
         )
@@ -875,3 +909,74 @@ def test_a_lambda_batch_function_runs_in_lambda_when_the_script_succeeds(
         == b"QUICK\n"
     )
     assert jobs_of(_client("batch", moto_server), deployment.names["lambda-batch"]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The control: faas-supervisor 1.5.8 on the same function, the same inputs, the same loader
+
+
+@pytest.fixture(scope="session")
+def faas_opt(tmp_path_factory: pytest.TempPathFactory, github: dict[str, str]) -> Path:
+    """faas-supervisor's layer as SCAR builds it (``lambdalayers.py``): the zips of the
+    release's ``extra/`` unpacked at the layer's root, which gives /opt/udocker/udocker.py."""
+    folder = tmp_path_factory.mktemp("faas-opt")
+    with zipfile.ZipFile(github[_ZIPBALL]) as zipball:
+        for name in zipball.namelist():
+            if name.split("/", 1)[1].startswith("extra/") and name.endswith(".zip"):
+                _extract(zipball.read(name), folder)
+    return folder
+
+
+CASES: dict[str, tuple[Callable[[str], dict[str, Any]], str]] = {
+    "s3-notification": (lambda b: s3_event(b, "lambda/input/control.txt"), "greeting: hello"),
+    "scar-run-raw-key": (lambda b: scar_run_event(b, "lambda/input/x y+z.txt"), "x y+z.txt"),
+    "empty": (lambda b: {}, "script of : 0 args"),
+    "cmd_args": (lambda b: {"cmd_args": json.dumps(["one", "two"])}, "2 args: one two"),
+    # faas-supervisor runs cmd_args as the container's command, not as the script's arguments.
+    "cmd_args-as-command": (
+        lambda b: {"cmd_args": json.dumps(["cat", "/etc/image-release"])},
+        RELEASE,
+    ),
+    "script": (
+        lambda b: {"script": base64.b64encode(OTHER_SCRIPT.encode()).decode()},
+        "the caller's script ran: hello from the FDL",
+    ),
+    "folder-marker": (lambda b: s3_event(b, "lambda/input/"), ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_faas_supervisor_control(
+    tmp_path: Path,
+    moto_server: str,
+    deployment: Deployment,
+    faas_python: Path,
+    faas_opt: Path,
+    ours: Callable[[str], LambdaHost],
+    case: str,
+) -> None:
+    """Every case that faas-supervisor 1.5.8 handles, this project handles."""
+    s3 = _client("s3", moto_server)
+    for key in ("lambda/input/control.txt", "lambda/input/x y+z.txt"):
+        s3.put_object(Bucket=deployment.bucket, Key=key, Body=b"control input\n")
+    make_event, expected = CASES[case]
+    event = make_event(deployment.bucket)
+    theirs = make_lambda_host(
+        tmp_path / "faas-supervisor",
+        moto_server,
+        deployment.names["lambda"],
+        opt=faas_opt,
+        python=[str(faas_python)],
+        python_path=[],
+    )
+    theirs.environment["SCAR_TEST_EXECMODE"] = "P1"
+
+    control = theirs.invoke(event)
+    control_works = status(control) == 200 and expected in body(control)
+    (tmp_path / "control.json").write_text(json.dumps(control, indent=1))
+    if not control_works:
+        pytest.skip(f"faas-supervisor {FAAS_VERSION} does not handle {case!r} either")
+    answer = ours("lambda").invoke(event)
+
+    assert status(answer) == 200, answer
+    assert expected in body(answer)

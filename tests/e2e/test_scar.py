@@ -25,10 +25,10 @@ What is not real, because nothing here reaches the internet:
   of this host are added to it: udocker's execution mode P1 with Debian's proot (Lambda has
   no ptrace and uses F1, whose tools would be downloaded) and a private ``UDOCKER_DIR``
   (Lambda's ``/tmp`` is private to the function).  Batch: the job definition's command as
-  registered, with its environment and the overrides of the job our Lambda side submitted.
-- The Batch command names ``/opt/faas-supervisor/bin/supervisor``, which SCAR's launch
-  template downloads onto the host.  Until the self-contained binary is built in this
-  repository, that path is replaced by a launcher of ``python -m supervisor``.
+  registered, with its environment and the overrides of the job our Lambda side submitted,
+  in a udocker container of the function's busybox image (no Python, no C library) with
+  this project's binary (``./build.sh binary``) mounted at ``/opt/faas-supervisor/bin``, as
+  the host folder where SCAR's launch template puts it is mounted there.
 
 faas-supervisor 1.5.8 itself (its own virtual environment) is run on the same inputs as a
 control; ``test_faas_supervisor_control`` records which cases it handles.
@@ -58,6 +58,7 @@ import pytest
 import yaml
 
 from supervisor.container import Udocker
+from tests.e2e.test_binary import BINARY, BUILD_SCRIPT, CONTAINER, Box, builder
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "scar-client"
@@ -281,8 +282,8 @@ def github(tmp_path_factory: pytest.TempPathFactory, faas_wheel: Path) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def saved_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ``docker save`` archive of a busybox image, made offline with udocker."""
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root file system of busybox-static and its applets: no Python, no C library."""
     root = tmp_path_factory.mktemp("busybox-root")
     for folder in ("bin", "etc", "tmp", "root"):
         (root / folder).mkdir()
@@ -295,12 +296,69 @@ def saved_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rootfs = root.parent / "busybox-rootfs.tar.gz"
     with tarfile.open(rootfs, "w:gz") as archive:
         archive.add(root, arcname=".")
-    saved = root.parent / "busybox.tar"
-    scratch = Udocker(root.parent / "scratch-udocker", {"UDOCKER_TARBALL": ""})
-    for args in (["import", str(rootfs), IMAGE], ["save", "-o", str(saved), IMAGE]):
+    return rootfs
+
+
+@pytest.fixture(scope="session")
+def saved_image(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Path:
+    """A ``docker save`` archive of the busybox image, made offline with udocker."""
+    folder = tmp_path_factory.mktemp("saved-image")
+    saved = folder / "busybox.tar"
+    scratch = Udocker(folder / "udocker", {"UDOCKER_TARBALL": ""})
+    for args in (["import", str(busybox_rootfs), IMAGE], ["save", "-o", str(saved), IMAGE]):
         made = scratch.call(args, TIMEOUT)
         assert made.returncode == 0, made.output
     return saved
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    """``build/binary/supervisor`` (``./build.sh binary``), built when missing or stale, as
+    ``tests/e2e/test_binary.py`` builds it."""
+    if builder.is_stale(BINARY):
+        result = subprocess.run(
+            [sys.executable, str(BUILD_SCRIPT)],
+            capture_output=True,
+            text=True,
+            timeout=1500,
+            check=False,
+        )
+        assert result.returncode == 0, f"layer/binary.py failed:\n{result.stdout}{result.stderr}"
+    return BINARY
+
+
+@pytest.fixture(scope="session")
+def job_box(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Box:
+    """A Batch job's container: the function's busybox image under udocker (P1), as
+    ``tests/e2e/test_binary.py`` runs the binary, with Debian's proot less its ``-k``."""
+    work = tmp_path_factory.mktemp("job-udocker")
+    proot = work / "proot-without-k"
+    proot.write_text(
+        "#!/bin/sh\n"
+        "skip=0\n"
+        "for arg; do\n"
+        "  shift\n"
+        '  if [ "$skip" = 1 ]; then skip=0; continue; fi\n'
+        '  if [ "$arg" = -k ]; then skip=1; continue; fi\n'
+        '  set -- "$@" "$arg"\n'
+        "done\n"
+        f'exec {PROOT} "$@"\n'
+    )
+    proot.chmod(0o755)
+    host = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "UDOCKER_USE_PROOT_EXECUTABLE": str(proot),
+        "UDOCKER_TARBALL": "",
+    }
+    udocker = Udocker(work / "udocker", host)
+    for args in (
+        ["import", str(busybox_rootfs), "job-busybox:latest"],
+        ["create", f"--name={CONTAINER}", "job-busybox:latest"],
+        ["setup", "--execmode=P1", CONTAINER],
+    ):
+        result = udocker.call(args, TIMEOUT)
+        assert result.returncode == 0, f"udocker {args[0]}: {result.output}"
+    return Box(udocker)
 
 
 @dataclass(frozen=True)
@@ -814,53 +872,40 @@ def test_a_folder_marker_is_skipped(
     assert status(answer) == 200, answer
 
 
-def run_batch_job(folder: Path, endpoint: str, job: Mapping[str, Any]) -> str:
-    """Run the job as Batch would: its definition's command with the definition's environment
-    and the job's overrides, on a host where the launch template put the supervisor at
-    ``/opt/faas-supervisor/bin/supervisor`` (here a launcher of ``python -m supervisor``)."""
+def run_batch_job(
+    endpoint: str, job: Mapping[str, Any], box: Box, binary: Path
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the job as Batch would: its definition's command as written, with the
+    definition's environment and the job's overrides, in the function's image with the
+    supervisor binary mounted at ``/opt/faas-supervisor/bin`` as SCAR's definition mounts
+    the host folder where its launch template put it."""
     batch = _client("batch", endpoint)
     (definition,) = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
         "jobDefinitions"
     ]
     properties = definition["containerProperties"]
-    binary = folder / "opt" / "faas-supervisor" / "bin" / "supervisor"
-    binary.parent.mkdir(parents=True)
-    binary.write_text(f'#!/bin/sh\nexec {sys.executable} -m supervisor "$@"\n')
-    binary.chmod(0o755)
-    command = [
-        part.replace("/opt/faas-supervisor/bin/supervisor", str(binary))
-        for part in properties["command"]
-    ]
+    (mount,) = properties["mountPoints"]
     environment = {e["name"]: e["value"] for e in properties.get("environment", [])}
     environment.update({e["name"]: e["value"] for e in job["container"]["environment"]})
-    work = folder / "work"
-    work.mkdir()
     environment.update(
         {
             **_aws_environment(endpoint),
-            "PATH": os.environ["PATH"],
-            "LANG": "C.UTF-8",
-            "HOME": str(work),
+            "PATH": "/bin",
+            "HOME": "/root",
             "AWS_BATCH_JOB_ID": job["jobId"],
-            "SUPERVISOR_WORK_DIR": str(work),
         }
     )
-    completed = subprocess.run(
-        command,
-        env=environment,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
+    return box.run(
+        properties["command"], environment, binds={binary.parent: mount["containerPath"]}
     )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output
-    return output
 
 
 def test_a_batch_function_hands_the_event_to_the_job_scar_defined(
-    tmp_path: Path, moto_server: str, deployment: Deployment, ours: Callable[[str], LambdaHost]
+    moto_server: str,
+    deployment: Deployment,
+    ours: Callable[[str], LambdaHost],
+    job_box: Box,
+    binary: Path,
 ) -> None:
     s3 = _client("s3", moto_server)
     key = "batch/input/job.txt"
@@ -885,8 +930,10 @@ def test_a_batch_function_hands_the_event_to_the_job_scar_defined(
         "echo $EVENT | /opt/faas-supervisor/bin/supervisor",
     ]
 
-    output = run_batch_job(tmp_path, moto_server, job)
+    result = run_batch_job(moto_server, job, job_box, binary)
 
+    output = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode == 0, output
     assert objects(s3, deployment.bucket, "batch/output/") == {
         "batch/output/": b"",
         "batch/output/upper.txt": b"BATCH INPUT\n",

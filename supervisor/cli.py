@@ -3,21 +3,23 @@
 ``run`` sends one event through the whole pipeline on this machine: the local storage
 provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
 function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
-functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job``
-(the default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard
-input) is what an AWS Batch job container, and an OSCAR service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
-the process is a Lambda function's container image: it serves the Runtime API's invocations
-with the Lambda handler (``supervisor.lambda_image``); that wins over ``EVENT``.
+functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job`` (the
+default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard input) is
+what an AWS Batch job container, and an OSCAR service, runs.  With
+``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
+image: it serves the Runtime API's invocations with the Lambda handler
+(``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,21 +54,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         if os.environ.get("AWS_LAMBDA_RUNTIME_API", "").strip():
             return _lambda_image()
-        if _has_event(os.environ, sys.stdin):
+        if os.environ.get("EVENT", "").strip() or os.environ.get("EVENT_URI", "").strip():
             return _job(args)
+        piped = _piped_event(sys.stdin)
+        if piped is not None:
+            return _job(args, io.StringIO(piped))
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
     result: int = args.handler(args)
     return result
 
 
-def _has_event(environ: Mapping[str, str], stdin: TextIO | None) -> bool:
-    """Whether a bare ``python -m supervisor`` was given an event to run as a job: in
-    ``EVENT`` or ``EVENT_URI``, or piped on standard input (``echo $EVENT | supervisor``,
-    and OSCAR's synchronous calls, which pass the request body on stdin only)."""
-    if environ.get("EVENT", "").strip() or environ.get("EVENT_URI", "").strip():
-        return True
-    return stdin is not None and not stdin.closed and not stdin.isatty()
+def _piped_event(stdin: TextIO | None) -> str | None:
+    """The event piped on standard input (``echo $EVENT | supervisor``, and OSCAR's
+    synchronous calls, which pass the request body on stdin only), or None."""
+    if stdin is None or stdin.closed or stdin.isatty():
+        return None
+    text = stdin.read()
+    return text if text.strip() else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,10 +162,10 @@ def _lambda_image() -> int:
         return EXIT_USAGE
 
 
-def _job(args: argparse.Namespace) -> int:
+def _job(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     from batch_entrypoint.job import run_job
 
-    return run_job(os.environ, sys.stdin, config_path=args.config)
+    return run_job(os.environ, stdin or sys.stdin, config_path=args.config)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -292,6 +292,8 @@ class UdockerExecutor:
             return f"image {self.image}"
         return f"image file {self.image_file}"
 
+    runs_image = True
+
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
         name = self.prepare(watchdog)
         environment = container_environment(run.environment, self._host)
@@ -305,8 +307,11 @@ class UdockerExecutor:
                     *(f"--volume={path}" for path in _bind_paths(run)),
                     f"--workdir={run.workdir}",
                     name,
-                    _SHELL,
-                    str(run.script),
+                    *(
+                        (_SHELL, str(run.script), *run.args)
+                        if run.image_command is None
+                        else run.image_command
+                    ),
                 ],
                 env_file,
             )

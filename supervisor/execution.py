@@ -79,12 +79,19 @@ _QUERY_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 @dataclass(frozen=True)
 class ScriptRun:
-    """What to run: the script, its whole environment, its working folder, its log file."""
+    """What to run: the script, its whole environment, its working folder, its log file.
+
+    ``args`` are the script's arguments (``"$@"``).  ``image_command``, for an executor that
+    runs images, runs the image with that command line instead of the script (``scar run
+    ARGS`` on a function with ``container.image``).
+    """
 
     script: Path
     environment: Mapping[str, str]
     workdir: Path
     log_path: Path
+    args: tuple[str, ...] = ()
+    image_command: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,9 @@ class ExecutionResult:
 
 
 class Executor(Protocol):
+    # Whether ``ScriptRun.image_command`` means something here (a container image runs).
+    runs_image: bool
+
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult: ...
 
 
@@ -147,8 +157,11 @@ class ProcessExecutor:
         self._join_timeout = join_timeout
         self._clock = clock
 
+    runs_image = False
+
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
-        return self.run_command(run, watchdog, (self._shell, str(run.script)), run.environment)
+        command = (self._shell, str(run.script), *run.args)
+        return self.run_command(run, watchdog, command, run.environment)
 
     def run_command(
         self,
@@ -165,7 +178,7 @@ class ProcessExecutor:
             return ExecutionResult(
                 exit_code=None, timed_out=True, duration=0.0, log_path=run.log_path
             )
-        if not run.script.is_file():
+        if run.image_command is None and not run.script.is_file():
             raise ExecutionError(f"cannot run script {run.script}: no such file")
         log_file = _open_log(run.log_path)
         read_fd, write_fd = os.pipe()

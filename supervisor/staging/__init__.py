@@ -298,7 +298,10 @@ def _printable(text: str) -> str:
 
 
 def _input_provider(record: Record, inputs: Sequence[StorageLocation]) -> ProviderKey:
-    """The input matching the record's type and bucket, else the first of its type, else default."""
+    """The provider the event names (OSCAR's delegated events), else the input matching the
+    record's type and bucket, else the first of its type, else the default one."""
+    if record.provider_id is not None:
+        return record.provider_type, record.provider_id
     same_type = [item for item in inputs if item.provider_type == record.provider_type]
     same_bucket = [item for item in same_type if item.bucket == record.bucket]
     chosen = next(iter(same_bucket or same_type), None)

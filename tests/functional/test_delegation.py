@@ -581,7 +581,7 @@ def test_a_batch_job_never_runs_a_script_from_its_event(
     the job's EVENT (planted in a record, or refused in Lambda) does not run."""
     function = make_function("batch", COPY_SCRIPT)
     function.definition["allow_event_script"] = False
-    planted = {**function.event, "script": b64("echo pwned > \"$TMP_OUTPUT_DIR/pwned\"\n")}
+    planted = {**function.event, "script": b64('echo pwned > "$TMP_OUTPUT_DIR/pwned"\n')}
 
     done = run_as_batch(function, {"EVENT": json.dumps(planted)}, aws_env, tmp_path / "job")
 

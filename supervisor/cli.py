@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")
+    _function_option(run)
     run.add_argument(
         "--event", required=True, help="the event: a JSON file, or - to read it from stdin"
     )
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a function definition; exit non-zero when it is invalid.",
     )
     validate.add_argument("config", type=Path, metavar="PATH", help="the function definition")
+    _function_option(validate)
     validate.set_defaults(command="validate", handler=_validate)
 
     _workflow_parser(commands)
@@ -139,11 +141,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from supervisor.config import load_config
+    from supervisor import bootstrap
     from supervisor.errors import ConfigError
 
     try:
-        config = load_config({}, args.config)
+        config = bootstrap.load({}, path=args.config, function=args.function).config
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
@@ -169,25 +171,24 @@ def _job(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from supervisor import logs
-    from supervisor.config import load_config
+    from supervisor import bootstrap, logs
     from supervisor.context import InvocationContext
     from supervisor.delegation import LocalBatchBackend, definition_environment
     from supervisor.errors import ConfigError, SupervisorError
-    from supervisor.runtime import build_supervisor, read_script
+    from supervisor.runtime import read_script
 
     environ = dict(os.environ)
     for name, value in (("EXECUTION_MODE", args.mode), ("LOG_LEVEL", args.log_level)):
         if value:
             environ[name] = value
-    secrets = logs.secrets_from_environ(environ)
     try:
-        config = load_config(environ, args.config)
+        definition = bootstrap.load(environ, path=args.config, function=args.function)
     except ConfigError as exc:
-        logs.configure_cli("INFO", secrets=secrets)
+        logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ))
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    logs.configure_cli(config.log_level, secrets=(*secrets, *config.storage_providers.secrets()))
+    config = definition.config
+    logs.configure_cli(config.log_level, secrets=definition.secrets)
     storage_root = args.storage_root.resolve()
     work_root = (args.work_dir or Path(tempfile.mkdtemp(prefix="supervisor-"))).resolve()
     try:
@@ -204,15 +205,14 @@ def _run(args: argparse.Namespace) -> int:
             ),
             log_dir=work_root / "batch-jobs",
         )
-        supervisor = build_supervisor(
-            config,
+        supervisor = bootstrap.start(
+            definition,
+            environ,
             platform="local",
-            environ=environ,
             work_root=work_root,
             storage_root=storage_root,
             backend=backend,
         )
-        supervisor.prepare()
         context = InvocationContext.local(config.name, timeout=args.timeout)
         outcome = supervisor.invoke(event_text, context)
     except SupervisorError as exc:
@@ -312,6 +312,15 @@ def _workflow_parser(commands: Any) -> None:
         help="divide the schedule's times by this (default 60: a minute becomes a second)",
     )
     replay.set_defaults(command="workflow replay", handler=_workflow_run)
+
+
+def _function_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--function",
+        metavar="NAME",
+        help="the function to take from a file that defines several (SCAR's FDL format: "
+        "functions: {aws: [{lambda: ...}]}); the only one by default",
+    )
 
 
 def _storage_root_option(parser: argparse.ArgumentParser) -> None:

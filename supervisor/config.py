@@ -59,9 +59,11 @@ __all__ = [
     "StorageLocation",
     "StorageProviders",
     "UdockerSettings",
+    "fdl_functions",
     "load_config",
     "load_settings",
     "parse_config",
+    "select_function",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
@@ -319,8 +321,12 @@ def load_config(
     path: Path | None = None,
     *,
     default_path: Path = DEFAULT_CONFIG_PATH,
+    function: str | None = None,
 ) -> FunctionConfig:
-    """Find, parse and validate the function definition; raise ``ConfigError`` on any fault."""
+    """Find, parse and validate the function definition; raise ``ConfigError`` on any fault.
+
+    ``function`` picks one function of a multi-function file (see ``parse_config``).
+    """
     if path is not None:
         text, origin, base = _read(path), str(path), path.resolve().parent
     elif default_path.is_file():
@@ -333,7 +339,7 @@ def load_config(
                 "or set FUNCTION_CONFIG or FDL (YAML or JSON, plain or base64)"
             )
         text, origin, base = _decode(environ[name]), f"env {name}", Path.cwd()
-    return parse_config(text, origin=origin, base=base, environ=environ)
+    return parse_config(text, origin=origin, base=base, environ=environ, function=function)
 
 
 def parse_config(
@@ -342,8 +348,14 @@ def parse_config(
     origin: str = "definition",
     base: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    function: str | None = None,
 ) -> FunctionConfig:
-    """Validate a definition given as text; a relative ``init_script`` resolves against ``base``."""
+    """Validate a definition given as text; a relative ``init_script`` resolves against ``base``.
+
+    The text is one function's definition, or a deployment tool's multi-function file (SCAR's
+    FDL, ``functions: {aws: [{lambda: ..., batch: ...}], oscar: [{CLUSTER: ...}]}``), of which
+    ``function`` names the one to take (the only one when ``None``).
+    """
     # ConfigError is raised "from None" here and below: PyYAML's and pydantic's errors quote
     # the values, credentials included, and a traceback would print them.
     data: Any = _as_json(text)
@@ -351,6 +363,10 @@ def parse_config(
         data = _load_yaml(text, origin)
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
+    if isinstance(data.get("functions"), dict):
+        data, origin = select_function(data, function, origin)
+    elif function is not None and data.get("name") != function:
+        raise ConfigError(f"{origin}: defines function {data.get('name')!r}, not {function!r}")
     for variable, keys in _OVERRIDES.items():
         value = (environ or {}).get(variable, "").strip()
         if value:
@@ -367,6 +383,78 @@ def parse_config(
         config = config.model_copy(update={"container": container})
     config._data = data
     return config
+
+
+def fdl_functions(data: Mapping[str, Any], origin: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each function of a multi-function file, as (where, its definition as a mapping).
+
+    An ``aws`` entry is SCAR's: its ``lambda`` section, with its ``batch`` section merged
+    into ``batch``; an ``oscar`` entry maps a cluster name to a service definition.  The
+    file's top-level ``storage_providers`` apply to functions that have none of their own.
+    """
+    section = data.get("functions")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{origin}: expected functions: {{aws: [...]}} or {{oscar: [...]}}")
+    shared = data.get("storage_providers")
+    found: list[tuple[str, dict[str, Any]]] = []
+    for provider in ("aws", "oscar"):
+        entries = section.get(provider)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise ConfigError(f"{origin}: functions.{provider} must be a list")
+        for index, entry in enumerate(entries):
+            where = f"{origin}: functions.{provider}[{index}]"
+            definition = (
+                _aws_entry(entry, where) if provider == "aws" else _oscar_entry(entry, where)
+            )
+            if shared is not None and "storage_providers" not in definition:
+                definition["storage_providers"] = shared
+            found.append((where, definition))
+    if not found:
+        raise ConfigError(f"{origin}: functions holds no function (expected aws: or oscar:)")
+    return found
+
+
+def select_function(
+    data: Mapping[str, Any], name: str | None, origin: str
+) -> tuple[dict[str, Any], str]:
+    """The definition of function ``name`` (or the only one) of a multi-function file."""
+    found = fdl_functions(data, origin)
+    names = [str(definition.get("name")) for _, definition in found]
+    if name is None:
+        if len(found) > 1:
+            raise ConfigError(
+                f"{origin}: defines {len(found)} functions ({', '.join(names)}): "
+                "pick one with --function NAME"
+            )
+        where, definition = found[0]
+        return definition, where
+    for where, definition in found:
+        if definition.get("name") == name:
+            return definition, where
+    raise ConfigError(f"{origin}: no function named {name!r} (it defines {', '.join(names)})")
+
+
+def _aws_entry(entry: Any, where: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("lambda"), dict):
+        raise ConfigError(f"{where}: expected a mapping with a lambda section")
+    definition = dict(entry["lambda"])
+    batch = entry.get("batch")
+    if batch is not None and not isinstance(batch, dict):
+        raise ConfigError(f"{where}.batch: expected a mapping")
+    inner = definition.get("batch")
+    definition["batch"] = {**(inner if isinstance(inner, dict) else {}), **(batch or {})}
+    return definition
+
+
+def _oscar_entry(entry: Any, where: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ConfigError(f"{where}: expected {{CLUSTER_NAME: service definition}}")
+    (service,) = entry.values()
+    if not isinstance(service, dict):
+        raise ConfigError(f"{where}: expected a service definition mapping")
+    return dict(service)
 
 
 def _as_json(text: str) -> dict[str, Any] | None:

@@ -3,11 +3,12 @@
 One ``Record`` per unit of work: an object in a bucket (S3 and MinIO notifications, also
 wrapped in SQS, SNS or EventBridge envelopes), a request body (API Gateway REST and HTTP
 APIs, function URLs) or a whole direct invocation.  Object keys are URL-decoded here, once,
-except in the synthetic events ``scar run`` sends (no ``eventName``), which carry the key as
-it is.  Folder markers (keys ending in ``/``, which ``scar put``, ``scar init`` and the S3
-console create) are skipped with a log line.  OSCAR's delegated event, ``{"storage_provider":
-ID, "event": "<the event as JSON text>"}``, is unwrapped and its objects are read from that
-provider.  Anything that cannot be understood raises ``EventError`` with what is missing.
+except a key with a literal space, which only the events ``scar run`` makes up carry (as
+the bucket lists it, not URL-encoded).  Folder markers (keys ending in ``/``, which
+``scar put``, ``scar init`` and the S3 console create) are skipped with a log line.
+OSCAR's delegated event, ``{"storage_provider": ID, "event": "<the event as JSON>"}``, is
+unwrapped and its objects are read from that provider.  Anything that cannot be understood
+raises ``EventError`` with what is missing.
 
 What the function's caller may add at the top level of a direct invocation (never inside a
 record, an SQS body, an SNS message, or an API request): ``script`` (base64, run instead of
@@ -18,6 +19,7 @@ sends them).  ``{}`` is a direct invocation with no input file.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -114,8 +116,18 @@ _DIRECT_FILE = "event_file"
 CALLER_KEYS = ("script", "cmd_args")
 
 
-def parse(raw: Any) -> ParsedEvent:
-    """Turn a raw event (already decoded JSON, or JSON text) into records; raise ``EventError``."""
+def parse(raw: Any, *, opaque_body: bool = False) -> ParsedEvent:
+    """Turn a raw event (already decoded JSON, or JSON text) into records; raise ``EventError``.
+
+    With ``opaque_body`` (an OSCAR service's synchronous call, whose request body is the
+    event), text that is not JSON is the input file itself: base64-decoded when it is base64,
+    as OSCAR's clients send files, else as it is.
+    """
+    if opaque_body and isinstance(raw, str | bytes | bytearray) and not _is_json(raw):
+        body = raw.encode() if isinstance(raw, str) else bytes(raw)
+        with contextlib.suppress(ValueError):  # not base64: the body is the file
+            body = base64.b64decode(body, validate=True)
+        return ParsedEvent("body", (Record("direct", body=body, file_name=_DIRECT_FILE),), raw)
     event = _decoded(raw)
     if not isinstance(event, dict):
         raise EventError(f"the event must be a JSON object, got {_kind(event)}")
@@ -163,6 +175,14 @@ def _delegated(
         for record in _records(inner["Records"], "event.Records")
     )
     return ParsedEvent("delegated", records, event, script, cmd_args)
+
+
+def _is_json(raw: str | bytes | bytearray) -> bool:
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _decoded(raw: Any) -> Any:
@@ -287,10 +307,7 @@ def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> tuple[
     key = obj.get("key")
     if not isinstance(key, str) or not key:
         raise EventError(f"{where}.s3.object.key is missing")
-    # Bucket notifications URL-encode the key; the events `scar run` makes up from a bucket
-    # listing (no eventName, no eventTime) carry it as it is.
-    if "eventName" in item:
-        key = unquote_plus(key)
+    key = _object_key(key)
     if _is_folder(name, key):
         return ()
     return (
@@ -304,6 +321,14 @@ def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> tuple[
             raw=item,
         ),
     )
+
+
+def _object_key(key: str) -> str:
+    """The key as stored: bucket notifications URL-encode it (a space as '+').  The events
+    ``scar run`` makes up from a bucket listing carry it as it is; a literal space, which
+    URL encoding never leaves, tells those apart (a raw key with '+' and no space cannot be
+    told apart, and is decoded as a notification's)."""
+    return key if " " in key else unquote_plus(key)
 
 
 def _is_folder(bucket: str, key: str) -> bool:

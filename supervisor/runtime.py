@@ -188,7 +188,7 @@ class Supervisor:
             self.providers.prepare()
 
     def invoke(self, raw_event: Any, context: InvocationContext) -> Outcome:
-        parsed = events.parse(raw_event)
+        parsed = events.parse(raw_event, opaque_body=self.platform == "oscar")
         script = self._script_for(parsed)
         image_command = self._image_command_for(parsed)
         _log.info(

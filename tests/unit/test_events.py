@@ -232,8 +232,8 @@ def test_a_folder_marker_beside_a_file_leaves_the_file(load_event: Load) -> None
     assert [r.key for r in events.parse(event).records] == ["incoming/two.txt"]
 
 
-@pytest.mark.parametrize("key", ["data file+v1.txt", "a%20b.txt", "in/x+y z.txt"])
-def test_scar_run_keys_are_taken_as_they_are(key: str) -> None:
+@pytest.mark.parametrize("key", ["data file+v1.txt", "a%20b c.txt", "in/x+y z.txt"])
+def test_scar_run_keys_with_a_space_are_taken_as_they_are(key: str) -> None:
     (record,) = events.parse(scar_event("bucket", key)).records
     assert record.key == key
     assert record.event_time == ""

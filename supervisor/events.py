@@ -124,10 +124,11 @@ def parse(raw: Any, *, opaque_body: bool = False) -> ParsedEvent:
     as OSCAR's clients send files, else as it is.
     """
     if opaque_body and isinstance(raw, str | bytes | bytearray) and not _is_json(raw):
-        body: bytes = raw.encode() if isinstance(raw, str) else bytes(raw)
+        content = raw.encode() if isinstance(raw, str) else bytes(raw)
         with contextlib.suppress(ValueError):  # not base64: the body is the file
-            body = base64.b64decode(body, validate=True)
-        return ParsedEvent("body", (Record("direct", body=body, file_name=_DIRECT_FILE),), raw)
+            content = base64.b64decode(content, validate=True)
+        record = Record("direct", body=content, file_name=_DIRECT_FILE)
+        return ParsedEvent("body", (record,), raw)
     event = _decoded(raw)
     if not isinstance(event, dict):
         raise EventError(f"the event must be a JSON object, got {_kind(event)}")

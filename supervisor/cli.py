@@ -5,8 +5,9 @@ provider (a folder per bucket) and the local Batch backend.  ``validate`` checks
 function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
 functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job``
 (the default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard
-input) is what an AWS Batch job container, and an OSCAR service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
-the process is a Lambda function's container image: it serves the Runtime API's invocations
+input) is what an AWS Batch job container, and an OSCAR service, runs.  With
+``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
+image: it serves the Runtime API's invocations
 with the Lambda handler (``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 
@@ -168,10 +169,11 @@ def _run(args: argparse.Namespace) -> int:
     from supervisor.config import load_config
     from supervisor.context import InvocationContext
     from supervisor.delegation import LocalBatchBackend, definition_environment
+    from supervisor.environment import local_host
     from supervisor.errors import ConfigError, SupervisorError
     from supervisor.runtime import build_supervisor, read_script
 
-    environ = dict(os.environ)
+    environ = local_host(os.environ, sys.executable)
     for name, value in (("EXECUTION_MODE", args.mode), ("LOG_LEVEL", args.log_level)):
         if value:
             environ[name] = value

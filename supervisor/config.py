@@ -71,7 +71,7 @@ ExecutionMode = Literal["lambda", "batch", "lambda-batch"]
 # timeout: ran past the deadline; failure: a non-zero exit; resources: the input does not fit
 # in /tmp, or the script was killed by SIGKILL (out of memory), which is also a failure.
 DelegateReason = Literal["timeout", "failure", "resources"]
-Platform = Literal["lambda-zip", "lambda-image", "batch", "local"]
+Platform = Literal["lambda-zip", "lambda-image", "batch", "oscar", "local"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # udocker's execution modes: P proot, F fakechroot, R runc/crun, S singularity.
 ExecMode = Literal["P1", "P2", "F1", "F2", "F3", "F4", "R1", "R2", "R3", "S1"]

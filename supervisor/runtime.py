@@ -260,6 +260,7 @@ class Supervisor:
                 query=record.query,
                 tmp_dir=scratch,
                 aws_credentials=self.config.container.pass_aws_credentials,
+                platform=self.platform,
             )
             try:
                 result = self._executor.run(

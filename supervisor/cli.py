@@ -174,10 +174,11 @@ def _run(args: argparse.Namespace) -> int:
     from supervisor import bootstrap, logs
     from supervisor.context import InvocationContext
     from supervisor.delegation import LocalBatchBackend, definition_environment
+    from supervisor.environment import local_host
     from supervisor.errors import ConfigError, SupervisorError
     from supervisor.runtime import read_script
 
-    environ = dict(os.environ)
+    environ = local_host(os.environ, sys.executable)
     for name, value in (("EXECUTION_MODE", args.mode), ("LOG_LEVEL", args.log_level)):
         if value:
             environ[name] = value

@@ -299,6 +299,7 @@ class Supervisor:
                 query=record.query,
                 tmp_dir=scratch,
                 aws_credentials=self.config.container.pass_aws_credentials,
+                platform=self.platform,
             )
             script_run = ScriptRun(
                 script_path,

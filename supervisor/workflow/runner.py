@@ -38,6 +38,7 @@ from supervisor import bootstrap, events, logs
 from supervisor.config import Settings
 from supervisor.context import InvocationContext
 from supervisor.delegation import LocalBatchBackend, LocalJob, definition_environment
+from supervisor.environment import local_host
 from supervisor.errors import SupervisorError
 from supervisor.gpu import inventory
 from supervisor.runtime import Supervisor, read_script
@@ -164,7 +165,7 @@ class WorkflowRunner:
         self.notifications = work_dir / "notifications"
         self.lambda_concurrency = lambda_concurrency
         self._batch_slots = batch_slots
-        self._environ = _host_environ(environ)
+        self._environ = local_host(environ, sys.executable)
         self._out = out
         self._draw = draw
         self._storage = LocalStorage(storage_root, self.notifications)
@@ -485,17 +486,6 @@ class WorkflowRunner:
     def _say(self, message: str) -> None:
         self._out.write(f"[{self._now():8.2f} s] {message}\n")
         self._out.flush()
-
-
-def _host_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """This machine's environment, with the folder of this Python first on ``PATH``: the
-    scripts' ``python3`` is the one that runs the workflow (with its packages)."""
-    host = dict(environ)
-    folder = str(Path(sys.executable).parent)
-    path = host.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    if path.split(os.pathsep)[0] != folder:
-        host["PATH"] = os.pathsep.join([folder, path])
-    return host
 
 
 class _InvocationLogs(logging.Handler):

@@ -353,7 +353,10 @@ class WebdavStorage:
 
     def _bound(self, sock: socket.socket, step: _Step) -> None:
         """Bound the next socket operation by the read timeout and what is left of the time."""
-        sock.settimeout(step.deadline.socket_timeout(self._read_timeout))
+        timeout = step.deadline.socket_timeout(self._read_timeout)
+        # -1 once http.client has closed it, having read the whole body.
+        if sock.fileno() != -1:
+            sock.settimeout(timeout)
 
     def _guarded(self, call: Callable[[], T], step: _Step, *, connecting: bool = False) -> T:
         """``call()``, its network errors told as the step's ``StagingError``."""

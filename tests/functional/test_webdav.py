@@ -146,9 +146,7 @@ def test_outputs_are_uploaded_into_their_folders(dav: Dav, tmp_path: Path) -> No
     ]
 
 
-def test_an_upload_replaces_the_file_and_reuses_existing_folders(
-    dav: Dav, tmp_path: Path
-) -> None:
+def test_an_upload_replaces_the_file_and_reuses_existing_folders(dav: Dav, tmp_path: Path) -> None:
     (dav.root / "data" / "results" / "deep").mkdir(parents=True)
     (dav.root / "data" / "results" / "deep" / "result.txt").write_bytes(b"old")
     config = _definition(dav)

@@ -5,9 +5,10 @@ provider (a folder per bucket) and the local Batch backend.  ``validate`` checks
 function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
 functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job``
 (the default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard
-input) is what an AWS Batch job container, and an OSCAR service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
-the process is a Lambda function's container image: it serves the Runtime API's invocations
-with the Lambda handler (``supervisor.lambda_image``); that wins over ``EVENT``.
+input) is what an AWS Batch job container, and an OSCAR service, runs.  With
+``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
+image: it serves the Runtime API's invocations with the Lambda handler
+(``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 
 from __future__ import annotations

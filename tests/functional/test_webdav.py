@@ -281,3 +281,72 @@ def test_an_output_to_onedata_fails_after_the_others_are_stored(
     assert "onedata-token-value" not in message + caplog.text
     with pytest.raises(StagingError, match="Onedata is not supported here"):
         providers.get("onedata", "od").download("space-folder", "in/x", tmp_path / "x")
+
+
+class _Recorder(NamedTuple):
+    url: str
+    requests: list[tuple[str, str, str | None]]
+
+
+@pytest.fixture
+def recorder() -> Iterator[_Recorder]:
+    """An HTTP server that answers 404 to all and notes each request's Authorization."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append((self.command, self.path, self.headers.get("Authorization")))
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_PUT = do_MKCOL = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield _Recorder(f"http://127.0.0.1:{server.server_port}", seen)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+
+
+def test_a_redirect_to_another_server_does_not_carry_the_login(
+    recorder: _Recorder, tmp_path: Path
+) -> None:
+    """dCache sends a transfer to a pool with a redirect: the pool gets no credentials."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Door(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", f"{recorder.url}/pool{self.path}?token=abc")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    door = ThreadingHTTPServer(("127.0.0.1", 0), Door)
+    thread = threading.Thread(target=door.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = _definition(Dav(f"http://127.0.0.1:{door.server_port}", tmp_path))
+        provider = staging.build_providers(config).get("webdav", "dcache")
+        with pytest.raises(StagingError, match=r"the file does not exist \(HTTP 404\)"):
+            provider.download("data", "in/a b.txt", tmp_path / "a b.txt", timeout=TIMEOUT)
+    finally:
+        door.shutdown()
+        door.server_close()
+        thread.join(timeout=30)
+
+    assert recorder.requests == [("GET", "/pool/data/in/a%20b.txt?token=abc", None)]

@@ -33,6 +33,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from supervisor.errors import ConfigError
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_MINIO_ENDPOINT",
     "PROVIDER_TYPES",
+    "UNSUPPORTED_PROVIDER_TYPES",
     "BatchSettings",
     "ContainerSettings",
     "DelegateReason",
@@ -52,6 +55,7 @@ __all__ = [
     "IdempotencySettings",
     "LocalProvider",
     "MinioProvider",
+    "OnedataProvider",
     "OutputLocation",
     "Platform",
     "S3Provider",
@@ -59,6 +63,7 @@ __all__ = [
     "StorageLocation",
     "StorageProviders",
     "UdockerSettings",
+    "WebdavProvider",
     "fdl_functions",
     "load_config",
     "load_settings",
@@ -67,7 +72,12 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
-PROVIDER_TYPES = ("s3", "minio", "local")
+PROVIDER_TYPES = ("s3", "minio", "local", "webdav", "onedata", "rucio")
+# Types an OSCAR definition may hold that no transfer here can use: a definition naming
+# them is valid, and an invocation that routes an input or output to one fails.
+UNSUPPORTED_PROVIDER_TYPES = ("onedata", "rucio")
+# The MinIO that an OSCAR cluster runs (faas-supervisor's default when ``endpoint`` is absent).
+DEFAULT_MINIO_ENDPOINT = "http://minio-service.minio:9000"
 
 ExecutionMode = Literal["lambda", "batch", "lambda-batch"]
 # timeout: ran past the deadline; failure: a non-zero exit; resources: the input does not fit
@@ -92,6 +102,30 @@ def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
 
+def _log_level(value: object) -> object:
+    """A Python logging level name, as OSCAR and faas-supervisor pass it, in our five names.
+
+    OSCAR writes one of NOTSET, DEBUG, INFO, WARNING, ERROR, CRITICAL (``""`` when unset);
+    NOTSET, "no threshold", shows everything, like DEBUG; WARN and FATAL are Python's aliases.
+    """
+    if value is None:
+        return "INFO"
+    if not isinstance(value, str):
+        return value
+    name = value.strip().upper()
+    return _LOG_LEVEL_ALIASES.get(name, name)
+
+
+_LOG_LEVEL_ALIASES = {"": "INFO", "NOTSET": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}
+
+
+def _blank_is_none(value: object) -> object:
+    """OSCAR writes every field of a provider, ``""`` for those not set: read it as absent."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value
+
+
 def _as_tuple(value: object) -> object:
     if value is None:
         return ()
@@ -101,6 +135,8 @@ def _as_tuple(value: object) -> object:
 
 
 Text = Annotated[str, BeforeValidator(_to_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
 Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
 
 
@@ -118,10 +154,12 @@ class StorageLocation(_Model):
     @field_validator("storage_provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        kind, _, ident = value.partition(".")
-        if kind not in PROVIDER_TYPES or (value.count(".") and not ident):
+        # OSCAR and faas-supervisor read the type whatever its case; an ID may hold dots.
+        kind, dot, ident = value.strip().partition(".")
+        kind = kind.lower()
+        if kind not in PROVIDER_TYPES or (dot and not ident):
             raise ValueError(f"expected one of {', '.join(PROVIDER_TYPES)}, optionally as TYPE.ID")
-        return value
+        return f"{kind}{dot}{ident}"
 
     @field_validator("path")
     @classmethod
@@ -160,19 +198,41 @@ class OutputLocation(StorageLocation):
 
 
 class S3Provider(_Model):
-    access_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    region: str | None = None
-    endpoint: str | None = None
+    """AWS S3 (or an S3-compatible ``endpoint``); unset keys come from boto3's own chain."""
+
+    access_key: OptionalSecret = None
+    secret_key: OptionalSecret = None
+    session_token: OptionalSecret = None
+    region: OptionalText = None
+    endpoint: OptionalText = None
 
 
 class MinioProvider(_Model):
-    endpoint: str
+    """A MinIO server, reached with path-style addressing.
+
+    OSCAR writes all five keys for the MinIO of its cluster (``minio.default``), with
+    ``access_key`` and ``secret_key`` ``hidden`` where it mounts the real ones as a secret;
+    faas-supervisor read an absent or empty ``endpoint`` as the cluster's MinIO, an empty
+    ``region`` as none (us-east-1 for the S3 client) and an empty ``verify`` as true.
+    """
+
+    endpoint: str = DEFAULT_MINIO_ENDPOINT
     verify: bool = True
     region: str = "us-east-1"
-    access_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
+    access_key: OptionalSecret = None
+    secret_key: OptionalSecret = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_for_blanks(cls, data: object) -> object:
+        if not isinstance(data, Mapping):
+            return data
+        blank = ("endpoint", "verify", "region")
+        return {
+            key: value
+            for key, value in data.items()
+            if key not in blank or _blank_is_none(value) is not None
+        }
 
 
 class LocalProvider(_Model):
@@ -181,20 +241,102 @@ class LocalProvider(_Model):
     root: Path
 
 
+class WebdavProvider(_Model):
+    """A WebDAV server (dCache, Nextcloud...) with basic authentication.
+
+    ``hostname`` is ``host[:port][/path]``, reached over HTTPS as OSCAR and faas-supervisor
+    reach it; a value that starts with ``http://`` or ``https://`` is used as it is.  The
+    first part of an input or output ``path`` is the top folder under it.
+    """
+
+    hostname: str = Field(min_length=1)
+    login: OptionalText = None
+    password: OptionalSecret = None
+
+    @field_validator("hostname")
+    @classmethod
+    def _plain_hostname(cls, value: str) -> str:
+        cleaned = value.strip().rstrip("/")
+        scheme, separator, rest = cleaned.rpartition("://")
+        if separator and scheme.lower() not in ("http", "https"):
+            raise ValueError("expected host[:port][/path], or a URL starting with https://")
+        if separator:
+            cleaned = f"{scheme.lower()}://{rest}"
+        if not rest or rest.startswith("/") or "@" in rest.split("/", 1)[0]:
+            raise ValueError("expected host[:port][/path] (put the login in 'login')")
+        if any(char.isspace() or char in "?#" for char in rest):
+            raise ValueError("expected host[:port][/path] without spaces, '?' or '#'")
+        return cleaned
+
+    @property
+    def url(self) -> str:
+        """The base URL of the server's tree."""
+        if self.hostname.startswith(("http://", "https://")):
+            return self.hostname
+        return f"https://{self.hostname}"
+
+
+class OnedataProvider(_Model):
+    """A Onedata space (accepted in a definition; not reachable from here)."""
+
+    oneprovider_host: OptionalText = None
+    token: OptionalSecret = None
+    space: OptionalText = None
+
+
+class RucioProvider(_Model):
+    """A Rucio storage element (accepted in a definition; not reachable from here)."""
+
+    host: OptionalText = None
+    auth_host: OptionalText = None
+    account: OptionalText = None
+    rse: OptionalText = None
+    refresh_token: OptionalSecret = None
+    oidc_audience: OptionalText = None
+    token_endpoint: OptionalText = None
+
+
 class StorageProviders(_Model):
     s3: dict[str, S3Provider] = Field(default_factory=dict)
     minio: dict[str, MinioProvider] = Field(default_factory=dict)
     local: dict[str, LocalProvider] = Field(default_factory=dict)
+    webdav: dict[str, WebdavProvider] = Field(default_factory=dict)
+    onedata: dict[str, OnedataProvider] = Field(default_factory=dict)
+    rucio: dict[str, RucioProvider] = Field(default_factory=dict)
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential value held here, for the log redaction filter."""
         found: list[str] = []
-        for provider in (*self.s3.values(), *self.minio.values()):
-            for field in ("access_key", "secret_key", "session_token"):
+        providers: tuple[_Model, ...] = (
+            *self.s3.values(),
+            *self.minio.values(),
+            *self.webdav.values(),
+            *self.onedata.values(),
+            *self.rucio.values(),
+        )
+        for provider in providers:
+            for field in _SECRET_FIELDS:
                 secret = getattr(provider, field, None)
-                if secret is not None and secret.get_secret_value():
-                    found.append(secret.get_secret_value())
-        return tuple(found)
+                value = secret.get_secret_value() if secret is not None else ""
+                if value and value not in _PLACEHOLDERS:
+                    found.append(value)
+        return tuple(dict.fromkeys(found))
+
+    @field_validator("s3", "minio", "local", "webdav", "onedata", "rucio", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        """``null`` for a type, or for an ID, is an empty mapping (YAML's ``webdav:`` alone)."""
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):
+            return {key: {} if item is None else item for key, item in value.items()}
+        return value
+
+
+# What OSCAR writes for the keys of its own MinIO, whose real keys it mounts as a secret:
+# no credential, and redacting the word from every log line would only garble them.
+_PLACEHOLDERS = ("hidden",)
+_SECRET_FIELDS = ("access_key", "secret_key", "session_token", "password", "token", "refresh_token")
 
 
 class ContainerEnvironment(_Model):
@@ -268,7 +410,7 @@ class FunctionConfig(_Model):
 
     name: str = Field(min_length=1)
     execution_mode: ExecutionMode = "lambda"
-    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
+    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = "INFO"
     init_script: Path | None = None
     allow_event_script: bool = True
     file_stage_in: bool = False

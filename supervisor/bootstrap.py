@@ -15,7 +15,9 @@ OSCAR runs the service's container with the definition at
 ``/oscar/config/function_config.yaml`` and the script at ``/oscar/config/script.sh``
 (``SUPERVISOR_OSCAR_DIR`` names another folder); when that definition is there and no
 other is given, the platform is ``oscar``: a job that runs its script here, like a Batch
-job.
+job.  OSCAR writes ``hidden`` for the keys of its MinIO providers and mounts the real ones
+at ``/var/run/secrets/providers/minio.ID/{accessKey,secretKey}``
+(``SUPERVISOR_OSCAR_SECRETS_DIR`` names another folder): they are read from there.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ if TYPE_CHECKING:
     from supervisor.config import Platform
     from supervisor.runtime import Supervisor
 
-__all__ = ["OSCAR_DIR", "Definition", "load", "start"]
+__all__ = ["OSCAR_DIR", "OSCAR_SECRETS_DIR", "Definition", "load", "start"]
 
 OSCAR_DIR = Path("/oscar/config")
+# Where OSCAR mounts the keys of the MinIO providers its definitions name as "hidden".
+OSCAR_SECRETS_DIR = Path("/var/run/secrets/providers")
 _OSCAR_CONFIG = "function_config.yaml"
 _OSCAR_SCRIPT = "script.sh"
 
@@ -70,6 +74,7 @@ def load(
         script = oscar / _OSCAR_SCRIPT
         if config.init_script is None and script.is_file():
             config = _with_init_script(config, script)
+        config = _with_mounted_minio_keys(config, _oscar_secrets_dir(environ))
     else:
         config = load_config(environ, path, default_path=_task_config(environ), function=function)
     secrets = (*config.storage_providers.secrets(), *logs.secrets_from_environ(environ))
@@ -108,6 +113,46 @@ def start(
 
 def _oscar_dir(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("SUPERVISOR_OSCAR_DIR", "").strip() or OSCAR_DIR)
+
+
+def _oscar_secrets_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("SUPERVISOR_OSCAR_SECRETS_DIR", "").strip() or OSCAR_SECRETS_DIR)
+
+
+def _with_mounted_minio_keys(config: FunctionConfig, secrets_dir: Path) -> FunctionConfig:
+    """OSCAR writes ``hidden`` for the keys of its MinIO providers in the definition and
+    mounts the real ones as files (``SECRETS_DIR/minio.ID/accessKey`` and ``secretKey``)."""
+    from pydantic import SecretStr
+
+    minio = dict(config.storage_providers.minio)
+    changed = False
+    for ident, provider in minio.items():
+        folder = secrets_dir / f"minio.{ident}"
+        keys = [_read_secret(folder / name) for name in ("accessKey", "secretKey")]
+        if not all(keys) or not _placeholder(provider.access_key, provider.secret_key):
+            continue
+        access, secret = (SecretStr(key) for key in keys if key)
+        minio[ident] = provider.model_copy(update={"access_key": access, "secret_key": secret})
+        changed = True
+    if not changed:
+        return config
+    providers = config.storage_providers.model_copy(update={"minio": minio})
+    updated = config.model_copy(update={"storage_providers": providers})
+    updated._data = config._data
+    return updated
+
+
+def _placeholder(*secrets: Any) -> bool:
+    """Whether the definition holds no real key (absent, empty, or OSCAR's ``hidden``)."""
+    values = [secret.get_secret_value() if secret is not None else "" for secret in secrets]
+    return all(value in ("", "hidden") for value in values)
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _task_config(environ: Mapping[str, str]) -> Path:

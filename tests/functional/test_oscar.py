@@ -21,6 +21,9 @@ from typing import Any
 
 import pytest
 
+from supervisor import bootstrap
+from tests.conftest import DAV_LOGIN, DAV_PASSWORD, Dav
+
 SCRIPT = """\
 echo "key=[$STORAGE_OBJECT_KEY] input=[$(cat "$INPUT_FILE_PATH")]"
 tr a-z A-Z < "$INPUT_FILE_PATH" > "$TMP_OUTPUT_DIR/$(basename "$INPUT_FILE_PATH").upper"
@@ -163,3 +166,59 @@ def test_a_failing_script_fails_the_job_with_its_exit_code(
 
     assert done.returncode == 7
     assert b"broken" in done.stderr
+
+
+def test_the_minio_keys_oscar_mounts_replace_its_hidden_placeholders(
+    oscar_dir: Path, tmp_path: Path
+) -> None:
+    """OSCAR writes ``hidden`` for its MinIO keys and mounts them as files."""
+    service = json.loads(definition("http://minio-service.minio:9000", "b"))
+    service["storage_providers"]["minio"]["default"].update(
+        {"access_key": "hidden", "secret_key": "hidden"}
+    )
+    service["storage_providers"]["minio"]["other"] = {
+        "endpoint": "http://other:9000",
+        "access_key": "own-access-key",
+        "secret_key": "own-secret-key-value",
+    }
+    (oscar_dir / "function_config.yaml").write_text(json.dumps(service))
+    secrets = tmp_path / "providers"
+    for ident in ("default", "other"):
+        (secrets / f"minio.{ident}").mkdir(parents=True)
+        (secrets / f"minio.{ident}" / "accessKey").write_text(f"{ident}-mounted-access\n")
+        (secrets / f"minio.{ident}" / "secretKey").write_text(f"{ident}-mounted-secret\n")
+    environ = {"SUPERVISOR_OSCAR_DIR": str(oscar_dir), "SUPERVISOR_OSCAR_SECRETS_DIR": str(secrets)}
+
+    loaded = bootstrap.load(environ)
+
+    assert loaded.settings.platform == "oscar"
+    minio = loaded.config.storage_providers.minio
+    assert minio["default"].access_key is not None
+    assert minio["default"].access_key.get_secret_value() == "default-mounted-access"
+    assert minio["default"].secret_key is not None
+    assert minio["default"].secret_key.get_secret_value() == "default-mounted-secret"
+    # Keys written in the definition itself are kept.
+    assert minio["other"].secret_key is not None
+    assert minio["other"].secret_key.get_secret_value() == "own-secret-key-value"
+    assert "default-mounted-secret" in loaded.secrets
+    assert loaded.config.init_script == oscar_dir / "script.sh"
+
+
+def test_outputs_go_to_a_webdav_provider(
+    oscar_dir: Path, aws_env: dict[str, str], dav: Dav, tmp_path: Path
+) -> None:
+    """A synchronous call whose outputs go to a dCache-like WebDAV server."""
+    service = json.loads(definition(aws_env["AWS_ENDPOINT_URL"], "unused"))
+    service["output"] = [{"storage_provider": "webdav.dcache", "path": "data/results"}]
+    service["storage_providers"]["webdav"] = {
+        "dcache": {"hostname": dav.url, "login": DAV_LOGIN, "password": DAV_PASSWORD}
+    }
+    (oscar_dir / "function_config.yaml").write_text(json.dumps(service))
+
+    done = run_service(oscar_dir, aws_env, tmp_path / "dav", stdin=b"not base64: plain text!")
+
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b"key=[] input=[not base64: plain text!]\n"
+    uploaded = dav.root / "data" / "results" / "event_file.upper"
+    assert uploaded.read_bytes() == b"NOT BASE64: PLAIN TEXT!"
+    assert DAV_PASSWORD.encode() not in done.stderr

@@ -23,48 +23,11 @@ from supervisor import staging
 from supervisor.config import FunctionConfig, parse_config
 from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
 from supervisor.filtering import plan_uploads
+from tests.conftest import DAV_LOGIN as LOGIN
+from tests.conftest import DAV_PASSWORD as PASSWORD
+from tests.conftest import Dav
 
-LOGIN = "oscar-user"
-PASSWORD = "s3cr3t-Pa55word"
 TIMEOUT = 60.0
-
-
-class Dav(NamedTuple):
-    url: str
-    root: Path
-
-
-@pytest.fixture
-def dav(tmp_path: Path) -> Iterator[Dav]:
-    """A WsgiDAV server (on cheroot, as WsgiDAV runs) on a free port serving
-    ``tmp_path/dav``, one login."""
-    from cheroot import wsgi
-    from wsgidav.wsgidav_app import WsgiDAVApp
-
-    root = tmp_path / "dav"
-    root.mkdir()
-    config = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "provider_mapping": {"/": str(root)},
-        "http_authenticator": {
-            "accept_basic": True,
-            "accept_digest": False,
-            "default_to_digest": False,
-        },
-        "simple_dc": {"user_mapping": {"*": {LOGIN: {"password": PASSWORD}}}},
-        "verbose": 1,
-        "logging": {"enable": False},
-    }
-    server = wsgi.Server(("127.0.0.1", 0), WsgiDAVApp(config), numthreads=4)
-    server.prepare()  # binds the port
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield Dav(f"http://127.0.0.1:{server.bind_addr[1]}", root)
-    finally:
-        server.stop()
-        thread.join(timeout=30)
 
 
 def _definition(dav: Dav, *, password: str = PASSWORD, outputs: str = "") -> FunctionConfig:

@@ -130,9 +130,10 @@ def _parser() -> argparse.ArgumentParser:
         "job",
         help="run a delegated event as an AWS Batch job (default when EVENT is set)",
         description=(
-            "Run a delegated event as an AWS Batch job: the event from EVENT, EVENT_URI or "
-            "stdin, the definition from FUNCTION_CONFIG/FDL or --config; exit with the "
-            "script's exit code."
+            "Run an event as an AWS Batch job or an OSCAR service does: the event from EVENT, "
+            "then EVENT_URI, then stdin; the definition from --config, /oscar/config "
+            "(SUPERVISOR_OSCAR_DIR) or FUNCTION_CONFIG/FDL; exit with the script's exit code. "
+            "In an OSCAR service the script's output goes to stdout and the logs to stderr."
         ),
     )
     job.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")

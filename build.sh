@@ -5,6 +5,7 @@
 #   ./build.sh test   install what the tests need, run ruff, mypy and pytest
 #   ./build.sh check  ruff, ruff format --check and mypy only
 #   ./build.sh layer  build the Lambda Layer zips into build/layer/
+#   ./build.sh binary build build/binary/supervisor, the static executable for Batch/OSCAR jobs
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -50,12 +51,32 @@ media_packages() {
   apt_install "${missing[@]}"
 }
 
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
+}
+
+binary_packages() {
+  # layer/binary.py bundles with the distribution's own Python (PyInstaller needs its shared
+  # libpython from python3-dev) and makes the bundle static with staticx, which runs
+  # patchelf and binutils' objcopy and strip.
+  local missing=()
+  [ -x /usr/bin/python3 ] || missing+=(python3)
+  installed python3-venv || missing+=(python3-venv)
+  installed python3-dev || missing+=(python3-dev)
+  command -v patchelf >/dev/null || missing+=(patchelf)
+  command -v objcopy >/dev/null || missing+=(binutils)
+  apt_install "${missing[@]}"
+}
+
 system_packages() {
-  # The container tests run a real udocker container with Debian's proot on a busybox image.
+  # The container tests run a real udocker container with Debian's proot on a busybox image;
+  # the binary's tests build it (binary_packages) and ask file(1) what it is.
   local missing=()
   command -v proot >/dev/null || missing+=(proot)
   [ -x /bin/busybox ] || missing+=(busybox-static)
+  command -v file >/dev/null || missing+=(file)
   apt_install "${missing[@]}"
+  binary_packages
   media_packages
 }
 
@@ -65,7 +86,7 @@ check() {
   "$VENV/bin/ruff" format --check .
   log "mypy --strict"
   "$VENV/bin/mypy"
-  "$VENV/bin/mypy" --strict layer/build.py
+  "$VENV/bin/mypy" --strict layer/build.py layer/binary.py
 }
 
 case "${1:-help}" in
@@ -95,8 +116,13 @@ case "${1:-help}" in
     install
     "$PY" layer/build.py "${@:2}"
     ;;
+  binary)
+    binary_packages
+    # layer/binary.py uses only the standard library and builds in its own environment.
+    python3 layer/binary.py "${@:2}"
+    ;;
   *)
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     [ "${1:-help}" = help ] || exit 2
     ;;
 esac

@@ -9,16 +9,21 @@ pipeline as in Lambda runs with the plain-process executor; the process exits wi
 script's exit code.  Logs go to standard output and, when a log group is configured, to
 CloudWatch Logs in a stream named after the job id, flushed before the process exits.
 The first lines say which GPUs the job was given (one line per GPU, or why there is none).
+SIGTERM (Batch terminating the job or ending it at its timeout, Kubernetes deleting the
+pod) kills the script's process group, uploads nothing and exits with 143.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TextIO
+from types import FrameType
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from supervisor import bootstrap, gpu, logs, staging
 from supervisor.context import InvocationContext
@@ -28,12 +33,13 @@ if TYPE_CHECKING:
     from supervisor.config import Platform, Settings
     from supervisor.runtime import Supervisor
 
-__all__ = ["EXIT_CONFIG", "EXIT_ERROR", "run_job"]
+__all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_STOPPED", "run_job"]
 
 _log = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+EXIT_STOPPED = 128 + signal.SIGTERM
 
 
 def run_job(
@@ -65,12 +71,35 @@ def run_job(
     log_group = config.batch.log_group or settings.log_group
     job_id = settings.batch_job_id or ("" if oscar else "job")
     cloudwatch = logs.attach_cloudwatch(log_group, job_id, secrets=secrets) if log_group else None
+    previous = _stop_on_sigterm()
     try:
         _log_gpus(gpu_inventory(environ), job_id)
         return _run(definition, environ, stdin, job_id, stdout)
+    except _Stopped:
+        _log.warning("Stopped by SIGTERM: the script's processes were killed, nothing uploaded")
+        return EXIT_STOPPED
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if cloudwatch is not None:
             cloudwatch.close()
+
+
+class _Stopped(BaseException):
+    """SIGTERM reached the job: Batch stopping it (terminated, timed out) or OSCAR's pod
+    going away.  A BaseException, so that no handler of errors takes it for one; unwinding
+    runs the clean-up that kills the script's process group."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def _stop_on_sigterm() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:
+    """Turn SIGTERM into ``_Stopped`` (in the main thread only, where signals arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_stopped)
 
 
 def _run(

@@ -1,34 +1,45 @@
-"""What a Batch job container runs: ``python -m supervisor`` with the delegated event.
+"""What a Batch job container and an OSCAR service run: ``python -m supervisor`` (or the
+self-contained ``supervisor`` binary) with the event.
 
-The event comes from ``EVENT`` (the raw event JSON), ``EVENT_URI`` (where a delegating
-Lambda stored an event too large for the job request), or standard input.  The same
+The event comes from, in this order: ``EVENT`` (the raw event JSON; a Batch job's, and an
+OSCAR asynchronous job's), ``EVENT_URI`` (where a delegating Lambda stored an event too
+large for the job request), or standard input (``echo $EVENT | supervisor``, and OSCAR's
+synchronous calls, whose request body arrives on stdin only).  The same
 pipeline as in Lambda runs with the plain-process executor; the process exits with the
 script's exit code.  Logs go to standard output and, when a log group is configured, to
 CloudWatch Logs in a stream named after the job id, flushed before the process exits.
 The first lines say which GPUs the job was given (one line per GPU, or why there is none).
+SIGTERM (Batch terminating the job or ending it at its timeout, Kubernetes deleting the
+pod) kills the script's process group, uploads nothing and exits with 143.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from supervisor import gpu, logs, staging
-from supervisor.config import FunctionConfig, Settings, load_config, load_settings
+from supervisor import bootstrap, gpu, logs, staging
 from supervisor.context import InvocationContext
 from supervisor.errors import ConfigError, EventError, SupervisorError
-from supervisor.runtime import Supervisor, build_supervisor
 
-__all__ = ["EXIT_CONFIG", "EXIT_ERROR", "run_job"]
+if TYPE_CHECKING:
+    from supervisor.config import Platform, Settings
+    from supervisor.runtime import Supervisor
+
+__all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_STOPPED", "run_job"]
 
 _log = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+EXIT_STOPPED = 128 + signal.SIGTERM
 
 
 def run_job(
@@ -37,56 +48,86 @@ def run_job(
     *,
     config_path: Path | None = None,
     gpu_inventory: Callable[[Mapping[str, str]], gpu.GpuInventory] = gpu.inventory,
+    stdout: BinaryIO | None = None,
 ) -> int:
-    """Run one delegated invocation as a Batch job; return the process exit code."""
-    secrets = logs.secrets_from_environ(environ)
+    """Run one delegated invocation as a Batch job (or an OSCAR service's invocation);
+    return the process exit code.
+
+    On OSCAR, standard output is the response of a synchronous call: the logs go to standard
+    error and the script's output is written to ``stdout`` (``sys.stdout``'s bytes by
+    default) at the end.  On Batch the logs go to standard output.
+    """
     try:
-        config = load_config(environ, config_path)
+        definition = bootstrap.load(environ, path=config_path)
     except ConfigError as exc:
-        logs.configure_cli("INFO", secrets=secrets, stream=sys.stdout)
+        logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ), stream=sys.stdout)
         _log.error("%s", exc)
         return EXIT_CONFIG
-    secrets = (*secrets, *config.storage_providers.secrets())
-    logs.configure_cli(config.log_level, secrets=secrets, stream=sys.stdout)
-    settings = load_settings(environ)
+    config, settings, secrets = definition.config, definition.settings, definition.secrets
+    oscar = settings.platform == "oscar"
+    logs.configure_cli(
+        config.log_level, secrets=secrets, stream=sys.stderr if oscar else sys.stdout
+    )
     log_group = config.batch.log_group or settings.log_group
-    job_id = settings.batch_job_id or "job"
+    job_id = settings.batch_job_id or ("" if oscar else "job")
     cloudwatch = logs.attach_cloudwatch(log_group, job_id, secrets=secrets) if log_group else None
+    previous = _stop_on_sigterm()
     try:
         _log_gpus(gpu_inventory(environ), job_id)
-        return _run(config, settings, environ, stdin, job_id)
+        return _run(definition, environ, stdin, job_id, stdout)
+    except _Stopped:
+        _log.warning("Stopped by SIGTERM: the script's processes were killed, nothing uploaded")
+        return EXIT_STOPPED
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if cloudwatch is not None:
             cloudwatch.close()
 
 
+class _Stopped(BaseException):
+    """SIGTERM reached the job: Batch stopping it (terminated, timed out) or OSCAR's pod
+    going away.  A BaseException, so that no handler of errors takes it for one; unwinding
+    runs the clean-up that kills the script's process group."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def _stop_on_sigterm() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:
+    """Turn SIGTERM into ``_Stopped`` (in the main thread only, where signals arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_stopped)
+
+
 def _run(
-    config: FunctionConfig,
-    settings: Settings,
+    definition: bootstrap.Definition,
     environ: Mapping[str, str],
     stdin: TextIO | None,
     job_id: str,
+    stdout: BinaryIO | None,
 ) -> int:
+    config, settings = definition.config, definition.settings
+    platform: Platform = "oscar" if settings.platform == "oscar" else "batch"
+    what = f"OSCAR service {config.name}" if platform == "oscar" else f"Batch job {job_id}"
     try:
-        supervisor = build_supervisor(
-            config,
-            platform="batch",
-            environ=environ,
-            work_root=settings.work_root,
-            storage_root=settings.storage_root,
-            storage_events=settings.storage_events,
-        )
-        supervisor.prepare()
+        supervisor = bootstrap.start(definition, environ, platform=platform)
         event = _event_text(environ, stdin, supervisor, settings)
         context = InvocationContext.from_json(
             environ.get("CONTEXT", ""), function_name=config.name, timeout=config.batch.timeout
         )
-        _log.info("Batch job %s: running request %s", job_id, context.request_id)
+        _log.info("%s: running request %s", what, context.request_id)
         outcome = supervisor.invoke(event, context)
     except SupervisorError as exc:
-        _log.error("Batch job %s failed: %s", job_id, exc)
+        _log.error("%s failed: %s", what, exc)
         return EXIT_ERROR
-    _log.info("Batch job %s finished: %s", job_id, outcome.summary())
+    _log.info("%s finished: %s", what, outcome.summary())
+    if platform == "oscar":
+        out = stdout or sys.stdout.buffer
+        out.write(outcome.output)
+        out.flush()
     return outcome.exit_code
 
 

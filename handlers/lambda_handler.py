@@ -44,22 +44,14 @@ def reset() -> None:
 def _build() -> tuple[Supervisor, Serve]:
     global _built
     if _built is None:
-        from supervisor import logs
-        from supervisor.config import load_config, load_settings
-        from supervisor.runtime import build_supervisor
+        from supervisor import bootstrap, logs
 
-        settings = load_settings(os.environ)
-        config = load_config(os.environ)
-        secrets = (*config.storage_providers.secrets(), *logs.secrets_from_environ(os.environ))
-        logger = logs.configure_lambda(config.log_level, service=config.name, secrets=secrets)
-        supervisor = build_supervisor(
-            config,
-            platform=settings.platform,
-            environ=os.environ,
-            work_root=settings.work_root,
-            storage_root=settings.storage_root,
+        definition = bootstrap.load(os.environ)
+        config = definition.config
+        logger = logs.configure_lambda(
+            config.log_level, service=config.name, secrets=definition.secrets
         )
-        supervisor.prepare()
+        supervisor = bootstrap.start(definition, os.environ)
         serve: Serve = logger.inject_lambda_context(_serve_with(supervisor), clear_state=True)
         _built = (supervisor, serve)
     return _built

@@ -3,9 +3,9 @@
 ``run`` sends one event through the whole pipeline on this machine: the local storage
 provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
 function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
-functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job``
-(the default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard
-input) is what an AWS Batch job container, and an OSCAR service, runs.  With
+functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job`` (the
+default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard input) is
+what an AWS Batch job container, and an OSCAR service, runs.  With
 ``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
 image: it serves the Runtime API's invocations with the Lambda handler
 (``supervisor.lambda_image``); that wins over ``EVENT``.
@@ -14,11 +14,12 @@ image: it serves the Runtime API's invocations with the Lambda handler
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,21 +54,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         if os.environ.get("AWS_LAMBDA_RUNTIME_API", "").strip():
             return _lambda_image()
-        if _has_event(os.environ, sys.stdin):
+        if os.environ.get("EVENT", "").strip() or os.environ.get("EVENT_URI", "").strip():
             return _job(args)
+        piped = _piped_event(sys.stdin)
+        if piped is not None:
+            return _job(args, io.StringIO(piped))
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
     result: int = args.handler(args)
     return result
 
 
-def _has_event(environ: Mapping[str, str], stdin: TextIO | None) -> bool:
-    """Whether a bare ``python -m supervisor`` was given an event to run as a job: in
-    ``EVENT`` or ``EVENT_URI``, or piped on standard input (``echo $EVENT | supervisor``,
-    and OSCAR's synchronous calls, which pass the request body on stdin only)."""
-    if environ.get("EVENT", "").strip() or environ.get("EVENT_URI", "").strip():
-        return True
-    return stdin is not None and not stdin.closed and not stdin.isatty()
+def _piped_event(stdin: TextIO | None) -> str | None:
+    """The event piped on standard input (``echo $EVENT | supervisor``, and OSCAR's
+    synchronous calls, which pass the request body on stdin only), or None."""
+    if stdin is None or stdin.closed or stdin.isatty():
+        return None
+    text = stdin.read()
+    return text if text.strip() else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")
+    _function_option(run)
     run.add_argument(
         "--event", required=True, help="the event: a JSON file, or - to read it from stdin"
     )
@@ -116,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a function definition; exit non-zero when it is invalid.",
     )
     validate.add_argument("config", type=Path, metavar="PATH", help="the function definition")
+    _function_option(validate)
     validate.set_defaults(command="validate", handler=_validate)
 
     _workflow_parser(commands)
@@ -124,9 +130,10 @@ def _parser() -> argparse.ArgumentParser:
         "job",
         help="run a delegated event as an AWS Batch job (default when EVENT is set)",
         description=(
-            "Run a delegated event as an AWS Batch job: the event from EVENT, EVENT_URI or "
-            "stdin, the definition from FUNCTION_CONFIG/FDL or --config; exit with the "
-            "script's exit code."
+            "Run an event as an AWS Batch job or an OSCAR service does: the event from EVENT, "
+            "then EVENT_URI, then stdin; the definition from --config, /oscar/config "
+            "(SUPERVISOR_OSCAR_DIR) or FUNCTION_CONFIG/FDL; exit with the script's exit code. "
+            "In an OSCAR service the script's output goes to stdout and the logs to stderr."
         ),
     )
     job.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")
@@ -135,11 +142,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from supervisor.config import load_config
+    from supervisor import bootstrap
     from supervisor.errors import ConfigError
 
     try:
-        config = load_config({}, args.config)
+        config = bootstrap.load({}, path=args.config, function=args.function).config
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
@@ -158,32 +165,32 @@ def _lambda_image() -> int:
         return EXIT_USAGE
 
 
-def _job(args: argparse.Namespace) -> int:
+def _job(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     from batch_entrypoint.job import run_job
 
-    return run_job(os.environ, sys.stdin, config_path=args.config)
+    return run_job(os.environ, stdin or sys.stdin, config_path=args.config)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from supervisor import logs
-    from supervisor.config import load_config
+    from supervisor import bootstrap, logs
     from supervisor.context import InvocationContext
     from supervisor.delegation import LocalBatchBackend, definition_environment
+    from supervisor.environment import local_host
     from supervisor.errors import ConfigError, SupervisorError
-    from supervisor.runtime import build_supervisor, read_script
+    from supervisor.runtime import read_script
 
-    environ = dict(os.environ)
+    environ = local_host(os.environ, sys.executable)
     for name, value in (("EXECUTION_MODE", args.mode), ("LOG_LEVEL", args.log_level)):
         if value:
             environ[name] = value
-    secrets = logs.secrets_from_environ(environ)
     try:
-        config = load_config(environ, args.config)
+        definition = bootstrap.load(environ, path=args.config, function=args.function)
     except ConfigError as exc:
-        logs.configure_cli("INFO", secrets=secrets)
+        logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ))
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    logs.configure_cli(config.log_level, secrets=(*secrets, *config.storage_providers.secrets()))
+    config = definition.config
+    logs.configure_cli(config.log_level, secrets=definition.secrets)
     storage_root = args.storage_root.resolve()
     work_root = (args.work_dir or Path(tempfile.mkdtemp(prefix="supervisor-"))).resolve()
     try:
@@ -200,15 +207,14 @@ def _run(args: argparse.Namespace) -> int:
             ),
             log_dir=work_root / "batch-jobs",
         )
-        supervisor = build_supervisor(
-            config,
+        supervisor = bootstrap.start(
+            definition,
+            environ,
             platform="local",
-            environ=environ,
             work_root=work_root,
             storage_root=storage_root,
             backend=backend,
         )
-        supervisor.prepare()
         context = InvocationContext.local(config.name, timeout=args.timeout)
         outcome = supervisor.invoke(event_text, context)
     except SupervisorError as exc:
@@ -308,6 +314,15 @@ def _workflow_parser(commands: Any) -> None:
         help="divide the schedule's times by this (default 60: a minute becomes a second)",
     )
     replay.set_defaults(command="workflow replay", handler=_workflow_run)
+
+
+def _function_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--function",
+        metavar="NAME",
+        help="the function to take from a file that defines several (SCAR's FDL format: "
+        "functions: {aws: [{lambda: ...}]}); the only one by default",
+    )
 
 
 def _storage_root_option(parser: argparse.ArgumentParser) -> None:

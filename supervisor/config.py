@@ -6,7 +6,7 @@ that override it.  It returns a validated, frozen ``FunctionConfig`` or raises a
 ``load_settings`` reads the few facts about the host (Lambda zip or image runtime,
 Batch, a local run) that the runtime needs to pick its parts.
 
-Sources, first found wins: an explicit path, ``$LAMBDA_TASK_ROOT/function_config.yaml``,
+Sources, first found wins: an explicit path, the file ``/var/task/function_config.yaml``,
 then the environment variables ``FUNCTION_CONFIG`` and ``FDL``.  Each may hold YAML or
 JSON, plain or base64-encoded.  ``LOG_LEVEL``, ``EXECUTION_MODE``,
 ``TIMEOUT_THRESHOLD`` and ``IMAGE_FILE`` (``container.image_file``) override what the
@@ -33,6 +33,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from supervisor.errors import ConfigError
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_MINIO_ENDPOINT",
     "PROVIDER_TYPES",
+    "UNSUPPORTED_PROVIDER_TYPES",
     "BatchSettings",
     "ContainerSettings",
     "DelegateReason",
@@ -52,6 +55,7 @@ __all__ = [
     "IdempotencySettings",
     "LocalProvider",
     "MinioProvider",
+    "OnedataProvider",
     "OutputLocation",
     "Platform",
     "S3Provider",
@@ -59,19 +63,27 @@ __all__ = [
     "StorageLocation",
     "StorageProviders",
     "UdockerSettings",
+    "WebdavProvider",
+    "fdl_functions",
     "load_config",
     "load_settings",
     "parse_config",
+    "select_function",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
-PROVIDER_TYPES = ("s3", "minio", "local")
+PROVIDER_TYPES = ("s3", "minio", "local", "webdav", "onedata", "rucio")
+# Types an OSCAR definition may hold that no transfer here can use: a definition naming
+# them is valid, and an invocation that routes an input or output to one fails.
+UNSUPPORTED_PROVIDER_TYPES = ("onedata", "rucio")
+# The MinIO that an OSCAR cluster runs (faas-supervisor's default when ``endpoint`` is absent).
+DEFAULT_MINIO_ENDPOINT = "http://minio-service.minio:9000"
 
 ExecutionMode = Literal["lambda", "batch", "lambda-batch"]
 # timeout: ran past the deadline; failure: a non-zero exit; resources: the input does not fit
 # in /tmp, or the script was killed by SIGKILL (out of memory), which is also a failure.
 DelegateReason = Literal["timeout", "failure", "resources"]
-Platform = Literal["lambda-zip", "lambda-image", "batch", "local"]
+Platform = Literal["lambda-zip", "lambda-image", "batch", "oscar", "local"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # udocker's execution modes: P proot, F fakechroot, R runc/crun, S singularity.
 ExecMode = Literal["P1", "P2", "F1", "F2", "F3", "F4", "R1", "R2", "R3", "S1"]
@@ -90,6 +102,30 @@ def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
 
+def _log_level(value: object) -> object:
+    """A Python logging level name, as OSCAR and faas-supervisor pass it, in our five names.
+
+    OSCAR writes one of NOTSET, DEBUG, INFO, WARNING, ERROR, CRITICAL (``""`` when unset);
+    NOTSET, "no threshold", shows everything, like DEBUG; WARN and FATAL are Python's aliases.
+    """
+    if value is None:
+        return "INFO"
+    if not isinstance(value, str):
+        return value
+    name = value.strip().upper()
+    return _LOG_LEVEL_ALIASES.get(name, name)
+
+
+_LOG_LEVEL_ALIASES = {"": "INFO", "NOTSET": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}
+
+
+def _blank_is_none(value: object) -> object:
+    """OSCAR writes every field of a provider, ``""`` for those not set: read it as absent."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value
+
+
 def _as_tuple(value: object) -> object:
     if value is None:
         return ()
@@ -99,6 +135,8 @@ def _as_tuple(value: object) -> object:
 
 
 Text = Annotated[str, BeforeValidator(_to_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
 Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
 
 
@@ -116,10 +154,12 @@ class StorageLocation(_Model):
     @field_validator("storage_provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        kind, _, ident = value.partition(".")
-        if kind not in PROVIDER_TYPES or (value.count(".") and not ident):
+        # OSCAR and faas-supervisor read the type whatever its case; an ID may hold dots.
+        kind, dot, ident = value.strip().partition(".")
+        kind = kind.lower()
+        if kind not in PROVIDER_TYPES or (dot and not ident):
             raise ValueError(f"expected one of {', '.join(PROVIDER_TYPES)}, optionally as TYPE.ID")
-        return value
+        return f"{kind}{dot}{ident}"
 
     @field_validator("path")
     @classmethod
@@ -158,19 +198,41 @@ class OutputLocation(StorageLocation):
 
 
 class S3Provider(_Model):
-    access_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    region: str | None = None
-    endpoint: str | None = None
+    """AWS S3 (or an S3-compatible ``endpoint``); unset keys come from boto3's own chain."""
+
+    access_key: OptionalSecret = None
+    secret_key: OptionalSecret = None
+    session_token: OptionalSecret = None
+    region: OptionalText = None
+    endpoint: OptionalText = None
 
 
 class MinioProvider(_Model):
-    endpoint: str
+    """A MinIO server, reached with path-style addressing.
+
+    OSCAR writes all five keys for the MinIO of its cluster (``minio.default``), with
+    ``access_key`` and ``secret_key`` ``hidden`` where it mounts the real ones as a secret;
+    faas-supervisor read an absent or empty ``endpoint`` as the cluster's MinIO, an empty
+    ``region`` as none (us-east-1 for the S3 client) and an empty ``verify`` as true.
+    """
+
+    endpoint: str = DEFAULT_MINIO_ENDPOINT
     verify: bool = True
     region: str = "us-east-1"
-    access_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
+    access_key: OptionalSecret = None
+    secret_key: OptionalSecret = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_for_blanks(cls, data: object) -> object:
+        if not isinstance(data, Mapping):
+            return data
+        blank = ("endpoint", "verify", "region")
+        return {
+            key: value
+            for key, value in data.items()
+            if key not in blank or _blank_is_none(value) is not None
+        }
 
 
 class LocalProvider(_Model):
@@ -179,20 +241,102 @@ class LocalProvider(_Model):
     root: Path
 
 
+class WebdavProvider(_Model):
+    """A WebDAV server (dCache, Nextcloud...) with basic authentication.
+
+    ``hostname`` is ``host[:port][/path]``, reached over HTTPS as OSCAR and faas-supervisor
+    reach it; a value that starts with ``http://`` or ``https://`` is used as it is.  The
+    first part of an input or output ``path`` is the top folder under it.
+    """
+
+    hostname: str = Field(min_length=1)
+    login: OptionalText = None
+    password: OptionalSecret = None
+
+    @field_validator("hostname")
+    @classmethod
+    def _plain_hostname(cls, value: str) -> str:
+        cleaned = value.strip().rstrip("/")
+        scheme, separator, rest = cleaned.rpartition("://")
+        if separator and scheme.lower() not in ("http", "https"):
+            raise ValueError("expected host[:port][/path], or a URL starting with https://")
+        if separator:
+            cleaned = f"{scheme.lower()}://{rest}"
+        if not rest or rest.startswith("/") or "@" in rest.split("/", 1)[0]:
+            raise ValueError("expected host[:port][/path] (put the login in 'login')")
+        if any(char.isspace() or char in "?#" for char in rest):
+            raise ValueError("expected host[:port][/path] without spaces, '?' or '#'")
+        return cleaned
+
+    @property
+    def url(self) -> str:
+        """The base URL of the server's tree."""
+        if self.hostname.startswith(("http://", "https://")):
+            return self.hostname
+        return f"https://{self.hostname}"
+
+
+class OnedataProvider(_Model):
+    """A Onedata space (accepted in a definition; not reachable from here)."""
+
+    oneprovider_host: OptionalText = None
+    token: OptionalSecret = None
+    space: OptionalText = None
+
+
+class RucioProvider(_Model):
+    """A Rucio storage element (accepted in a definition; not reachable from here)."""
+
+    host: OptionalText = None
+    auth_host: OptionalText = None
+    account: OptionalText = None
+    rse: OptionalText = None
+    refresh_token: OptionalSecret = None
+    oidc_audience: OptionalText = None
+    token_endpoint: OptionalText = None
+
+
 class StorageProviders(_Model):
     s3: dict[str, S3Provider] = Field(default_factory=dict)
     minio: dict[str, MinioProvider] = Field(default_factory=dict)
     local: dict[str, LocalProvider] = Field(default_factory=dict)
+    webdav: dict[str, WebdavProvider] = Field(default_factory=dict)
+    onedata: dict[str, OnedataProvider] = Field(default_factory=dict)
+    rucio: dict[str, RucioProvider] = Field(default_factory=dict)
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential value held here, for the log redaction filter."""
         found: list[str] = []
-        for provider in (*self.s3.values(), *self.minio.values()):
-            for field in ("access_key", "secret_key", "session_token"):
+        providers: tuple[_Model, ...] = (
+            *self.s3.values(),
+            *self.minio.values(),
+            *self.webdav.values(),
+            *self.onedata.values(),
+            *self.rucio.values(),
+        )
+        for provider in providers:
+            for field in _SECRET_FIELDS:
                 secret = getattr(provider, field, None)
-                if secret is not None and secret.get_secret_value():
-                    found.append(secret.get_secret_value())
-        return tuple(found)
+                value = secret.get_secret_value() if secret is not None else ""
+                if value and value not in _PLACEHOLDERS:
+                    found.append(value)
+        return tuple(dict.fromkeys(found))
+
+    @field_validator("s3", "minio", "local", "webdav", "onedata", "rucio", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        """``null`` for a type, or for an ID, is an empty mapping (YAML's ``webdav:`` alone)."""
+        if value is None:
+            return {}
+        if isinstance(value, Mapping):
+            return {key: {} if item is None else item for key, item in value.items()}
+        return value
+
+
+# What OSCAR writes for the keys of its own MinIO, whose real keys it mounts as a secret:
+# no credential, and redacting the word from every log line would only garble them.
+_PLACEHOLDERS = ("hidden",)
+_SECRET_FIELDS = ("access_key", "secret_key", "session_token", "password", "token", "refresh_token")
 
 
 class ContainerEnvironment(_Model):
@@ -266,9 +410,9 @@ class FunctionConfig(_Model):
 
     name: str = Field(min_length=1)
     execution_mode: ExecutionMode = "lambda"
-    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
+    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = "INFO"
     init_script: Path | None = None
-    allow_event_script: bool = False
+    allow_event_script: bool = True
     file_stage_in: bool = False
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     input: tuple[StorageLocation, ...] = ()
@@ -318,18 +462,13 @@ def load_config(
     environ: Mapping[str, str],
     path: Path | None = None,
     *,
-    default_path: Path | None = None,
+    default_path: Path = DEFAULT_CONFIG_PATH,
+    function: str | None = None,
 ) -> FunctionConfig:
     """Find, parse and validate the function definition; raise ``ConfigError`` on any fault.
 
-    ``default_path`` defaults to ``function_config.yaml`` in ``LAMBDA_TASK_ROOT`` when the
-    environment sets it (Lambda does: ``/var/task``), else ``DEFAULT_CONFIG_PATH``.
+    ``function`` picks one function of a multi-function file (see ``parse_config``).
     """
-    if default_path is None:
-        task_root = environ.get("LAMBDA_TASK_ROOT", "").strip()
-        default_path = (
-            Path(task_root, DEFAULT_CONFIG_PATH.name) if task_root else DEFAULT_CONFIG_PATH
-        )
     if path is not None:
         text, origin, base = _read(path), str(path), path.resolve().parent
     elif default_path.is_file():
@@ -342,7 +481,7 @@ def load_config(
                 "or set FUNCTION_CONFIG or FDL (YAML or JSON, plain or base64)"
             )
         text, origin, base = _decode(environ[name]), f"env {name}", Path.cwd()
-    return parse_config(text, origin=origin, base=base, environ=environ)
+    return parse_config(text, origin=origin, base=base, environ=environ, function=function)
 
 
 def parse_config(
@@ -351,8 +490,14 @@ def parse_config(
     origin: str = "definition",
     base: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    function: str | None = None,
 ) -> FunctionConfig:
-    """Validate a definition given as text; a relative ``init_script`` resolves against ``base``."""
+    """Validate a definition given as text; a relative ``init_script`` resolves against ``base``.
+
+    The text is one function's definition, or a deployment tool's multi-function file (SCAR's
+    FDL, ``functions: {aws: [{lambda: ..., batch: ...}], oscar: [{CLUSTER: ...}]}``), of which
+    ``function`` names the one to take (the only one when ``None``).
+    """
     # ConfigError is raised "from None" here and below: PyYAML's and pydantic's errors quote
     # the values, credentials included, and a traceback would print them.
     data: Any = _as_json(text)
@@ -360,6 +505,10 @@ def parse_config(
         data = _load_yaml(text, origin)
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
+    if isinstance(data.get("functions"), dict):
+        data, origin = select_function(data, function, origin)
+    elif function is not None and data.get("name") != function:
+        raise ConfigError(f"{origin}: defines function {data.get('name')!r}, not {function!r}")
     for variable, keys in _OVERRIDES.items():
         value = (environ or {}).get(variable, "").strip()
         if value:
@@ -376,6 +525,78 @@ def parse_config(
         config = config.model_copy(update={"container": container})
     config._data = data
     return config
+
+
+def fdl_functions(data: Mapping[str, Any], origin: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each function of a multi-function file, as (where, its definition as a mapping).
+
+    An ``aws`` entry is SCAR's: its ``lambda`` section, with its ``batch`` section merged
+    into ``batch``; an ``oscar`` entry maps a cluster name to a service definition.  The
+    file's top-level ``storage_providers`` apply to functions that have none of their own.
+    """
+    section = data.get("functions")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{origin}: expected functions: {{aws: [...]}} or {{oscar: [...]}}")
+    shared = data.get("storage_providers")
+    found: list[tuple[str, dict[str, Any]]] = []
+    for provider in ("aws", "oscar"):
+        entries = section.get(provider)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise ConfigError(f"{origin}: functions.{provider} must be a list")
+        for index, entry in enumerate(entries):
+            where = f"{origin}: functions.{provider}[{index}]"
+            definition = (
+                _aws_entry(entry, where) if provider == "aws" else _oscar_entry(entry, where)
+            )
+            if shared is not None and "storage_providers" not in definition:
+                definition["storage_providers"] = shared
+            found.append((where, definition))
+    if not found:
+        raise ConfigError(f"{origin}: functions holds no function (expected aws: or oscar:)")
+    return found
+
+
+def select_function(
+    data: Mapping[str, Any], name: str | None, origin: str
+) -> tuple[dict[str, Any], str]:
+    """The definition of function ``name`` (or the only one) of a multi-function file."""
+    found = fdl_functions(data, origin)
+    names = [str(definition.get("name")) for _, definition in found]
+    if name is None:
+        if len(found) > 1:
+            raise ConfigError(
+                f"{origin}: defines {len(found)} functions ({', '.join(names)}): "
+                "pick one with --function NAME"
+            )
+        where, definition = found[0]
+        return definition, where
+    for where, definition in found:
+        if definition.get("name") == name:
+            return definition, where
+    raise ConfigError(f"{origin}: no function named {name!r} (it defines {', '.join(names)})")
+
+
+def _aws_entry(entry: Any, where: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("lambda"), dict):
+        raise ConfigError(f"{where}: expected a mapping with a lambda section")
+    definition = dict(entry["lambda"])
+    batch = entry.get("batch")
+    if batch is not None and not isinstance(batch, dict):
+        raise ConfigError(f"{where}.batch: expected a mapping")
+    inner = definition.get("batch")
+    definition["batch"] = {**(inner if isinstance(inner, dict) else {}), **(batch or {})}
+    return definition
+
+
+def _oscar_entry(entry: Any, where: str) -> dict[str, Any]:
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ConfigError(f"{where}: expected {{CLUSTER_NAME: service definition}}")
+    (service,) = entry.values()
+    if not isinstance(service, dict):
+        raise ConfigError(f"{where}: expected a service definition mapping")
+    return dict(service)
 
 
 def _as_json(text: str) -> dict[str, Any] | None:

@@ -45,8 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from supervisor.environment import DEFAULT_PATH, IMAGE_OWN_VARIABLES
 from supervisor.errors import DeadlineError, ExecutionError
-from supervisor.execution import DEFAULT_PATH, ExecutionResult, ProcessExecutor, ScriptRun
+from supervisor.execution import ExecutionResult, ProcessExecutor, ScriptRun
 from supervisor.watchdog import Watchdog, kill_group
 
 __all__ = [
@@ -69,7 +70,6 @@ ImageKind = Literal["docker-save", "rootfs"]
 NO_GPU = ("", "void", "none")
 
 # Settings of the host that mean nothing inside the image, which brings its own.
-_HOST_ONLY = ("PATH", "HOME", "LD_LIBRARY_PATH", "TMPDIR")
 # Top-level members of a `docker save` (or OCI) archive; a root file system has none.
 _SAVED_FILES = frozenset({"manifest.json", "repositories", "oci-layout", "index.json"})
 _SAVED_LAYER = re.compile(r"[0-9a-f]{64}(\.json)?$")
@@ -301,6 +301,8 @@ class UdockerExecutor:
             return f"image {self.image}"
         return f"image file {self.image_file}"
 
+    runs_image = True
+
     @property
     def preloaded(self) -> bool:
         """Whether ``image_file`` is not on this host but ``image`` is in udocker's repository.
@@ -331,8 +333,11 @@ class UdockerExecutor:
                     *(f"--volume={path}" for path in _bind_paths(run)),
                     f"--workdir={run.workdir}",
                     name,
-                    _SHELL,
-                    str(run.script),
+                    *(
+                        (_SHELL, str(run.script), *run.args)
+                        if run.image_command is None
+                        else run.image_command
+                    ),
                 ],
                 env_file,
             )
@@ -525,10 +530,11 @@ def container_environment(
 ) -> dict[str, str]:
     """The script's variables as the container gets them.
 
-    The host's own ``PATH``, ``HOME``, ``LD_LIBRARY_PATH`` and ``TMPDIR`` are left out
-    (the image and udocker set their own); the same names set by the function stay.
+    The host's own values of ``environment.IMAGE_OWN_VARIABLES`` (``PATH``, ``HOME``,
+    ``LD_LIBRARY_PATH``, ``TMPDIR``) are left out: the image and udocker set their own.
+    The same names set by the function stay.
     """
-    host_values = {name: host.get(name) for name in _HOST_ONLY}
+    host_values = {name: host.get(name) for name in IMAGE_OWN_VARIABLES}
     host_values["PATH"] = host.get("PATH", DEFAULT_PATH)
     return {
         name: value

@@ -40,6 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
+from supervisor.environment import (
+    AWS_CREDENTIAL_VARIABLES,
+    AWS_REGION_VARIABLES,
+    LOCAL_HOST_VARIABLES,
+)
 from supervisor.errors import DelegationError
 
 if TYPE_CHECKING:
@@ -543,27 +548,9 @@ class LocalBatchBackend:
                 process.kill()
 
 
-_HOST_VARIABLES = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "HOME",
-    "TZ",
-    "PYTHONPATH",
-    "LD_LIBRARY_PATH",
-    "NVIDIA_VISIBLE_DEVICES",
-    "CUDA_VISIBLE_DEVICES",
-    "NVIDIA_DRIVER_CAPABILITIES",
-)
-# What the job role and the compute environment give a real job; only used when the data is in S3.
-_ROLE_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_ENDPOINT_URL",
-)
+# What the job's supervisor needs to reach S3 when the data is there, as a job role and the
+# compute environment would give it.
+_ROLE_VARIABLES = (*AWS_CREDENTIAL_VARIABLES, *AWS_REGION_VARIABLES, "AWS_ENDPOINT_URL")
 
 
 def definition_environment(
@@ -575,8 +562,13 @@ def definition_environment(
     host: Mapping[str, str] = os.environ,
 ) -> dict[str, str]:
     """The variables of a local job definition: the function definition, its script, the data
-    (and where the local storage announces the objects the job writes)."""
-    names = _HOST_VARIABLES if storage_root is not None else _HOST_VARIABLES + _ROLE_VARIABLES
+    (and where the local storage announces the objects the job writes).
+
+    From ``host``, the names a local run gives its script (``LOCAL_HOST_VARIABLES``), and the
+    role's when the data is not local; the job's script gets what the Batch policy of
+    ``supervisor.environment`` lets through.
+    """
+    names = LOCAL_HOST_VARIABLES + (_ROLE_VARIABLES if storage_root is None else ())
     environment = {name: host[name] for name in names if name in host}
     environment["FUNCTION_CONFIG"] = base64.b64encode(config_text.encode()).decode()
     if script:

@@ -2,18 +2,29 @@
 
 One ``Record`` per unit of work: an object in a bucket (S3 and MinIO notifications, also
 wrapped in SQS, SNS or EventBridge envelopes), a request body (API Gateway REST and HTTP
-APIs, function URLs) or a whole direct invocation.  Object keys are URL-decoded here,
-once.  Anything that cannot be understood raises ``EventError`` with what is missing.
+APIs, function URLs) or a whole direct invocation.  Object keys are URL-decoded here, once,
+except a key with a literal space, which only the events ``scar run`` makes up carry (as
+the bucket lists it, not URL-encoded).  Folder markers (keys ending in ``/``, which
+``scar put``, ``scar init`` and the S3 console create) are skipped with a log line.
+OSCAR's delegated event, ``{"storage_provider": ID, "event": "<the event as JSON>"}``, is
+unwrapped and its objects are read from that provider.  Anything that cannot be understood
+raises ``EventError`` with what is missing.
+
+What the function's caller may add at the top level of a direct invocation (never inside a
+record, an SQS body, an SNS message, or an API request): ``script`` (base64, run instead of
+the definition's script) and ``cmd_args`` (a JSON list of arguments, as ``scar run ARGS``
+sends them).  ``{}`` is a direct invocation with no input file.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import quote_plus, unquote_plus
 
@@ -32,6 +43,8 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 RecordSource = Literal["s3", "minio", "api", "direct"]
+# Storage provider types an object event can name (OSCAR's delegated events).
+_PROVIDER_TYPES = ("s3", "minio", "webdav", "onedata")
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class Record:
     file_name: str = ""
     query: Mapping[str, str] = field(default_factory=dict)
     raw: Any = field(default=None, compare=False, repr=False)
+    # The provider named by OSCAR's delegated event (``TYPE.ID`` or an ID), else None.
+    storage_provider: str | None = None
 
     @property
     def is_object(self) -> bool:
@@ -60,43 +75,115 @@ class Record:
     @property
     def provider_type(self) -> str:
         """The storage provider type an object record is read from."""
+        if self.storage_provider is not None:
+            kind, dot, _ = self.storage_provider.partition(".")
+            if dot or kind in _PROVIDER_TYPES:
+                return kind
         return "minio" if self.source == "minio" else "s3"
+
+    @property
+    def provider_id(self) -> str | None:
+        """The provider ID the event names for this object, or None to pick it by bucket.
+
+        OSCAR names ``TYPE.ID``, a bare ``TYPE`` (its default provider), or, in older
+        releases, a bare cluster ID (a provider of the event's own type).
+        """
+        if not self.storage_provider:
+            return None
+        kind, dot, ident = self.storage_provider.partition(".")
+        if dot:
+            return ident or "default"
+        return "default" if kind in _PROVIDER_TYPES else kind
 
 
 @dataclass(frozen=True)
 class ParsedEvent:
+    """An event's records, with the ``script`` and ``cmd_args`` its caller passed at the top
+    level of a direct invocation (None when it passed none)."""
+
     kind: str
     records: tuple[Record, ...]
     raw: Any
     script: str | None = None
+    cmd_args: tuple[str, ...] | None = None
 
 
 _BODY_FILE = "api_event_file"
 _DIRECT_FILE = "event_file"
 
 
-def parse(raw: Any) -> ParsedEvent:
-    """Turn a raw event (already decoded JSON, or JSON text) into records; raise ``EventError``."""
+# Keys of a direct invocation that are instructions to the supervisor, not input data.
+CALLER_KEYS = ("script", "cmd_args")
+
+
+def parse(raw: Any, *, opaque_body: bool = False) -> ParsedEvent:
+    """Turn a raw event (already decoded JSON, or JSON text) into records; raise ``EventError``.
+
+    With ``opaque_body`` (an OSCAR service's synchronous call, whose request body is the
+    event), text that is not JSON is the input file itself: base64-decoded when it is base64,
+    as OSCAR's clients send files, else as it is.
+    """
+    if opaque_body and isinstance(raw, str | bytes | bytearray) and not _is_json(raw):
+        content = raw.encode() if isinstance(raw, str) else bytes(raw)
+        with contextlib.suppress(ValueError):  # not base64: the body is the file
+            content = base64.b64decode(content, validate=True)
+        record = Record("direct", body=content, file_name=_DIRECT_FILE)
+        return ParsedEvent("body", (record,), raw)
     event = _decoded(raw)
     if not isinstance(event, dict):
         raise EventError(f"the event must be a JSON object, got {_kind(event)}")
-    if not event:
-        raise EventError(
-            "the event is empty: expected S3 records, an API request or a JSON payload"
-        )
-    script = _script(event)
-    if "Records" in event:
-        return ParsedEvent("records", _records(event["Records"], "Records"), event, script)
-    if event.get("source") == "aws.s3" or "detail-type" in event:
-        return ParsedEvent("eventbridge", (_eventbridge(event),), event, script)
     if is_api_request(event):
         kind = "api-v2" if event.get("version") == "2.0" else "api-v1"
-        return ParsedEvent(kind, (_api(event),), event, script)
-    payload = {name: value for name, value in event.items() if name != "script"}
+        return ParsedEvent(kind, (_api(event),), event)
+    script, cmd_args = _script(event), _cmd_args(event)
+    if _is_delegated(event):
+        return _delegated(event, script, cmd_args)
+    if "Records" in event:
+        records = _records(event["Records"], "Records")
+        return ParsedEvent("records", records, event, script, cmd_args)
+    if event.get("source") == "aws.s3" or "detail-type" in event:
+        return ParsedEvent("eventbridge", _eventbridge(event), event, script, cmd_args)
+    payload = {name: value for name, value in event.items() if name not in CALLER_KEYS}
     body = json.dumps(payload).encode() if payload else None
-    return ParsedEvent(
-        "direct", (Record("direct", body=body, file_name=_DIRECT_FILE, raw=event),), event, script
+    record = Record("direct", body=body, file_name=_DIRECT_FILE, raw=event)
+    return ParsedEvent("direct", (record,), event, script, cmd_args)
+
+
+def _is_delegated(event: dict[str, Any]) -> bool:
+    return "event" in event and "storage_provider" in event and "Records" not in event
+
+
+def _delegated(
+    event: dict[str, Any], script: str | None, cmd_args: tuple[str, ...] | None
+) -> ParsedEvent:
+    """OSCAR's delegated event: the original event as JSON text, and the provider to read it
+    from (``TYPE.ID``, or an ID of the event's own provider type)."""
+    provider = event["storage_provider"]
+    if not isinstance(provider, str) or not provider.strip():
+        raise EventError("delegated event: 'storage_provider' must be a provider name")
+    inner = event["event"]
+    if isinstance(inner, str):
+        try:
+            inner = json.loads(inner)
+        except ValueError as exc:
+            raise EventError("delegated event: 'event' is not JSON") from exc
+        except RecursionError:
+            raise EventError("delegated event: 'event' is JSON nested too deeply") from None
+    if not isinstance(inner, dict) or "Records" not in inner:
+        raise EventError("delegated event: 'event' must hold the original storage event")
+    records = tuple(
+        replace(record, storage_provider=provider.strip())
+        for record in _records(inner["Records"], "event.Records")
     )
+    return ParsedEvent("delegated", records, event, script, cmd_args)
+
+
+def _is_json(raw: str | bytes | bytearray) -> bool:
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _decoded(raw: Any) -> Any:
@@ -134,6 +221,23 @@ def _script(event: dict[str, Any]) -> str | None:
     return script
 
 
+def _cmd_args(event: dict[str, Any]) -> tuple[str, ...] | None:
+    """``cmd_args``: a JSON list as text (what ``scar run ARGS`` sends), or a list."""
+    value = event.get("cmd_args")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise EventError("'cmd_args' must be a JSON list of strings") from exc
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise EventError("'cmd_args' must be a JSON list of strings")
+    if any("\0" in item for item in value):
+        raise EventError("'cmd_args' cannot hold a NUL character")
+    return tuple(value)
+
+
 def _records(items: Any, where: str) -> tuple[Record, ...]:
     if not isinstance(items, list):
         raise EventError(f"{where} must be a list, got {_kind(items)}")
@@ -150,7 +254,7 @@ def _record(item: Any, where: str) -> tuple[Record, ...]:
         raise EventError(f"{where} must be an object, got {_kind(item)}")
     source = item.get("eventSource") or item.get("EventSource")
     if source in ("aws:s3", "minio:s3"):
-        return (_s3_record(item, where, "minio" if source == "minio:s3" else "s3"),)
+        return _s3_record(item, where, "minio" if source == "minio:s3" else "s3")
     if source == "aws:sqs":
         return _envelope(item.get("body"), f"{where}.body")
     if source == "aws:sns":
@@ -159,7 +263,7 @@ def _record(item: Any, where: str) -> tuple[Record, ...]:
             raise EventError(f"{where}.Sns is missing")
         return _envelope(sns.get("Message"), f"{where}.Sns.Message")
     if "s3" in item:
-        return (_s3_record(item, where, "s3"),)
+        return _s3_record(item, where, "s3")
     raise EventError(
         f"{where}: unknown record (eventSource {source!r}); expected aws:s3, minio:s3, "
         "or S3 records wrapped by aws:sqs or aws:sns"
@@ -186,11 +290,11 @@ def _envelope(body: Any, where: str) -> tuple[Record, ...]:
     if inner.get("Type") == "Notification" and "Message" in inner:
         return _envelope(inner["Message"], f"{where}.Message")
     if inner.get("source") == "aws.s3":
-        return (_eventbridge(inner),)
+        return _eventbridge(inner)
     raise EventError(f"{where}: expected S3 records inside the message")
 
 
-def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> Record:
+def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> tuple[Record, ...]:
     s3 = item.get("s3")
     if not isinstance(s3, dict):
         raise EventError(f"{where}.s3 is missing")
@@ -204,18 +308,43 @@ def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> Record
     key = obj.get("key")
     if not isinstance(key, str) or not key:
         raise EventError(f"{where}.s3.object.key is missing")
-    return Record(
-        source=source,
-        bucket=name,
-        key=unquote_plus(key),
-        size=_size(obj.get("size")),
-        etag=_etag(obj.get("eTag")),
-        event_time=str(item.get("eventTime") or ""),
-        raw=item,
+    key = _object_key(key)
+    if _is_folder(name, key):
+        return ()
+    return (
+        Record(
+            source=source,
+            bucket=name,
+            key=key,
+            size=_size(obj.get("size")),
+            etag=_etag(obj.get("eTag")),
+            event_time=str(item.get("eventTime") or ""),
+            raw=item,
+        ),
     )
 
 
-def _eventbridge(event: dict[str, Any]) -> Record:
+def _object_key(key: str) -> str:
+    """The key as stored: bucket notifications URL-encode it (a space as '+').  The events
+    ``scar run`` makes up from a bucket listing carry it as it is; a literal space, which
+    URL encoding never leaves, tells those apart (a raw key with '+' and no space cannot be
+    told apart, and is decoded as a notification's)."""
+    return key if " " in key else unquote_plus(key)
+
+
+def _is_folder(bucket: str, key: str) -> bool:
+    """A folder marker: an empty object whose key ends in '/', nothing to process."""
+    if not key.endswith("/"):
+        return False
+    _log.info("Skipping the folder marker %s/%s: it is not a file", bucket, _printable(key))
+    return True
+
+
+def _printable(text: str) -> str:
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _eventbridge(event: dict[str, Any]) -> tuple[Record, ...]:
     detail = event.get("detail")
     if event.get("source") != "aws.s3" or not isinstance(detail, dict):
         raise EventError("EventBridge event: expected source 'aws.s3' with a 'detail' object")
@@ -232,14 +361,18 @@ def _eventbridge(event: dict[str, Any]) -> Record:
     if not isinstance(key, str) or not key or not isinstance(obj, dict):
         raise EventError("EventBridge event: detail.object.key is missing")
     # EventBridge carries the key as it is, not URL-encoded like bucket notifications.
-    return Record(
-        "s3",
-        bucket=name,
-        key=key,
-        size=_size(obj.get("size")),
-        etag=_etag(obj.get("etag")),
-        event_time=str(event.get("time") or ""),
-        raw=event,
+    if _is_folder(name, key):
+        return ()
+    return (
+        Record(
+            "s3",
+            bucket=name,
+            key=key,
+            size=_size(obj.get("size")),
+            etag=_etag(obj.get("etag")),
+            event_time=str(event.get("time") or ""),
+            raw=event,
+        ),
     )
 
 
@@ -292,11 +425,21 @@ def _etag(value: Any) -> str | None:
 
 
 def event_for(parsed: ParsedEvent, record: Record) -> Any:
-    """The event that carries ``record`` alone, to hand one unfinished record on to Batch."""
+    """The event that carries ``record`` alone, to hand one unfinished record on to Batch.
+
+    A record that came inside an envelope (an SQS body, an SNS message) is handed on without
+    the caller's keys (``script``, ``cmd_args``) that its sender may have put there: only the
+    top level of a direct invocation may carry them.
+    """
     if len(parsed.records) == 1 or record.raw is None:
         return parsed.raw
+    if parsed.kind == "delegated":
+        inner = {"Records": [record.raw]}
+        return {**parsed.raw, "event": json.dumps(inner)}
     if isinstance(record.raw, dict) and "s3" in record.raw:
         return {"Records": [record.raw]}
+    if isinstance(record.raw, dict):
+        return {name: value for name, value in record.raw.items() if name not in CALLER_KEYS}
     return record.raw
 
 

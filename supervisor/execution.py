@@ -1,11 +1,11 @@
 """Execution: running the user's script for one invocation.
 
-Owns the script's environment (a fresh dict built by ``build_environment``, never the
-supervisor's own ``os.environ``), the process that runs it (``/bin/sh SCRIPT`` in its own
-process group, under the ``Watchdog``), and its output (copied to a per-invocation log
-file and logged line by line through the ``supervisor.script`` logger).  The udocker
-executor (``supervisor.container``) runs its ``udocker run`` command through the same
-``ProcessExecutor.run_command``.
+Owns the script's environment (a fresh dict built by ``build_environment`` with the policy
+of ``supervisor.environment``, never the supervisor's own ``os.environ``), the process
+that runs it (``/bin/sh SCRIPT`` in its own process group, under the ``Watchdog``), and its
+output (copied to a per-invocation log file and logged line by line through the
+``supervisor.script`` logger).  The udocker executor (``supervisor.container``) runs its
+``udocker run`` command through the same ``ProcessExecutor.run_command``.
 
 A script that fails or times out is an ``ExecutionResult``; ``ExecutionError`` is raised
 only when the script cannot be started at all.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import select
 import subprocess
 import threading
@@ -24,10 +23,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from supervisor.environment import (
+    AWS_CREDENTIAL_VARIABLES as AWS_CREDENTIAL_VARIABLES,
+)
+from supervisor.environment import DEFAULT_PATH as DEFAULT_PATH
+from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, script_environment
+from supervisor.environment import HOST_VARIABLES as HOST_VARIABLES
 from supervisor.errors import ExecutionError
 from supervisor.watchdog import Watchdog, kill_group, kill_marked
+
+if TYPE_CHECKING:
+    from supervisor.config import Platform
 
 __all__ = [
     "ExecutionResult",
@@ -40,51 +48,29 @@ __all__ = [
 logger = logging.getLogger(__name__)
 script_logger = logging.getLogger("supervisor.script")
 
-HOST_VARIABLES = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "HOME",
-    "LD_LIBRARY_PATH",
-    "TMPDIR",
-    # The GPUs the NVIDIA container runtime gave the job, so that CUDA in the script sees them.
-    "NVIDIA_VISIBLE_DEVICES",
-    "CUDA_VISIBLE_DEVICES",
-    "NVIDIA_DRIVER_CAPABILITIES",
-)
-# What a script needs to act as the function's own AWS identity (container.pass_aws_credentials):
-# the role's keys in Lambda, the task role's endpoint on Batch (ECS), and the region.
-AWS_CREDENTIAL_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-)
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 _MAX_LINE = 64 * 1024
 _READ_SIZE = 64 * 1024
 _PUMP_POLL_MS = 200
 # Seconds the output may still take to end once the deadline less the reserve has passed.
 _LATE_DRAIN = 0.1
-_QUERY_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
 @dataclass(frozen=True)
 class ScriptRun:
-    """What to run: the script, its whole environment, its working folder, its log file."""
+    """What to run: the script, its whole environment, its working folder, its log file.
+
+    ``args`` are the script's arguments (``"$@"``).  ``image_command``, for an executor that
+    runs images, runs the image with that command line instead of the script (``scar run
+    ARGS`` on a function with ``container.image``).
+    """
 
     script: Path
     environment: Mapping[str, str]
     workdir: Path
     log_path: Path
+    args: tuple[str, ...] = ()
+    image_command: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +111,9 @@ class ExecutionResult:
 
 
 class Executor(Protocol):
+    # Whether ``ScriptRun.image_command`` means something here (a container image runs).
+    runs_image: bool
+
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult: ...
 
 
@@ -147,8 +136,11 @@ class ProcessExecutor:
         self._join_timeout = join_timeout
         self._clock = clock
 
+    runs_image = False
+
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
-        return self.run_command(run, watchdog, (self._shell, str(run.script)), run.environment)
+        command = (self._shell, str(run.script), *run.args)
+        return self.run_command(run, watchdog, command, run.environment)
 
     def run_command(
         self,
@@ -165,7 +157,7 @@ class ProcessExecutor:
             return ExecutionResult(
                 exit_code=None, timed_out=True, duration=0.0, log_path=run.log_path
             )
-        if not run.script.is_file():
+        if run.image_command is None and not run.script.is_file():
             raise ExecutionError(f"cannot run script {run.script}: no such file")
         log_file = _open_log(run.log_path)
         read_fd, write_fd = os.pipe()
@@ -291,43 +283,29 @@ def build_environment(
     query: Mapping[str, str],
     tmp_dir: Path | None = None,
     aws_credentials: bool = False,
+    platform: Platform = "lambda-zip",
+    frozen: bool = FROZEN,
 ) -> dict[str, str]:
-    """The script's whole environment, as a fresh dict.
-
-    From ``host`` only what programs need to run (``HOST_VARIABLES``), never the function
-    definition, and never credentials unless ``aws_credentials`` (then the
-    ``AWS_CREDENTIAL_VARIABLES`` it has); ``TMPDIR`` is ``tmp_dir`` when given (a folder of
-    the invocation, removed with it); then the contract variables, the function's
-    ``variables`` and ``CONT_VAR_<name>`` per query parameter, later ones winning.
-    NUL characters, which no environment can hold, are removed from values; a name that
-    cannot be a variable raises ``ExecutionError``.
-    """
-    names = HOST_VARIABLES + (AWS_CREDENTIAL_VARIABLES if aws_credentials else ())
-    environment = {name: host[name] for name in names if name in host}
-    environment.setdefault("PATH", DEFAULT_PATH)
-    if tmp_dir is not None:
-        environment["TMPDIR"] = str(tmp_dir)
-    environment.update(
-        {
-            "INPUT_FILE_PATH": "" if input_file is None else str(input_file),
-            "TMP_INPUT_DIR": str(input_dir),
-            "TMP_OUTPUT_DIR": str(output_dir),
-            "STORAGE_OBJECT_KEY": object_key,
-            "EVENT_TIME": event_time,
-            "EVENT": event_json,
-            "REQUEST_ID": request_id,
-            "AWS_LAMBDA_REQUEST_ID": request_id,
-            "INSTANCE_IP": instance_ip,
-        }
+    """The script's whole environment on ``platform``, as a fresh dict: the policy of
+    ``supervisor.environment.script_environment`` for these facts and settings."""
+    return script_environment(
+        platform,
+        host,
+        InvocationFacts(
+            input_file=input_file,
+            input_dir=input_dir,
+            output_dir=output_dir,
+            object_key=object_key,
+            event_time=event_time,
+            event_json=event_json,
+            request_id=request_id,
+            instance_ip=instance_ip,
+            query=query,
+            tmp_dir=tmp_dir,
+        ),
+        ScriptSettings(variables=variables, pass_aws_credentials=aws_credentials),
+        frozen=frozen,
     )
-    for name, value in variables.items():
-        if not name or "=" in name or "\0" in name:
-            raise ExecutionError(f"invalid environment variable name {name!r} in the function")
-        environment[name] = value
-    for name, value in query.items():
-        if name:
-            environment[f"CONT_VAR_{_QUERY_NAME.sub('_', name)}"] = value
-    return {name: value.replace("\0", "") for name, value in environment.items()}
 
 
 def _open_log(path: Path) -> BinaryIO:

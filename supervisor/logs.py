@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from supervisor.environment import SECRET_VARIABLES
+
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -43,14 +45,6 @@ __all__ = [
 PACKAGE_LOGGERS: Final = ("supervisor", "handlers", "batch_entrypoint")
 REDACTED: Final = "***"
 MIN_SECRET_LENGTH: Final = 4
-
-_CREDENTIAL_VARIABLES: Final = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-)
 
 # Credentials that botocore prints at DEBUG even when their value was not handed to us
 # (role credentials fetched at run time): the SigV4 access key id and signature, and the
@@ -157,8 +151,9 @@ class RedactingFilter(logging.Filter):
 
 
 def secrets_from_environ(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The values of the well-known credential variables set in ``environ``."""
-    values = (environ.get(name, "") for name in _CREDENTIAL_VARIABLES)
+    """The values of the variables that hold secrets (``environment.SECRET_VARIABLES``) set
+    in ``environ``."""
+    values = (environ.get(name, "") for name in SECRET_VARIABLES)
     return tuple(dict.fromkeys(value for value in values if len(value) >= MIN_SECRET_LENGTH))
 
 

@@ -61,6 +61,8 @@ SUBMIT_MARGIN = 0.2
 # output is in the log anyway.
 OUTPUT_LIMIT = 4 * 1024 * 1024
 _SIGKILL = int(signal.SIGKILL)
+# Where the supervisor runs a job handed to it, never deciding what runs from the event.
+_JOB_PLATFORMS = ("batch", "oscar")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,16 @@ class Outcome:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What runs for each record: the script (base64) and its arguments, or the image with
+    a command line of the caller's."""
+
+    script: str | None
+    image_command: tuple[str, ...] | None
+    args: tuple[str, ...]
+
+
 class Supervisor:
     """One function's runtime, built once per process and reused by every invocation."""
 
@@ -160,7 +172,7 @@ class Supervisor:
     @property
     def mode(self) -> str:
         """Where the work happens: a Batch job always runs the script itself."""
-        return "lambda" if self.platform == "batch" else self.config.execution_mode
+        return "lambda" if self.platform in _JOB_PLATFORMS else self.config.execution_mode
 
     def prepare(self) -> None:
         """Create clients and folders now, so that nothing of that is paid at the deadline."""
@@ -176,8 +188,9 @@ class Supervisor:
             self.providers.prepare()
 
     def invoke(self, raw_event: Any, context: InvocationContext) -> Outcome:
-        parsed = events.parse(raw_event)
+        parsed = events.parse(raw_event, opaque_body=self.platform == "oscar")
         script = self._script_for(parsed)
+        image_command = self._image_command_for(parsed)
         _log.info(
             "Invocation %s: %d record(s) from a %s event, mode %s",
             context.request_id,
@@ -197,36 +210,61 @@ class Supervisor:
                     for record in parsed.records
                 ),
             )
-        if script is None:
+        if script is None and image_command is None:
             raise ConfigError(
                 f"function {self.config.name}: no script to run: set init_script, or pass "
                 "SCRIPT to the job"
             )
+        run = _Run(script, image_command, () if image_command else parsed.cmd_args or ())
         event_json = json.dumps(parsed.raw)
         return Outcome(
             context.request_id,
             tuple(
-                self._process(parsed, event_json, record, script, context)
-                for record in parsed.records
+                self._process(parsed, event_json, record, run, context) for record in parsed.records
             ),
         )
 
     def _script_for(self, parsed: ParsedEvent) -> str | None:
+        """The caller's script (the top level of a direct invocation) where the definition
+        allows it, else the job's ``SCRIPT`` or the definition's.
+
+        A job (Batch, OSCAR) never takes a script from its event: the supervisor that
+        handed the event on passed the caller's script as ``SCRIPT`` when it was allowed.
+        """
         if parsed.script is None:
             return self.script
-        if not self.config.allow_event_script and self.platform != "batch":
-            raise EventError(
-                f"function {self.config.name} does not accept a script in the event "
-                "(set allow_event_script: true in its definition to allow it)"
+        if self.platform in _JOB_PLATFORMS:
+            _log.warning(
+                "The event carries a script: ignored, a job runs SCRIPT or the definition's"
             )
+            return self.script
+        self._check_caller_may_choose("a script")
         return parsed.script
+
+    def _image_command_for(self, parsed: ParsedEvent) -> tuple[str, ...] | None:
+        """``cmd_args`` run the container image with that command line when the function
+        runs its script in an image here (a script in the event wins, as it replaces the
+        definition's); elsewhere they are the script's arguments."""
+        if parsed.cmd_args is None or parsed.script is not None:
+            return None
+        if not self._executor.runs_image or self.platform in _JOB_PLATFORMS:
+            return None
+        self._check_caller_may_choose("the command line of the image (cmd_args)")
+        return parsed.cmd_args
+
+    def _check_caller_may_choose(self, what: str) -> None:
+        if not self.config.allow_event_script:
+            raise EventError(
+                f"function {self.config.name} does not accept {what} in the event "
+                "(allow_event_script is false in its definition)"
+            )
 
     def _process(
         self,
         parsed: ParsedEvent,
         event_json: str,
         record: Record,
-        script: str,
+        run: _Run,
         context: InvocationContext,
     ) -> RecordOutcome:
         watchdog = Watchdog(context.deadline, self.config.timeout_threshold, clock=self._clock)
@@ -243,7 +281,8 @@ class Supervisor:
                 _log.warning("Record %s: %s", record.key or record.source, exc)
                 return self._give_up(parsed, record, context, "resources", str(exc))
             script_path = work / "script.sh"
-            script_path.write_bytes(base64.b64decode(script))
+            if run.script is not None:
+                script_path.write_bytes(base64.b64decode(run.script))
             scratch = work / "tmp"
             scratch.mkdir()
             environment = build_environment(
@@ -260,11 +299,18 @@ class Supervisor:
                 query=record.query,
                 tmp_dir=scratch,
                 aws_credentials=self.config.container.pass_aws_credentials,
+                platform=self.platform,
+            )
+            script_run = ScriptRun(
+                script_path,
+                environment,
+                work,
+                work / "output.log",
+                args=run.args,
+                image_command=run.image_command,
             )
             try:
-                result = self._executor.run(
-                    ScriptRun(script_path, environment, work, work / "output.log"), watchdog
-                )
+                result = self._executor.run(script_run, watchdog)
             except DeadlineError as exc:
                 return self._give_up(parsed, record, context, "timeout", str(exc))
             return self._finish(parsed, record, result, output_dir, context)

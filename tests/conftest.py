@@ -8,12 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import pytest
@@ -180,3 +181,45 @@ def batch_queue(aws_env: dict[str, str], batch: Any) -> Callable[[str], str]:
         return name
 
     return make
+
+
+DAV_LOGIN = "oscar-user"
+DAV_PASSWORD = "s3cr3t-Pa55word"
+
+
+class Dav(NamedTuple):
+    url: str
+    root: Path
+
+
+@pytest.fixture
+def dav(tmp_path: Path) -> Iterator[Dav]:
+    """A WsgiDAV server (on cheroot, as WsgiDAV runs) on a free port serving
+    ``tmp_path/dav``, one login."""
+    from cheroot import wsgi
+    from wsgidav.wsgidav_app import WsgiDAVApp
+
+    root = tmp_path / "dav"
+    root.mkdir()
+    config = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "provider_mapping": {"/": str(root)},
+        "http_authenticator": {
+            "accept_basic": True,
+            "accept_digest": False,
+            "default_to_digest": False,
+        },
+        "simple_dc": {"user_mapping": {"*": {DAV_LOGIN: {"password": DAV_PASSWORD}}}},
+        "verbose": 1,
+        "logging": {"enable": False},
+    }
+    server = wsgi.Server(("127.0.0.1", 0), WsgiDAVApp(config), numthreads=4)
+    server.prepare()  # binds the port
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield Dav(f"http://127.0.0.1:{server.bind_addr[1]}", root)
+    finally:
+        server.stop()
+        thread.join(timeout=30)

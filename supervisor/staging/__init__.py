@@ -29,19 +29,33 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.config import FunctionConfig, MinioProvider, S3Provider, StorageLocation
+from supervisor.config import (
+    FunctionConfig,
+    MinioProvider,
+    S3Provider,
+    StorageLocation,
+    WebdavProvider,
+)
 from supervisor.errors import ConfigError, DeadlineError, NoSpaceError, StagingError
 from supervisor.events import Record
 from supervisor.filtering import PlannedUpload
 from supervisor.sessions import Sessions
 from supervisor.staging import retries
 from supervisor.staging.paths import DEFAULT_BODY_NAME, input_path, safe_name
-from supervisor.staging.providers import LocalStorage, S3Storage, StorageProvider, UploadItem
+from supervisor.staging.providers import (
+    LocalStorage,
+    S3Storage,
+    StorageProvider,
+    UnsupportedStorage,
+    UploadItem,
+)
 
 if TYPE_CHECKING:
     from boto3.session import Session
     from mypy_boto3_s3 import S3Client
     from pydantic import SecretStr
+
+    from supervisor.staging.webdav import WebdavStorage
 
 __all__ = [
     "SPACE_MARGIN",
@@ -78,6 +92,8 @@ _LISTED = 10
 _SMALL_BODY = MIB
 # ENOSPC, or a user's quota (EDQUOT) on filesystems that have one.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# The provider types a definition may name that no transfer here reaches, by their names.
+_UNSUPPORTED = {"onedata": "Onedata", "rucio": "Rucio"}
 
 
 class ProviderSet:
@@ -151,7 +167,28 @@ def build_providers(
         )
     for ident, local_settings in defined.local.items():
         factories["local", ident] = partial(LocalStorage, local_settings.root)
+    for ident, webdav_settings in defined.webdav.items():
+        factories["webdav", ident] = partial(_webdav_storage, ident, webdav_settings)
+    for kind, label in _UNSUPPORTED.items():
+        for ident in getattr(defined, kind):
+            factories[kind, ident] = partial(UnsupportedStorage, f"{kind}.{ident}", label)
+    _warn_unsupported(config)
     return ProviderSet(factories)
+
+
+def _warn_unsupported(config: FunctionConfig) -> None:
+    """Say at start which inputs and outputs will fail: their provider cannot be reached."""
+    for what, locations in (("input", config.input), ("output", config.output)):
+        for location in locations:
+            label = _UNSUPPORTED.get(location.provider_type)
+            if label is not None:
+                logger.warning(
+                    "The %s %s on storage provider %s will fail: %s is not supported here",
+                    what,
+                    location.path,
+                    location.storage_provider,
+                    label,
+                )
 
 
 def disk_free(folder: Path) -> int:
@@ -222,7 +259,10 @@ def upload(
         groups.setdefault((location.provider_type, location.provider_id), []).append(index)
     uris = [""] * len(plans)
     stored: list[str] = []
-    for (provider_type, provider_id), indexes in groups.items():
+    # A provider that cannot be reached (Onedata) goes last, so that the files for the others
+    # are stored before its group fails the upload.
+    ordered = sorted(groups.items(), key=lambda group: group[0][0] in _UNSUPPORTED)
+    for (provider_type, provider_id), indexes in ordered:
         provider = providers.get(provider_type, provider_id)
         items = [_upload_item(plans[index]) for index in indexes]
         try:
@@ -298,7 +338,10 @@ def _printable(text: str) -> str:
 
 
 def _input_provider(record: Record, inputs: Sequence[StorageLocation]) -> ProviderKey:
-    """The input matching the record's type and bucket, else the first of its type, else default."""
+    """The provider the event names (OSCAR's delegated events), else the input matching the
+    record's type and bucket, else the first of its type, else the default one."""
+    if record.provider_id is not None:
+        return record.provider_type, record.provider_id
     same_type = [item for item in inputs if item.provider_type == record.provider_type]
     same_bucket = [item for item in same_type if item.bucket == record.bucket]
     chosen = next(iter(same_bucket or same_type), None)
@@ -405,6 +448,17 @@ def _s3_storage(sessions: SessionFactory, settings: S3Provider, max_concurrency:
         aws_session_token=_reveal(settings.session_token),
     )
     return S3Storage(client, max_concurrency=max_concurrency)
+
+
+def _webdav_storage(ident: str, settings: WebdavProvider) -> WebdavStorage:
+    from supervisor.staging.webdav import WebdavStorage
+
+    return WebdavStorage(
+        f"webdav.{ident}",
+        settings.url,
+        login=settings.login,
+        password=_reveal(settings.password),
+    )
 
 
 def _minio_storage(

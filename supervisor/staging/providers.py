@@ -8,6 +8,10 @@
 - ``LocalStorage``: a folder holding one subfolder per bucket, the embedded default of a
   local run.  Every path stays inside the folder and every write is atomic.
 
+``WebdavStorage`` (in ``webdav``) is the third.  ``UnsupportedStorage`` stands for a
+provider a definition may name but no transfer here can reach (Onedata, Rucio): each of
+its transfers raises ``StagingError`` saying so.
+
 Provider errors become ``StagingError`` (with ``raise ... from``) naming the object on one
 line, never a credential or a request URL; a transfer that outlives its ``timeout`` raises
 ``DeadlineError``.  When ``upload_many`` fails, the error's ``uploaded`` names the items it
@@ -41,7 +45,14 @@ if TYPE_CHECKING:
     from s3transfer.manager import TransferManager
     from s3transfer.subscribers import BaseSubscriber
 
-__all__ = ["LocalStorage", "S3Storage", "StorageProvider", "UploadItem", "notify"]
+__all__ = [
+    "LocalStorage",
+    "S3Storage",
+    "StorageProvider",
+    "UnsupportedStorage",
+    "UploadItem",
+    "notify",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -435,6 +446,47 @@ class LocalStorage:
         if self.notifications is not None:
             notify(self.notifications, bucket, key, dest.stat().st_size)
         return dest
+
+
+class UnsupportedStorage:
+    """A provider of a type this supervisor cannot reach; every transfer fails, saying so."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
+        self.kind = kind
+
+    def uri(self, bucket: str, key: str) -> str:
+        return f"{self.name}:{bucket}/{key}"
+
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        *,
+        timeout: float | None = None,
+        size: int | None = None,
+        etag: str | None = None,
+    ) -> None:
+        raise StagingError(
+            f"cannot download {bucket}/{key} from storage provider {self.name}: "
+            f"{self.kind} is not supported here",
+            bucket=bucket,
+            key=key,
+        )
+
+    def upload_many(
+        self, items: Sequence[UploadItem], *, timeout: float | None = None
+    ) -> list[str]:
+        first = items[0] if items else UploadItem(Path(), "", "")
+        names = ", ".join(f"{item.bucket}/{item.key}" for item in items[:3])
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        raise StagingError(
+            f"cannot upload {len(items)} file(s) ({names}{more}) to storage provider "
+            f"{self.name}: {self.kind} is not supported here",
+            bucket=first.bucket,
+            key=first.key,
+        )
 
 
 _notification_lock = threading.Lock()

@@ -34,12 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from supervisor import events, logs
+from supervisor import bootstrap, events, logs
+from supervisor.config import Settings
 from supervisor.context import InvocationContext
 from supervisor.delegation import LocalBatchBackend, LocalJob, definition_environment
+from supervisor.environment import local_host
 from supervisor.errors import SupervisorError
 from supervisor.gpu import inventory
-from supervisor.runtime import Supervisor, build_supervisor, read_script
+from supervisor.runtime import Supervisor, read_script
 from supervisor.staging.providers import LocalStorage
 from supervisor.watchdog import kill_marked
 from supervisor.workflow.definition import Workflow, WorkflowFunction
@@ -163,7 +165,7 @@ class WorkflowRunner:
         self.notifications = work_dir / "notifications"
         self.lambda_concurrency = lambda_concurrency
         self._batch_slots = batch_slots
-        self._environ = _host_environ(environ)
+        self._environ = local_host(environ, sys.executable)
         self._out = out
         self._draw = draw
         self._storage = LocalStorage(storage_root, self.notifications)
@@ -174,7 +176,8 @@ class WorkflowRunner:
         self._backends: dict[str, LocalBatchBackend] = {}
         self._seen: set[str] = set()
         self._reported: dict[int, set[str]] = {}
-        self._logs = _InvocationLogs(workflow_secrets(workflow, environ))
+        self._secrets = workflow_secrets(workflow, environ)
+        self._logs = _InvocationLogs(self._secrets)
 
     def _now(self) -> float:
         return time.time() - self._started
@@ -205,16 +208,12 @@ class WorkflowRunner:
                 clock=self._now,
                 on_change=self._job_changed,
             )
-            supervisor = build_supervisor(
-                function.config,
-                platform="local",
-                environ=self._environ,
+            supervisor = bootstrap.start(
+                self._definition(function),
+                self._environ,
                 work_root=self.work_dir / "lambda" / function.name,
-                storage_root=self.storage_root,
-                storage_events=self.notifications,
                 backend=backend,
             )
-            supervisor.prepare()
             self._supervisors[function.name] = supervisor
             self._backends[function.name] = backend
             where = f"{function.config.execution_mode}, timeout {function.timeout:g} s"
@@ -227,6 +226,18 @@ class WorkflowRunner:
                 )
             inputs = ", ".join(location.path for location in function.config.input)
             self._say(f"function {function.name}: {inputs} ({where})")
+
+    def _definition(self, function: WorkflowFunction) -> bootstrap.Definition:
+        """What a deployed function's bootstrap would load, on this machine's storage."""
+        settings = Settings(
+            platform="local",
+            storage_root=self.storage_root,
+            work_root=self.work_dir,
+            batch_job_id=None,
+            log_group=None,
+            storage_events=self.notifications,
+        )
+        return bootstrap.Definition(function.config, settings, self._secrets)
 
     # -- the run ---------------------------------------------------------------------
 
@@ -475,17 +486,6 @@ class WorkflowRunner:
     def _say(self, message: str) -> None:
         self._out.write(f"[{self._now():8.2f} s] {message}\n")
         self._out.flush()
-
-
-def _host_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """This machine's environment, with the folder of this Python first on ``PATH``: the
-    scripts' ``python3`` is the one that runs the workflow (with its packages)."""
-    host = dict(environ)
-    folder = str(Path(sys.executable).parent)
-    path = host.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    if path.split(os.pathsep)[0] != folder:
-        host["PATH"] = os.pathsep.join([folder, path])
-    return host
 
 
 class _InvocationLogs(logging.Handler):

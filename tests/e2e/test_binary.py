@@ -337,14 +337,6 @@ def test_foreign_libraries_on_the_images_library_path_do_not_stop_the_binary(
     assert _objects(s3, deployed.out)["output/upper.txt"] == b"IMAGE LIBRARIES\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the script gets the bundle's LD_LIBRARY_PATH (PyInstaller's unpacked folder, "
-        "/tmp/_MEI...), which the one-file bootloader sets; the image's own value is in "
-        "LD_LIBRARY_PATH_ORIG and the script's environment does not restore it yet"
-    ),
-)
 @pytest.mark.parametrize("library_path", [IMAGE_LIBRARY_PATH, None], ids=["set", "unset"])
 def test_the_script_sees_the_images_own_library_path(
     binary: Path,

@@ -524,10 +524,11 @@ def test_a_batch_job_honours_batch_timeout(
     assert objects(s3, function.output_bucket) == {}
 
 
-def test_a_script_in_the_event_is_refused_unless_allowed(
+def test_a_script_in_the_event_is_refused_when_the_definition_says_so(
     make_function: MakeFunction, invoke: Callable[..., dict[str, Any]]
 ) -> None:
     function = make_function("lambda", "echo from the init script\n")
+    function.definition["allow_event_script"] = False
     event = {"script": b64("echo from the event\n"), "greeting": "hi"}
 
     refused = invoke(function, event)
@@ -536,14 +537,14 @@ def test_a_script_in_the_event_is_refused_unless_allowed(
     assert "allow_event_script" in body(refused)
 
 
-def test_a_script_in_the_event_runs_when_allowed_and_travels_to_batch(
+def test_a_script_in_the_event_runs_by_default_and_travels_to_batch(
     make_function: MakeFunction,
     invoke: Callable[..., dict[str, Any]],
     batch_queue: Callable[[str], str],
     batch: Any,
 ) -> None:
+    """What `scar run -s script.sh` sends: `{"script": base64}` at the top level."""
     function = make_function("lambda", "echo from the init script\n")
-    function.definition["allow_event_script"] = True
     script = b64('echo "from the event: $(cat "$INPUT_FILE_PATH")"\n')
 
     ran = invoke(function, {"script": script, "greeting": "hi"})
@@ -556,3 +557,36 @@ def test_a_script_in_the_event_runs_when_allowed_and_travels_to_batch(
     delegated = invoke(function, {"script": script, "greeting": "hi"})
     assert delegated["statusCode"] == 202
     assert job_environment(the_job(batch, function.name))["SCRIPT"] == script
+
+
+def test_cmd_args_reach_the_script_as_its_arguments(
+    make_function: MakeFunction, invoke: Callable[..., dict[str, Any]]
+) -> None:
+    """What `scar run ARG...` sends: `{"cmd_args": "<JSON list>"}`."""
+    function = make_function("lambda", 'printf "[%s]" "$@"; echo " input=[$INPUT_FILE_PATH]"\n')
+
+    ran = invoke(function, {"cmd_args": json.dumps(["-v", "two words", "$HOME"])})
+
+    assert ran["statusCode"] == 200
+    assert body(ran) == "[-v][two words][$HOME] input=[]\n"
+
+
+def test_a_batch_job_never_runs_a_script_from_its_event(
+    make_function: MakeFunction,
+    aws_env: dict[str, str],
+    s3: Any,
+    tmp_path: Path,
+) -> None:
+    """A job runs the SCRIPT its submitter set, or the definition's: a `script` that reached
+    the job's EVENT (planted in a record, or refused in Lambda) does not run."""
+    function = make_function("batch", COPY_SCRIPT)
+    function.definition["allow_event_script"] = False
+    planted = {**function.event, "script": b64('echo pwned > "$TMP_OUTPUT_DIR/pwned"\n')}
+
+    done = run_as_batch(function, {"EVENT": json.dumps(planted)}, aws_env, tmp_path / "job")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    landed = objects(s3, function.output_bucket)
+    assert "results/pwned" not in landed
+    assert landed["results/photo one.jpg"] == function.data
+    assert "ignored" in done.stdout

@@ -19,7 +19,7 @@ import yaml
 
 from faassupervisor.supervisor import main
 from handlers import lambda_handler
-from supervisor.config import load_config
+from supervisor import bootstrap
 from supervisor.errors import ConfigError
 from tests.functional.lambda_support import ZIP_RUNTIME, FakeLambdaContext
 
@@ -44,14 +44,15 @@ def task_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, definition: dict[
 def test_the_definition_in_the_task_root_wins_over_fdl(tmp_path: Path) -> None:
     (tmp_path / "function_config.yaml").write_text("name: from-task-root\n")
     fdl = base64.b64encode(b"name: from-fdl\n").decode()
+    environ = {"LAMBDA_TASK_ROOT": str(tmp_path), "FDL": fdl, "AWS_EXECUTION_ENV": ZIP_RUNTIME}
 
-    config = load_config({"LAMBDA_TASK_ROOT": str(tmp_path), "FDL": fdl})
-
-    assert config.name == "from-task-root"
+    assert bootstrap.load(environ).config.name == "from-task-root"
 
 
-def test_without_a_task_root_the_definition_comes_from_the_environment() -> None:
-    assert load_config({"FDL": "name: from-fdl\n"}).name == "from-fdl"
+def test_without_the_file_the_definition_comes_from_fdl(tmp_path: Path) -> None:
+    environ = {"LAMBDA_TASK_ROOT": str(tmp_path), "FDL": "name: from-fdl\n"}
+
+    assert bootstrap.load(environ).config.name == "from-fdl"
 
 
 def test_main_runs_the_handler_for_an_s3_event(

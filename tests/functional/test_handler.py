@@ -433,7 +433,6 @@ def test_a_direct_invocation_is_saved_as_the_input_file(
     ("event", "missing"),
     [
         pytest.param("this is not { json", "the event is not JSON", id="not-json"),
-        pytest.param({}, "the event is empty", id="empty-object"),
         pytest.param({"Records": []}, "Records is empty", id="no-records"),
         pytest.param(
             EventFile("s3_no_object.json"),
@@ -469,7 +468,6 @@ def test_an_event_that_cannot_be_understood_is_a_400(
         pytest.param(
             "s3_dotdot_key.json", None, "incoming/../../../etc/cron.d/..", id="dot-dot-parts"
         ),
-        pytest.param("s3_folder_key.json", None, "incoming/folder/", id="folder-marker"),
         pytest.param("s3_put.json", "incoming/%2E%2E", "incoming/..", id="encoded-dot-dot"),
     ],
 )
@@ -510,6 +508,44 @@ def test_an_unsafe_key_fails_the_invocation_without_writing_outside_the_work_fol
     assert list(function.work_dir.iterdir()) == []
     assert not (mark_dir / "ran").exists()
     assert objects(s3, out) == {}
+
+
+def test_a_folder_marker_is_skipped_with_a_200_and_runs_nothing(
+    install: Install,
+    s3: Any,
+    make_bucket: MakeBucket,
+    load_event: LoadEvent,
+    mark_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`scar put`, `scar init` and the S3 console create `folder/` objects; their notifications
+    must not fail (Lambda would retry them into the failure destination)."""
+    source, out = make_bucket("in"), make_bucket("out")
+    s3.put_object(Bucket=source, Key="incoming/folder/", Body=b"")
+    function = install(
+        MARKING_SCRIPT, {"output": [{"path": f"{out}/results"}], "container": marked(mark_dir)}
+    )
+    event = with_bucket(load_event, "s3_folder_key.json", source)
+
+    response = lambda_handler.handler(event, function.context())
+
+    assert response["statusCode"] == 200
+    assert body_of(response) == b""
+    assert not (mark_dir / "ran").exists()
+    assert objects(s3, out) == {}
+    assert "Skipping the folder marker" in capsys.readouterr().out
+
+
+def test_an_empty_event_runs_the_script_once_without_an_input_file(
+    install: Install, tmp_path: Path
+) -> None:
+    """What plain `scar run` sends: `{}`."""
+    function = install('echo "input=[$INPUT_FILE_PATH] args=$#"\n', {})
+
+    response = lambda_handler.handler({}, function.context())
+
+    assert response["statusCode"] == 200
+    assert body_of(response) == b"input=[] args=0\n"
 
 
 def test_a_missing_object_fails_the_invocation_naming_bucket_and_key(

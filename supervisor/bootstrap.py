@@ -1,0 +1,168 @@
+"""Bootstrap: from a host's environment to a supervisor ready for its first invocation.
+
+Every way in goes through the same two steps: the Lambda handler, a Batch job, an OSCAR
+service, ``python -m supervisor run``, the workflow runner, and any tool that embeds the
+supervisor.
+
+- ``load`` finds the definition (an explicit path; OSCAR's ``/oscar/config``; the Lambda
+  task root's ``function_config.yaml``; ``FUNCTION_CONFIG`` or ``FDL``), validates it once,
+  reads what the host says of itself (``Settings``) and collects every secret that logs must
+  hide.  It does not configure logging: each entry point logs its own way.
+- ``start`` builds the parts for the platform (storage clients, the executor, the Batch
+  backend) and prepares them, so that the first invocation pays for none of it.
+
+OSCAR runs the service's container with the definition at
+``/oscar/config/function_config.yaml`` and the script at ``/oscar/config/script.sh``
+(``SUPERVISOR_OSCAR_DIR`` names another folder); when that definition is there and no
+other is given, the platform is ``oscar``: a job that runs its script here, like a Batch
+job.  OSCAR writes ``hidden`` for the keys of its MinIO providers and mounts the real ones
+at ``/var/run/secrets/providers/minio.ID/{accessKey,secretKey}``
+(``SUPERVISOR_OSCAR_SECRETS_DIR`` names another folder): they are read from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervisor.config import FunctionConfig, Settings, load_config, load_settings
+
+if TYPE_CHECKING:
+    from supervisor.config import Platform
+    from supervisor.runtime import Supervisor
+
+__all__ = ["OSCAR_DIR", "OSCAR_SECRETS_DIR", "Definition", "load", "start"]
+
+OSCAR_DIR = Path("/oscar/config")
+# Where OSCAR mounts the keys of the MinIO providers its definitions name as "hidden".
+OSCAR_SECRETS_DIR = Path("/var/run/secrets/providers")
+_OSCAR_CONFIG = "function_config.yaml"
+_OSCAR_SCRIPT = "script.sh"
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A validated function definition, what the host says of itself, and the secrets
+    (storage keys, the role's credentials) that no log line may show."""
+
+    config: FunctionConfig
+    settings: Settings
+    secrets: tuple[str, ...]
+
+
+def load(
+    environ: Mapping[str, str],
+    *,
+    path: Path | None = None,
+    function: str | None = None,
+) -> Definition:
+    """Find and validate the definition for this host; raise ``ConfigError`` naming the fault.
+
+    ``function`` picks one function of a multi-function file (SCAR's FDL).
+    """
+    from supervisor import logs
+
+    settings = load_settings(environ)
+    oscar = _oscar_dir(environ)
+    oscar_config = oscar / _OSCAR_CONFIG
+    if path is None and not settings.in_lambda and oscar_config.is_file():
+        config = load_config(environ, oscar_config, function=function)
+        settings = dataclasses.replace(settings, platform="oscar")
+        script = oscar / _OSCAR_SCRIPT
+        if config.init_script is None and script.is_file():
+            config = _with_init_script(config, script)
+        config = _with_mounted_minio_keys(config, _oscar_secrets_dir(environ))
+    else:
+        config = load_config(environ, path, default_path=_task_config(environ), function=function)
+    secrets = (*config.storage_providers.secrets(), *logs.secrets_from_environ(environ))
+    return Definition(config, settings, tuple(dict.fromkeys(secrets)))
+
+
+def start(
+    definition: Definition,
+    environ: Mapping[str, str],
+    *,
+    platform: Platform | None = None,
+    work_root: Path | None = None,
+    storage_root: Path | None = None,
+    **parts: Any,
+) -> Supervisor:
+    """Build the supervisor for ``platform`` (the host's own by default) and prepare it.
+
+    ``parts`` replace the ones built by default: ``providers``, ``executor``, ``backend``,
+    ``free_space``, ``idempotency``, ``storage_events`` (see
+    ``supervisor.runtime.build_supervisor``).
+    """
+    from supervisor.runtime import build_supervisor
+
+    settings = definition.settings
+    supervisor = build_supervisor(
+        definition.config,
+        platform=platform or settings.platform,
+        environ=environ,
+        work_root=work_root or settings.work_root,
+        storage_root=storage_root or settings.storage_root,
+        **{"storage_events": settings.storage_events, **parts},
+    )
+    supervisor.prepare()
+    return supervisor
+
+
+def _oscar_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("SUPERVISOR_OSCAR_DIR", "").strip() or OSCAR_DIR)
+
+
+def _oscar_secrets_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("SUPERVISOR_OSCAR_SECRETS_DIR", "").strip() or OSCAR_SECRETS_DIR)
+
+
+def _with_mounted_minio_keys(config: FunctionConfig, secrets_dir: Path) -> FunctionConfig:
+    """OSCAR writes ``hidden`` for the keys of its MinIO providers in the definition and
+    mounts the real ones as files (``SECRETS_DIR/minio.ID/accessKey`` and ``secretKey``)."""
+    from pydantic import SecretStr
+
+    minio = dict(config.storage_providers.minio)
+    changed = False
+    for ident, provider in minio.items():
+        folder = secrets_dir / f"minio.{ident}"
+        keys = [_read_secret(folder / name) for name in ("accessKey", "secretKey")]
+        if not all(keys) or not _placeholder(provider.access_key, provider.secret_key):
+            continue
+        access, secret = (SecretStr(key) for key in keys if key)
+        minio[ident] = provider.model_copy(update={"access_key": access, "secret_key": secret})
+        changed = True
+    if not changed:
+        return config
+    providers = config.storage_providers.model_copy(update={"minio": minio})
+    updated = config.model_copy(update={"storage_providers": providers})
+    updated._data = config._data
+    return updated
+
+
+def _placeholder(*secrets: Any) -> bool:
+    """Whether the definition holds no real key (absent, empty, or OSCAR's ``hidden``)."""
+    values = [secret.get_secret_value() if secret is not None else "" for secret in secrets]
+    return all(value in ("", "hidden") for value in values)
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _task_config(environ: Mapping[str, str]) -> Path:
+    """``function_config.yaml`` in the Lambda task root (``/var/task`` unless the runtime
+    says otherwise)."""
+    root = environ.get("LAMBDA_TASK_ROOT", "").strip() or "/var/task"
+    return Path(root) / "function_config.yaml"
+
+
+def _with_init_script(config: FunctionConfig, script: Path) -> FunctionConfig:
+    updated = config.model_copy(update={"init_script": script})
+    updated._data = config._data
+    return updated

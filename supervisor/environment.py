@@ -1,0 +1,277 @@
+"""The script's environment: one policy for every platform, and the names it is made of.
+
+``script_environment`` is a pure function from the platform, the host's environment (the
+supervisor's own), the invocation's facts and the definition's settings to the whole
+environment of the user's script, as a fresh dict.  The named lists below are also where
+the log redaction (``logs.secrets_from_environ``) and the local Batch job
+(``delegation.definition_environment``) take their names from.
+
+From the host, per platform:
+
+- ``lambda-zip``, ``lambda-image``: only what programs need to run (``HOST_VARIABLES``).
+- ``batch``, ``oscar`` (the supervisor runs inside the user's container): the container's
+  own environment, the image's ``PATH`` and library paths, the job definition's variables
+  (SCAR's ``batch.environment.Variables`` among them), ``AWS_BATCH_*``, an OSCAR service's
+  ``environment.variables`` and ``secrets``, OSCAR's ``OSCAR_SERVICE_*`` (which OSCAR
+  documents as the container's), ``KUBERNETES_*``; all of it less ``WITHHELD_VARIABLES``
+  and ``WITHHELD_PREFIXES``.
+- ``local``: ``LOCAL_HOST_VARIABLES``, the Lambda list and ``PYTHONPATH``: the names a local
+  Batch job is given, so that a script sees the same whether it runs locally or in a local
+  Batch job.
+
+Never, on any platform: the definition and what a job carries for the supervisor
+(``FUNCTION_CONFIG``, ``FDL``, ``SCRIPT``, ``EVENT_URI``, ``CONTEXT``), the supervisor's own
+settings (``SUPERVISOR_*``, ``LOG_LEVEL``, ``EXECUTION_MODE``, ``TIMEOUT_THRESHOLD``,
+``IMAGE_FILE``), the Lambda Runtime API address, the variables of a PyInstaller or staticx
+binary, and the role's credentials (``AWS_CREDENTIAL_VARIABLES``: keys, the ECS and EKS
+credential endpoints, tokens and token files), these unless ``pass_aws_credentials``.  The
+storage providers' keys live only in the definition.  In a frozen binary the script gets the
+``LD_LIBRARY_PATH`` the binary was started with (``LD_LIBRARY_PATH_ORIG``), or none.
+
+Then the definition's ``container.environment.Variables``, then the contract variables
+(``CONTRACT_VARIABLES``, ``CONT_VAR_<name>`` per query parameter), which win over the host's
+and the definition's so that they always mean what the contract says.
+
+What stays reachable anyway, by other ways than the environment (the docs state it):
+on Batch, the ECS task-role endpoint (169.254.170.2) answers only to the credential URI
+withheld here, but the EC2 instance metadata service (169.254.169.254) hands out the
+instance role's credentials unless the compute environment blocks it (IMDSv2 with a hop
+limit of 1, or ``ECS_AWSVPC_BLOCK_IMDS``); on EKS the web identity token file stays on disk
+at its usual path, readable if its mode lets the script's user read it; on OSCAR the
+service's definition (``/oscar/config/function_config.yaml``, with the storage providers'
+keys and the service token) is mounted from a ConfigMap readable by every user of the
+container; in Lambda the Runtime API listens on a fixed local address; in a local run, all
+that the user running it can read (``~/.aws`` included).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from supervisor.errors import ExecutionError
+
+if TYPE_CHECKING:
+    from supervisor.config import Platform
+
+__all__ = [
+    "AWS_CREDENTIAL_VARIABLES",
+    "AWS_REGION_VARIABLES",
+    "CONTRACT_VARIABLES",
+    "DEFAULT_PATH",
+    "DEFINITION_VARIABLES",
+    "FROZEN",
+    "FROZEN_BINARY_VARIABLES",
+    "HOST_VARIABLES",
+    "IMAGE_OWN_VARIABLES",
+    "LOCAL_HOST_VARIABLES",
+    "SECRET_VARIABLES",
+    "SUPERVISOR_SETTINGS",
+    "WITHHELD_PREFIXES",
+    "WITHHELD_VARIABLES",
+    "InvocationFacts",
+    "ScriptSettings",
+    "local_host",
+    "script_environment",
+]
+
+# Whether this process is a PyInstaller binary: a fact of the process, read once here and
+# handed to ``script_environment`` as an argument.
+FROZEN: Final = bool(getattr(sys, "frozen", False))
+
+DEFAULT_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
+
+# What programs need to run, the only host variables a script gets in Lambda.
+HOST_VARIABLES: Final = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "HOME",
+    "LD_LIBRARY_PATH",
+    "TMPDIR",
+    # The GPUs the NVIDIA container runtime gave the job, so that CUDA in the script sees them.
+    "NVIDIA_VISIBLE_DEVICES",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+)
+# A local run, and the host part of a local Batch job's definition: the job's
+# ``python -m supervisor`` may find its packages only through PYTHONPATH.
+LOCAL_HOST_VARIABLES: Final = (*HOST_VARIABLES, "PYTHONPATH")
+
+# The function's own AWS identity: the role's keys (Lambda, a developer's machine), the task
+# role's endpoint (ECS, so Batch), the pod's (EKS Pod Identity, IRSA), a profile.
+AWS_CREDENTIAL_VARIABLES: Final = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+)
+# Given with the credentials in Lambda; elsewhere part of the container's environment.
+AWS_REGION_VARIABLES: Final = ("AWS_REGION", "AWS_DEFAULT_REGION")
+# Values that are secrets in themselves, redacted from every log line.
+SECRET_VARIABLES: Final = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "OSCAR_SERVICE_TOKEN",
+)
+
+# The definition (storage keys included) and what a job carries for the supervisor.
+DEFINITION_VARIABLES: Final = ("FUNCTION_CONFIG", "FDL", "SCRIPT", "EVENT_URI", "CONTEXT")
+# The supervisor's settings (``config.load_settings``, the definition's overrides) and the
+# Lambda Runtime API, through which a process could answer for the invocation.
+SUPERVISOR_SETTINGS: Final = (
+    "LOG_LEVEL",
+    "EXECUTION_MODE",
+    "TIMEOUT_THRESHOLD",
+    "IMAGE_FILE",
+    "AWS_LAMBDA_RUNTIME_API",
+)
+# What a PyInstaller one-file binary (and staticx around it) sets for itself.
+FROZEN_BINARY_VARIABLES: Final = ("LD_LIBRARY_PATH_ORIG", "_MEIPASS2")
+WITHHELD_VARIABLES: Final = frozenset(
+    DEFINITION_VARIABLES + SUPERVISOR_SETTINGS + FROZEN_BINARY_VARIABLES + AWS_CREDENTIAL_VARIABLES
+)
+# CONT_VAR_ names are the query parameters of this invocation, never the host's.
+WITHHELD_PREFIXES: Final = ("SUPERVISOR_", "_PYI_", "STATICX_", "CONT_VAR_")
+
+# What the supervisor sets for each invocation, whatever the host or the definition says.
+CONTRACT_VARIABLES: Final = (
+    "INPUT_FILE_PATH",
+    "TMP_INPUT_DIR",
+    "TMP_OUTPUT_DIR",
+    "STORAGE_OBJECT_KEY",
+    "EVENT_TIME",
+    "EVENT",
+    "REQUEST_ID",
+    "AWS_LAMBDA_REQUEST_ID",
+    "INSTANCE_IP",
+)
+# Host values a udocker container leaves out: the image and udocker set their own.
+IMAGE_OWN_VARIABLES: Final = ("PATH", "HOME", "LD_LIBRARY_PATH", "TMPDIR")
+
+_QUERY_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True)
+class InvocationFacts:
+    """What the supervisor tells the script about one record of one invocation."""
+
+    input_file: Path | None
+    input_dir: Path
+    output_dir: Path
+    object_key: str
+    event_time: str
+    event_json: str
+    request_id: str
+    instance_ip: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    # A folder of the invocation, removed with it, given as TMPDIR.
+    tmp_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ScriptSettings:
+    """What the function's definition says about the script's environment."""
+
+    variables: Mapping[str, str] = field(default_factory=dict)
+    pass_aws_credentials: bool = False
+
+
+def script_environment(
+    platform: Platform,
+    host: Mapping[str, str],
+    facts: InvocationFacts,
+    settings: ScriptSettings,
+    *,
+    frozen: bool = False,
+) -> dict[str, str]:
+    """The script's whole environment, as a fresh dict (see the module's docstring).
+
+    ``frozen`` says whether this process is a PyInstaller binary (``FROZEN``).  NUL
+    characters, which no environment can hold, are removed from values; a name in the
+    definition's variables that cannot be a variable raises ``ExecutionError`` naming it.
+    """
+    environment = _from_host(platform, host, settings.pass_aws_credentials)
+    if frozen:
+        # The binary put its own folder first in LD_LIBRARY_PATH and kept the value it was
+        # started with; an empty value would make the loader search the working folder.
+        environment.pop("LD_LIBRARY_PATH", None)
+        original = host.get("LD_LIBRARY_PATH_ORIG", "")
+        if original:
+            environment["LD_LIBRARY_PATH"] = original
+    environment.setdefault("PATH", DEFAULT_PATH)
+    if facts.tmp_dir is not None:
+        environment["TMPDIR"] = str(facts.tmp_dir)
+    for name, value in settings.variables.items():
+        if not name or "=" in name or "\0" in name:
+            raise ExecutionError(
+                f"container.environment.Variables: invalid environment variable name {name!r}"
+            )
+        environment[name] = value
+    environment.update(_contract(facts))
+    for name, value in facts.query.items():
+        if name:
+            environment[f"CONT_VAR_{_QUERY_NAME.sub('_', name)}"] = value
+    return {name: value.replace("\0", "") for name, value in environment.items()}
+
+
+def local_host(environ: Mapping[str, str], executable: str) -> dict[str, str]:
+    """The host environment of a local run: ``environ`` with the folder of ``executable``
+    (the Python that runs the supervisor) first on ``PATH``, so that a script's ``python3``
+    is that one, with its packages."""
+    host = dict(environ)
+    folder = str(Path(executable).parent)
+    path = host.get("PATH", DEFAULT_PATH)
+    if path.split(":")[0] != folder:
+        host["PATH"] = f"{folder}:{path}"
+    return host
+
+
+def _from_host(platform: Platform, host: Mapping[str, str], credentials: bool) -> dict[str, str]:
+    if platform in ("batch", "oscar"):
+        return {
+            name: value
+            for name, value in host.items()
+            if _container_passes(name) or (credentials and name in AWS_CREDENTIAL_VARIABLES)
+        }
+    names = LOCAL_HOST_VARIABLES if platform == "local" else HOST_VARIABLES
+    if credentials:
+        names = (*names, *AWS_CREDENTIAL_VARIABLES, *AWS_REGION_VARIABLES)
+    return {name: host[name] for name in names if name in host}
+
+
+def _container_passes(name: str) -> bool:
+    return name not in WITHHELD_VARIABLES and not name.startswith(WITHHELD_PREFIXES)
+
+
+def _contract(facts: InvocationFacts) -> dict[str, str]:
+    return {
+        "INPUT_FILE_PATH": "" if facts.input_file is None else str(facts.input_file),
+        "TMP_INPUT_DIR": str(facts.input_dir),
+        "TMP_OUTPUT_DIR": str(facts.output_dir),
+        "STORAGE_OBJECT_KEY": facts.object_key,
+        "EVENT_TIME": facts.event_time,
+        "EVENT": facts.event_json,
+        "REQUEST_ID": facts.request_id,
+        "AWS_LAMBDA_REQUEST_ID": facts.request_id,
+        "INSTANCE_IP": facts.instance_ip,
+    }

@@ -127,7 +127,6 @@ REFUSED = {
     "base-name-of-255-bytes": (f"in/{TAG}" + "é" * 122 + "x", None, "longer than 246 bytes"),
     "multibyte-name-over-255-bytes": (f"in/{TAG}" + "€" * 82, None, "longer than 246 bytes"),
     "dot-dot-name": (f"incoming/{TAG}/..", None, "is not a file name"),
-    "folder-marker": (f"incoming/{TAG}/", None, "ends with '/'"),
     "encoded-dot-dot": (f"{TAG}/..", f"{TAG}%2F%2E%2E", "is not a file name"),
     "lone-surrogate": (None, f"incoming/\ud800-{TAG}", "cannot be encoded"),
 }

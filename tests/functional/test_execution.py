@@ -357,8 +357,12 @@ def test_kill_marked_reaches_a_process_that_left_the_group(tmp_path: Path) -> No
         env={"PATH": os.environ["PATH"], "RUN_MARK": str(tmp_path)},
     )
     process.wait()
-    kill_group(process.pid, 0.5, process=process)
     escaped = read_pid(pidfile)
+    # Until setsid has run in the child, it is still in the group: wait for the escape.
+    deadline = time.monotonic() + 30
+    while os.getsid(escaped) == process.pid and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kill_group(process.pid, 0.5, process=process)
     assert not gone(escaped), "setsid took it out of the group"
 
     assert kill_marked(marker, 0.5) == 1

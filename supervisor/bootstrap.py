@@ -73,7 +73,7 @@ def load(
         settings = dataclasses.replace(settings, platform="oscar")
         script = oscar / _OSCAR_SCRIPT
         if config.init_script is None and script.is_file():
-            config = _with_init_script(config, script)
+            config = config.model_copy(update={"init_script": script})
         config = _with_mounted_minio_keys(config, _oscar_secrets_dir(environ))
     else:
         config = load_config(environ, path, default_path=_task_config(environ), function=function)
@@ -137,9 +137,7 @@ def _with_mounted_minio_keys(config: FunctionConfig, secrets_dir: Path) -> Funct
     if not changed:
         return config
     providers = config.storage_providers.model_copy(update={"minio": minio})
-    updated = config.model_copy(update={"storage_providers": providers})
-    updated._data = config._data
-    return updated
+    return config.model_copy(update={"storage_providers": providers})
 
 
 def _placeholder(*secrets: Any) -> bool:
@@ -160,9 +158,3 @@ def _task_config(environ: Mapping[str, str]) -> Path:
     says otherwise)."""
     root = environ.get("LAMBDA_TASK_ROOT", "").strip() or "/var/task"
     return Path(root) / "function_config.yaml"
-
-
-def _with_init_script(config: FunctionConfig, script: Path) -> FunctionConfig:
-    updated = config.model_copy(update={"init_script": script})
-    updated._data = config._data
-    return updated

@@ -123,13 +123,13 @@ def parse(raw: Any, *, opaque_body: bool = False) -> ParsedEvent:
     event), text that is not JSON is the input file itself: base64-decoded when it is base64,
     as OSCAR's clients send files, else as it is.
     """
-    if opaque_body and isinstance(raw, str | bytes | bytearray) and not _is_json(raw):
-        content = raw.encode() if isinstance(raw, str) else bytes(raw)
-        with contextlib.suppress(ValueError):  # not base64: the body is the file
-            content = base64.b64decode(content, validate=True)
-        record = Record("direct", body=content, file_name=_DIRECT_FILE)
-        return ParsedEvent("body", (record,), raw)
-    event = _decoded(raw)
+    if opaque_body and isinstance(raw, str | bytes | bytearray):
+        try:
+            event = json.loads(raw)
+        except (ValueError, RecursionError):
+            return _opaque(raw)
+    else:
+        event = _decoded(raw)
     if not isinstance(event, dict):
         raise EventError(f"the event must be a JSON object, got {_kind(event)}")
     if is_api_request(event):
@@ -178,12 +178,13 @@ def _delegated(
     return ParsedEvent("delegated", records, event, script, cmd_args)
 
 
-def _is_json(raw: str | bytes | bytearray) -> bool:
-    try:
-        json.loads(raw)
-    except (ValueError, RecursionError):
-        return False
-    return True
+def _opaque(raw: str | bytes | bytearray) -> ParsedEvent:
+    """A request body that is not JSON: the input file itself."""
+    content = raw.encode() if isinstance(raw, str) else bytes(raw)
+    with contextlib.suppress(ValueError):  # not base64: the body is the file
+        content = base64.b64decode(content, validate=True)
+    record = Record("direct", body=content, file_name=_DIRECT_FILE)
+    return ParsedEvent("body", (record,), raw)
 
 
 def _decoded(raw: Any) -> Any:

@@ -154,7 +154,12 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     image = root.parent / "binary-rootfs.tar.gz"
     with tarfile.open(image, "w:gz") as archive:
         archive.add(root, arcname=".")
-    work = tmp_path_factory.mktemp("binary-udocker")
+    return udocker_box(tmp_path_factory.mktemp("binary-udocker"), image, "binary-busybox:latest")
+
+
+def udocker_box(work: Path, image: Path, tag: str) -> Box:
+    """The container ``CONTAINER`` of ``image`` (a root file system tarball, imported as
+    ``tag``) under udocker in ``work``, execmode P1, with Debian's proot less its ``-k``."""
     proot = work / "proot-without-k"
     proot.write_text(
         "#!/bin/sh\n"
@@ -176,8 +181,8 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     }
     udocker = Udocker(work / "udocker", host)
     for args in (
-        ["import", str(image), "binary-busybox:latest"],
-        ["create", f"--name={CONTAINER}", "binary-busybox:latest"],
+        ["import", str(image), tag],
+        ["create", f"--name={CONTAINER}", tag],
         ["setup", "--execmode=P1", CONTAINER],
     ):
         result = udocker.call(args, RUN_TIMEOUT)

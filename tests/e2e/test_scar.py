@@ -58,7 +58,7 @@ import pytest
 import yaml
 
 from supervisor.container import Udocker
-from tests.e2e.test_binary import BINARY, BUILD_SCRIPT, CONTAINER, Box, builder
+from tests.e2e.test_binary import BINARY, BUILD_SCRIPT, Box, builder, udocker_box
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "scar-client"
@@ -343,33 +343,7 @@ def job_box(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> B
     """A Batch job's container: the function's busybox image under udocker (P1), as
     ``tests/e2e/test_binary.py`` runs the binary, with Debian's proot less its ``-k``."""
     work = tmp_path_factory.mktemp("job-udocker")
-    proot = work / "proot-without-k"
-    proot.write_text(
-        "#!/bin/sh\n"
-        "skip=0\n"
-        "for arg; do\n"
-        "  shift\n"
-        '  if [ "$skip" = 1 ]; then skip=0; continue; fi\n'
-        '  if [ "$arg" = -k ]; then skip=1; continue; fi\n'
-        '  set -- "$@" "$arg"\n'
-        "done\n"
-        f'exec {PROOT} "$@"\n'
-    )
-    proot.chmod(0o755)
-    host = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "UDOCKER_USE_PROOT_EXECUTABLE": str(proot),
-        "UDOCKER_TARBALL": "",
-    }
-    udocker = Udocker(work / "udocker", host)
-    for args in (
-        ["import", str(busybox_rootfs), "job-busybox:latest"],
-        ["create", f"--name={CONTAINER}", "job-busybox:latest"],
-        ["setup", "--execmode=P1", CONTAINER],
-    ):
-        result = udocker.call(args, TIMEOUT)
-        assert result.returncode == 0, f"udocker {args[0]}: {result.output}"
-    return Box(udocker)
+    return udocker_box(work, busybox_rootfs, "job-busybox:latest")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ CloudWatch Logs in a stream named after the job id, flushed before the process e
 The first lines say which GPUs the job was given (one line per GPU, or why there is none).
 SIGTERM (Batch terminating the job or ending it at its timeout, Kubernetes deleting the
 pod) kills the script's process group, uploads nothing and exits with 143.
+An event read from ``EVENT_URI`` is deleted when the job succeeded, or when it failed on its
+last attempt (``AWS_BATCH_JOB_ATTEMPT`` reaching ``batch.attempts``); a job that may still
+be retried keeps it.  A deletion that fails is a warning, never the job's failure.
 """
 
 from __future__ import annotations
@@ -112,6 +115,9 @@ def _run(
     config, settings = definition.config, definition.settings
     platform: Platform = "oscar" if settings.platform == "oscar" else "batch"
     what = f"OSCAR service {config.name}" if platform == "oscar" else f"Batch job {job_id}"
+    supervisor: Supervisor | None = None
+    # What the job ends with, when it ends by SIGTERM (_Stopped) too.
+    code = EXIT_STOPPED
     try:
         supervisor = bootstrap.start(definition, environ, platform=platform)
         event = _event_text(environ, stdin, supervisor, settings)
@@ -120,15 +126,45 @@ def _run(
         )
         _log.info("%s: running request %s", what, context.request_id)
         outcome = supervisor.invoke(event, context)
+        code = outcome.exit_code
     except SupervisorError as exc:
         _log.error("%s failed: %s", what, exc)
-        return EXIT_ERROR
+        code = EXIT_ERROR
+        return code
+    finally:
+        if supervisor is not None:
+            _forget_event(environ, supervisor, definition, code)
     _log.info("%s finished: %s", what, outcome.summary())
     if platform == "oscar":
         out = stdout or sys.stdout.buffer
         out.write(outcome.output)
         out.flush()
-    return outcome.exit_code
+    return code
+
+
+def _forget_event(
+    environ: Mapping[str, str], supervisor: Supervisor, definition: bootstrap.Definition, code: int
+) -> None:
+    """Delete the event stored for this job (``EVENT_URI``) once no attempt will read it."""
+    uri = _event_uri(environ)
+    if uri is None:
+        return
+    attempts = definition.config.batch.attempts
+    attempt = definition.settings.batch_job_attempt or 1
+    if code != 0 and (attempts is None or attempt < attempts):
+        _log.info(
+            "The stored event %s is kept for a retry (attempt %d of %s)",
+            uri,
+            attempt,
+            attempts or "the job definition's",
+        )
+        return
+    try:
+        staging.delete_bytes(supervisor.providers, uri)
+    except SupervisorError as exc:
+        _log.warning("The stored event was not deleted: %s", exc)
+        return
+    _log.info("Deleted the stored event %s", uri)
 
 
 def _log_gpus(inventory: gpu.GpuInventory, job_id: str) -> None:
@@ -141,11 +177,18 @@ def _event_text(
 ) -> str:
     if environ.get("EVENT", "").strip():
         return environ["EVENT"]
-    uri = environ.get("EVENT_URI", "").strip()
-    if uri:
+    uri = _event_uri(environ)
+    if uri is not None:
         return staging.get_bytes(supervisor.providers, uri, settings.work_root).decode("utf-8")
     if stdin is not None and not stdin.isatty():
         text = stdin.read()
         if text.strip():
             return text
     raise EventError("no event: set EVENT (the event JSON) or EVENT_URI, or pipe it on stdin")
+
+
+def _event_uri(environ: Mapping[str, str]) -> str | None:
+    """Where the event was stored, when the job reads it from there (no ``EVENT``)."""
+    if environ.get("EVENT", "").strip():
+        return None
+    return environ.get("EVENT_URI", "").strip() or None

@@ -4,7 +4,9 @@ The supervisor is built on the first invocation of an execution environment (def
 loaded and validated, clients created) and reused by the warm ones.  Outcomes become the
 response deployment tools expect; a bad event is a 400; an invocation that could neither
 finish nor be handed to Batch raises, so that Lambda's retries and failure destination
-keep the event (callers of an API see a 500 with a one-line reason instead).
+keep the event (callers of an API see a 500 with a one-line reason instead).  A batch of
+SQS messages of which only some failed answers with their ids (``batchItemFailures``), so
+that the others are not delivered again; when every message failed it raises.
 """
 
 from __future__ import annotations
@@ -80,6 +82,16 @@ def _serve_with(supervisor: Supervisor) -> Serve:
 def _respond(outcome: Outcome, synchronous: bool, invocation: InvocationContext) -> dict[str, Any]:
     if outcome.status == "failed":
         _log.error("Invocation failed: %s", outcome.summary())
+        failed = outcome.failed_messages
+        if failed and len(failed) < len(outcome.message_ids):
+            _log.warning(
+                "%d of %d SQS message(s) failed, to be delivered again: %s",
+                len(failed),
+                len(outcome.message_ids),
+                " ".join(failed),
+            )
+            summary = "; ".join(outcome.summary().splitlines())
+            return responses.batch_item_failures(failed, summary, invocation)
         if synchronous:
             return responses.error(500, "; ".join(outcome.summary().splitlines()), invocation)
         raise InvocationError(outcome.summary()) from None

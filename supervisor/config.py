@@ -374,6 +374,9 @@ class BatchSettings(_Model):
     timeout: float | None = Field(default=None, gt=0)
     event_store: str | None = None
     log_group: str | None = None
+    # The job's attempts (its retry strategy), sent with each job; unset, the job
+    # definition's own apply and a failed job keeps its stored event (it may be retried).
+    attempts: int | None = Field(default=None, ge=1, le=10)
 
 
 _DYNAMODB_TABLE = r"[A-Za-z0-9_.-]{3,255}"
@@ -734,6 +737,8 @@ class Settings:
     work_root: Path
     batch_job_id: str | None
     log_group: str | None
+    # Which attempt of its Batch job this is (AWS_BATCH_JOB_ATTEMPT, from 1), when known.
+    batch_job_attempt: int | None = None
     # Where the local storage announces the objects it writes (a local workflow's jobs).
     storage_events: Path | None = None
 
@@ -763,4 +768,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         batch_job_id=environ.get("AWS_BATCH_JOB_ID") or environ.get("SUPERVISOR_BATCH_JOB_ID"),
         log_group=environ.get("SUPERVISOR_LOG_GROUP") or None,
         storage_events=Path(events) if root and events else None,
+        batch_job_attempt=_attempt(environ.get("AWS_BATCH_JOB_ATTEMPT", "")),
     )
+
+
+def _attempt(value: str) -> int | None:
+    value = value.strip()
+    return int(value) if value.isdecimal() and int(value) > 0 else None

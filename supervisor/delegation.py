@@ -81,6 +81,8 @@ class JobRequest:
     job_definition: str
     environment: tuple[tuple[str, str], ...]
     multi_node: bool = False
+    # The job's retry strategy (``batch.attempts``), else the job definition's.
+    attempts: int | None = None
 
     def submit_kwargs(self) -> dict[str, Any]:
         overrides = [{"name": name, "value": value} for name, value in self.environment]
@@ -97,6 +99,8 @@ class JobRequest:
             }
         else:
             request["containerOverrides"] = {"environment": overrides}
+        if self.attempts is not None:
+            request["retryStrategy"] = {"attempts": self.attempts}
         return request
 
     def size(self) -> int:
@@ -129,6 +133,7 @@ def build_job(
         job_definition=config.job_definition,
         environment=tuple(environment),
         multi_node=config.batch.multi_node_parallel.enabled,
+        attempts=config.batch.attempts,
     )
     if job.size() <= MAX_REQUEST_BYTES:
         return job
@@ -145,6 +150,7 @@ def build_job(
         job_definition=job.job_definition,
         environment=(("EVENT_URI", uri), *environment[1:]),
         multi_node=job.multi_node,
+        attempts=job.attempts,
     )
     if smaller.size() > MAX_REQUEST_BYTES:
         raise DelegationError(

@@ -30,7 +30,10 @@ storage providers' keys live only in the definition.  In a frozen binary the scr
 
 Then the definition's ``container.environment.Variables``, then the contract variables
 (``CONTRACT_VARIABLES``, ``CONT_VAR_<name>`` per query parameter), which win over the host's
-and the definition's so that they always mean what the contract says.
+and the definition's so that they always mean what the contract says.  ``EVENT_FILE`` always
+names a file holding the record's event; ``EVENT`` holds the same text only when it is at
+most ``EVENT_LIMIT`` bytes, and is absent otherwise (Linux refuses to start a program with
+one variable over 128 KiB, or with more than a quarter of the stack limit in all).
 
 What stays reachable anyway, by other ways than the environment (the docs state it):
 on Batch, the ECS task-role endpoint (169.254.170.2) answers only to the credential URI
@@ -64,6 +67,7 @@ __all__ = [
     "CONTRACT_VARIABLES",
     "DEFAULT_PATH",
     "DEFINITION_VARIABLES",
+    "EVENT_LIMIT",
     "FROZEN",
     "FROZEN_BINARY_VARIABLES",
     "HOST_VARIABLES",
@@ -74,6 +78,7 @@ __all__ = [
     "WITHHELD_PREFIXES",
     "WITHHELD_VARIABLES",
     "InvocationFacts",
+    "event_fits",
     "ScriptSettings",
     "local_host",
     "script_environment",
@@ -161,10 +166,15 @@ CONTRACT_VARIABLES: Final = (
     "STORAGE_OBJECT_KEY",
     "EVENT_TIME",
     "EVENT",
+    "EVENT_FILE",
     "REQUEST_ID",
     "AWS_LAMBDA_REQUEST_ID",
     "INSTANCE_IP",
 )
+# The most bytes (UTF-8) of the record's event that ``EVENT`` holds: well under the 128 KiB
+# Linux allows one variable, leaving room for the rest of the environment.
+EVENT_LIMIT: Final = 64 * 1024
+
 # Host values a udocker container leaves out: the image and udocker set their own.
 IMAGE_OWN_VARIABLES: Final = ("PATH", "HOME", "LD_LIBRARY_PATH", "TMPDIR")
 
@@ -186,6 +196,8 @@ class InvocationFacts:
     query: Mapping[str, str] = field(default_factory=dict)
     # A folder of the invocation, removed with it, given as TMPDIR.
     tmp_dir: Path | None = None
+    # The file that holds ``event_json``, given as EVENT_FILE.
+    event_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -227,11 +239,22 @@ def script_environment(
                 f"container.environment.Variables: invalid environment variable name {name!r}"
             )
         environment[name] = value
+    environment.pop("EVENT", None)
     environment.update(_contract(facts))
     for name, value in facts.query.items():
         if name:
             environment[f"CONT_VAR_{_QUERY_NAME.sub('_', name)}"] = value
     return {name: value.replace("\0", "") for name, value in environment.items()}
+
+
+def event_fits(event_json: str) -> bool:
+    """Whether the event is small enough for ``EVENT`` (``EVENT_LIMIT`` bytes in UTF-8)."""
+    # Four bytes at most per character: most events are told apart without encoding them.
+    if len(event_json) * 4 <= EVENT_LIMIT:
+        return True
+    return len(event_json) <= EVENT_LIMIT and (
+        len(event_json.encode("utf-8", errors="surrogatepass")) <= EVENT_LIMIT
+    )
 
 
 def local_host(environ: Mapping[str, str], executable: str) -> dict[str, str]:
@@ -264,14 +287,17 @@ def _container_passes(name: str) -> bool:
 
 
 def _contract(facts: InvocationFacts) -> dict[str, str]:
-    return {
+    contract = {
         "INPUT_FILE_PATH": "" if facts.input_file is None else str(facts.input_file),
         "TMP_INPUT_DIR": str(facts.input_dir),
         "TMP_OUTPUT_DIR": str(facts.output_dir),
         "STORAGE_OBJECT_KEY": facts.object_key,
         "EVENT_TIME": facts.event_time,
-        "EVENT": facts.event_json,
+        "EVENT_FILE": "" if facts.event_file is None else str(facts.event_file),
         "REQUEST_ID": facts.request_id,
         "AWS_LAMBDA_REQUEST_ID": facts.request_id,
         "INSTANCE_IP": facts.instance_ip,
     }
+    if event_fits(facts.event_json):
+        contract["EVENT"] = facts.event_json
+    return contract

@@ -38,6 +38,7 @@ __all__ = [
     "is_api_request",
     "object_created",
     "parse",
+    "record_event",
 ]
 
 _log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class Record:
     raw: Any = field(default=None, compare=False, repr=False)
     # The provider named by OSCAR's delegated event (``TYPE.ID`` or an ID), else None.
     storage_provider: str | None = None
+    # The SQS or SNS record the record came in (the outermost), and the SQS message's id.
+    envelope: Any = field(default=None, compare=False, repr=False)
+    message_id: str | None = None
 
     @property
     def is_object(self) -> bool:
@@ -106,6 +110,10 @@ class ParsedEvent:
     raw: Any
     script: str | None = None
     cmd_args: tuple[str, ...] | None = None
+    # An SQS batch: the id of each of its messages, and those that could not be read
+    # (id, reason), whose records are not among ``records``.
+    message_ids: tuple[str, ...] = ()
+    rejected: tuple[tuple[str, str], ...] = ()
 
 
 _BODY_FILE = "api_event_file"
@@ -139,6 +147,8 @@ def parse(raw: Any, *, opaque_body: bool = False) -> ParsedEvent:
     if _is_delegated(event):
         return _delegated(event, script, cmd_args)
     if "Records" in event:
+        if _is_sqs_batch(event["Records"]):
+            return _sqs_batch(event, script, cmd_args)
         records = _records(event["Records"], "Records")
         return ParsedEvent("records", records, event, script, cmd_args)
     if event.get("source") == "aws.s3" or "detail-type" in event:
@@ -147,6 +157,41 @@ def parse(raw: Any, *, opaque_body: bool = False) -> ParsedEvent:
     body = json.dumps(payload).encode() if payload else None
     record = Record("direct", body=body, file_name=_DIRECT_FILE, raw=event)
     return ParsedEvent("direct", (record,), event, script, cmd_args)
+
+
+def _is_sqs_batch(items: Any) -> bool:
+    """Records that Lambda's SQS integration delivers: each an SQS message with its id."""
+    return (
+        isinstance(items, list)
+        and bool(items)
+        and all(
+            isinstance(item, dict)
+            and item.get("eventSource") == "aws:sqs"
+            and isinstance(item.get("messageId"), str)
+            and item["messageId"]
+            for item in items
+        )
+    )
+
+
+def _sqs_batch(
+    event: dict[str, Any], script: str | None, cmd_args: tuple[str, ...] | None
+) -> ParsedEvent:
+    """A batch of SQS messages, read one message at a time: a message that cannot be
+    understood is rejected alone (retrying it cannot help, but its redeliveries end in the
+    queue's dead-letter queue), and the others are processed."""
+    records: list[Record] = []
+    rejected: list[tuple[str, str]] = []
+    for index, item in enumerate(event["Records"]):
+        try:
+            records.extend(_record(item, f"Records[{index}]"))
+        except EventError as exc:
+            _log.warning("SQS message %s rejected: %s", item["messageId"], exc)
+            rejected.append((item["messageId"], str(exc)))
+    ids = tuple(item["messageId"] for item in event["Records"])
+    return ParsedEvent(
+        "records", tuple(records), event, script, cmd_args, message_ids=ids, rejected=tuple(rejected)
+    )
 
 
 def _is_delegated(event: dict[str, Any]) -> bool:
@@ -257,12 +302,23 @@ def _record(item: Any, where: str) -> tuple[Record, ...]:
     if source in ("aws:s3", "minio:s3"):
         return _s3_record(item, where, "minio" if source == "minio:s3" else "s3")
     if source == "aws:sqs":
-        return _envelope(item.get("body"), f"{where}.body")
+        message_id = item.get("messageId")
+        return tuple(
+            replace(
+                record,
+                envelope=item,
+                message_id=message_id if isinstance(message_id, str) else None,
+            )
+            for record in _envelope(item.get("body"), f"{where}.body")
+        )
     if source == "aws:sns":
         sns = item.get("Sns")
         if not isinstance(sns, dict):
             raise EventError(f"{where}.Sns is missing")
-        return _envelope(sns.get("Message"), f"{where}.Sns.Message")
+        return tuple(
+            replace(record, envelope=item, message_id=None)
+            for record in _envelope(sns.get("Message"), f"{where}.Sns.Message")
+        )
     if "s3" in item:
         return _s3_record(item, where, "s3")
     raise EventError(
@@ -425,14 +481,30 @@ def _etag(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def record_event(parsed: ParsedEvent, record: Record) -> Any:
+    """The event of ``record``, as its script sees it (``EVENT``): the whole event when it
+    holds that record alone, else the message it came in (an SQS or SNS record, in an event
+    of one record), else the event that carries it alone (``event_for``)."""
+    if _alone(parsed):
+        return parsed.raw
+    if record.envelope is not None:
+        return {"Records": [record.envelope]}
+    return event_for(parsed, record)
+
+
 def event_for(parsed: ParsedEvent, record: Record) -> Any:
     """The event that carries ``record`` alone, to hand one unfinished record on to Batch.
 
-    A record that came inside an envelope (an SQS body, an SNS message) is handed on without
-    the caller's keys (``script``, ``cmd_args``) that its sender may have put there: only the
-    top level of a direct invocation may carry them.
+    A record that came alone in an SQS or SNS message is handed on in that message, so that
+    its script sees the same ``EVENT`` on Batch.  A record that came inside an envelope is
+    handed on without the caller's keys (``script``, ``cmd_args``) that its sender may have
+    put there: only the top level of a direct invocation may carry them.
     """
-    if len(parsed.records) == 1 or record.raw is None:
+    if _alone(parsed):
+        return parsed.raw
+    if record.envelope is not None and _alone_in(parsed, record):
+        return {"Records": [record.envelope]}
+    if record.raw is None:
         return parsed.raw
     if parsed.kind == "delegated":
         inner = {"Records": [record.raw]}
@@ -442,6 +514,15 @@ def event_for(parsed: ParsedEvent, record: Record) -> Any:
     if isinstance(record.raw, dict):
         return {name: value for name, value in record.raw.items() if name not in CALLER_KEYS}
     return record.raw
+
+
+def _alone(parsed: ParsedEvent) -> bool:
+    """Whether the event holds one record and nothing else to process or reject."""
+    return len(parsed.records) == 1 and not parsed.rejected and len(parsed.message_ids) <= 1
+
+
+def _alone_in(parsed: ParsedEvent, record: Record) -> bool:
+    return sum(1 for other in parsed.records if other.envelope is record.envelope) == 1
 
 
 def object_created(

@@ -2,18 +2,22 @@
 
 ``{"statusCode", "headers": {"amz-lambda-request-id", "amz-log-group-name",
 "amz-log-stream-name"}, "body": base64, "isBase64Encoded": true}``: the body holds the
-script's output, the delegation note, or a short error (never a traceback).
+script's output, the delegation note, or a short error (never a traceback).  For a batch of
+SQS messages of which some failed, the response also lists them as Lambda's SQS integration
+reads them with ``ReportBatchItemFailures``: ``{"batchItemFailures": [{"itemIdentifier":
+"<messageId>"}, ...]}``.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from supervisor.context import InvocationContext
 
-__all__ = ["error", "respond"]
+__all__ = ["batch_item_failures", "error", "respond"]
 
 
 def respond(status: int, body: bytes, context: InvocationContext) -> dict[str, Any]:
@@ -33,3 +37,14 @@ def error(status: int, message: str, context: InvocationContext) -> dict[str, An
     """A response for a request that could not be served, with a one-line reason."""
     # A name from an event or a file may hold a lone surrogate, which UTF-8 cannot encode.
     return respond(status, f"{message.strip()}\n".encode(errors="backslashreplace"), context)
+
+
+def batch_item_failures(
+    message_ids: Sequence[str], message: str, context: InvocationContext
+) -> dict[str, Any]:
+    """The response to a batch of SQS messages of which ``message_ids`` failed: only those
+    are delivered again (the event source mapping must report batch item failures)."""
+    return {
+        **error(500, message, context),
+        "batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids],
+    }

@@ -81,15 +81,31 @@ class RecordOutcome:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What became of an invocation's records; for an SQS batch, its messages' ids and the
+    messages that could not be read (id, reason), which count as failed."""
+
     request_id: str
     records: tuple[RecordOutcome, ...] = field(default_factory=tuple)
+    message_ids: tuple[str, ...] = ()
+    rejected: tuple[tuple[str, str], ...] = ()
 
     @property
     def status(self) -> Status:
         statuses = {record.status for record in self.records}
-        if "failed" in statuses:
+        if "failed" in statuses or self.rejected:
             return "failed"
         return "delegated" if "delegated" in statuses else "succeeded"
+
+    @property
+    def failed_messages(self) -> tuple[str, ...]:
+        """The ids of the SQS messages with a record that failed, or that were rejected."""
+        failed = {message for message, _ in self.rejected}
+        failed.update(
+            record.record.message_id
+            for record in self.records
+            if record.status == "failed" and record.record.message_id is not None
+        )
+        return tuple(message for message in self.message_ids if message in failed)
 
     @property
     def output(self) -> bytes:
@@ -112,7 +128,7 @@ class Outcome:
                 if code is None or code == 0:
                     return 1
                 return code if code > 0 else 128 - code
-        return 0
+        return 1 if self.rejected else 0
 
     def summary(self) -> str:
         """A one-paragraph account for a person: what ran where and what came out."""
@@ -125,6 +141,7 @@ class Outcome:
                 lines.append(f"{what}: failed ({record.reason})")
             else:
                 lines.append(f"{what}: done, {len(record.uploaded)} file(s) uploaded")
+        lines += [f"SQS message {message}: rejected ({why})" for message, why in self.rejected]
         return "\n".join(lines)
 
 
@@ -198,9 +215,10 @@ class Supervisor:
             parsed.kind,
             self.mode,
         )
+        messages, rejected = parsed.message_ids, parsed.rejected
         if not parsed.records:
             _log.info("Invocation %s: nothing to process", context.request_id)
-            return Outcome(context.request_id)
+            return Outcome(context.request_id, message_ids=messages, rejected=rejected)
         if self.mode == "batch":
             job_id = self._delegate(parsed.raw, parsed.script, context)
             return Outcome(
@@ -209,6 +227,8 @@ class Supervisor:
                     RecordOutcome("delegated", record, job_id=job_id, reason="batch mode")
                     for record in parsed.records
                 ),
+                message_ids=messages,
+                rejected=rejected,
             )
         if script is None and image_command is None:
             raise ConfigError(
@@ -216,12 +236,11 @@ class Supervisor:
                 "SCRIPT to the job"
             )
         run = _Run(script, image_command, () if image_command else parsed.cmd_args or ())
-        event_json = json.dumps(parsed.raw)
         return Outcome(
             context.request_id,
-            tuple(
-                self._process(parsed, event_json, record, run, context) for record in parsed.records
-            ),
+            tuple(self._process(parsed, record, run, context) for record in parsed.records),
+            message_ids=messages,
+            rejected=rejected,
         )
 
     def _script_for(self, parsed: ParsedEvent) -> str | None:
@@ -262,7 +281,6 @@ class Supervisor:
     def _process(
         self,
         parsed: ParsedEvent,
-        event_json: str,
         record: Record,
         run: _Run,
         context: InvocationContext,
@@ -285,6 +303,9 @@ class Supervisor:
                 script_path.write_bytes(base64.b64decode(run.script))
             scratch = work / "tmp"
             scratch.mkdir()
+            event_json = json.dumps(events.record_event(parsed, record))
+            event_file = work / "event.json"
+            event_file.write_text(event_json, encoding="utf-8", errors="surrogatepass")
             environment = build_environment(
                 host=self._host,
                 input_file=input_file,
@@ -298,6 +319,7 @@ class Supervisor:
                 variables=self.config.container.environment.variables,
                 query=record.query,
                 tmp_dir=scratch,
+                event_file=event_file,
                 aws_credentials=self.config.container.pass_aws_credentials,
                 platform=self.platform,
             )

@@ -66,6 +66,7 @@ __all__ = [
     "StorageProvider",
     "UploadItem",
     "build_providers",
+    "delete_bytes",
     "disk_free",
     "download",
     "get_bytes",
@@ -295,14 +296,39 @@ def put_bytes(providers: ProviderSet, bucket: str, key: str, data: bytes, scratc
 
 def get_bytes(providers: ProviderSet, uri: str, scratch: Path) -> bytes:
     """Read back an object stored by ``put_bytes``, given as ``s3://bucket/key``."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not bucket or not key:
-        raise StagingError(f"expected an address like s3://bucket/key, got {uri!r}")
+    bucket, key = _address(uri)
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch, prefix="object-") as folder:
         dest = Path(folder) / "object"
         providers.get("s3").download(bucket, key, dest)
         return dest.read_bytes()
+
+
+def delete_bytes(providers: ProviderSet, uri: str) -> None:
+    """Delete an object stored by ``put_bytes``; ``StagingError`` when it cannot."""
+    bucket, key = _address(uri)
+    provider = providers.get("s3")
+    if isinstance(provider, LocalStorage):
+        try:
+            provider.path(bucket, key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StagingError(f"cannot delete {uri}: {exc}", bucket=bucket, key=key) from exc
+        return
+    if not isinstance(provider, S3Storage):
+        raise StagingError(f"cannot delete {uri}: the s3 provider is not S3 storage")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        provider.client.delete_object(Bucket=bucket, Key=key)
+    except (BotoCoreError, ClientError) as exc:
+        raise StagingError(f"cannot delete {uri}: {exc}", bucket=bucket, key=key) from exc
+
+
+def _address(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise StagingError(f"expected an address like s3://bucket/key, got {uri!r}")
+    return bucket, key
 
 
 def _upload_item(plan: PlannedUpload) -> UploadItem:

@@ -21,10 +21,12 @@ from supervisor.delegation import definition_environment
 from supervisor.environment import (
     AWS_CREDENTIAL_VARIABLES,
     CONTRACT_VARIABLES,
+    EVENT_LIMIT,
     SECRET_VARIABLES,
     SUPERVISOR_SETTINGS,
     InvocationFacts,
     ScriptSettings,
+    event_fits,
     local_host,
     script_environment,
 )
@@ -48,6 +50,7 @@ FACTS = InvocationFacts(
     request_id="req-1",
     instance_ip="10.0.0.7",
     tmp_dir=TMP_DIR,
+    event_file=Path("/tmp/req/event.json"),
 )
 CONTRACT = {
     "INPUT_FILE_PATH": "/tmp/req/input/photo.jpg",
@@ -56,6 +59,7 @@ CONTRACT = {
     "STORAGE_OBJECT_KEY": "in/photo.jpg",
     "EVENT_TIME": "2024-05-01T12:00:00.000Z",
     "EVENT": '{"Records": []}',
+    "EVENT_FILE": "/tmp/req/event.json",
     "REQUEST_ID": "req-1",
     "AWS_LAMBDA_REQUEST_ID": "req-1",
     "INSTANCE_IP": "10.0.0.7",
@@ -314,6 +318,33 @@ def test_no_value_holds_a_nul() -> None:
     assert environment["STORAGE_OBJECT_KEY"] == "ky"
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize(
+    ("event_json", "in_variable"),
+    [
+        ("x" * EVENT_LIMIT, True),
+        ("x" * (EVENT_LIMIT + 1), False),
+        ("\u00e9" * (EVENT_LIMIT // 2), True),
+        ("\u00e9" * (EVENT_LIMIT // 2) + "x", False),
+        ("\U0001f600" * (EVENT_LIMIT // 4 + 1), False),
+    ],
+)
+def test_an_event_over_the_limit_is_only_in_its_file(
+    platform: Platform, event_json: str, in_variable: bool
+) -> None:
+    """EVENT_FILE always; EVENT only when it fits (in UTF-8 bytes), never the host's or the
+    definition's EVENT in its place."""
+    facts = replace(FACTS, event_json=event_json)
+    host = {**HOST, "EVENT": '{"the": "job\'s whole event"}'}
+    environment = environment_of(platform, host=host, facts=facts, variables={"EVENT": "mine"})
+    assert environment["EVENT_FILE"] == "/tmp/req/event.json"
+    if in_variable:
+        assert environment["EVENT"] == event_json
+    else:
+        assert "EVENT" not in environment
+    assert event_fits(event_json) is in_variable
+
+
 @pytest.mark.parametrize("name", ["", "A=B", "A\0B"])
 def test_invalid_variable_name(name: str) -> None:
     with pytest.raises(ExecutionError, match="variable name"):
@@ -342,6 +373,7 @@ def test_build_environment_applies_the_policy_of_its_platform() -> None:
         "variables": {"MODEL": "yolo"},
         "query": {"size": "10"},
         "tmp_dir": TMP_DIR,
+        "event_file": FACTS.event_file,
         "frozen": False,
     }
     facts = replace(FACTS, query={"size": "10"})

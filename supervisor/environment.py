@@ -78,8 +78,8 @@ __all__ = [
     "WITHHELD_PREFIXES",
     "WITHHELD_VARIABLES",
     "InvocationFacts",
-    "event_fits",
     "ScriptSettings",
+    "event_fits",
     "local_host",
     "script_environment",
 ]

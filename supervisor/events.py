@@ -190,7 +190,13 @@ def _sqs_batch(
             rejected.append((item["messageId"], str(exc)))
     ids = tuple(item["messageId"] for item in event["Records"])
     return ParsedEvent(
-        "records", tuple(records), event, script, cmd_args, message_ids=ids, rejected=tuple(rejected)
+        "records",
+        tuple(records),
+        event,
+        script,
+        cmd_args,
+        message_ids=ids,
+        rejected=tuple(rejected),
     )
 
 

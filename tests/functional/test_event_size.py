@@ -38,7 +38,7 @@ name=$(basename "${STORAGE_OBJECT_KEY:-direct}")
 : > "$RUNS_DIR/$name-$$"
 cp "$EVENT_FILE" "$TMP_OUTPUT_DIR/$name.event.json"
 if [ -n "${EVENT+set}" ]; then
-  printenv EVENT | cmp -s - "$EVENT_FILE" && echo "EVENT=file" || echo "EVENT differs"
+  printf "%s" "$EVENT" | cmp -s - "$EVENT_FILE" && echo "EVENT=file" || echo "EVENT differs"
 else
   echo "EVENT unset"
 fi
@@ -61,9 +61,7 @@ class Function:
 
 
 @pytest.fixture
-def make_function(
-    make_bucket: Callable[[str], str], tmp_path: Path
-) -> Callable[..., Function]:
+def make_function(make_bucket: Callable[[str], str], tmp_path: Path) -> Callable[..., Function]:
     def make(
         mode: str,
         *,
@@ -265,9 +263,7 @@ def test_an_unreadable_sqs_message_is_reported_and_the_others_run(
 
     response = invoke(function, event)
 
-    assert response["batchItemFailures"] == [
-        {"itemIdentifier": event["Records"][0]["messageId"]}
-    ]
+    assert response["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
     assert set(objects(s3, function.output_bucket)) == {"results/file-001.txt.event.json"}
 
 

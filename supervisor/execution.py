@@ -387,5 +387,6 @@ class _OutputPump:
     @staticmethod
     def _log_block(block: bytes) -> None:
         text = block.decode("utf-8", errors="replace")
-        text = text.removesuffix("\n").removesuffix("\r").replace("\r\n", "\n")
-        script_logger.info("%s", text)
+        if text.endswith("\n"):
+            text = text[:-1].removesuffix("\r")
+        script_logger.info("%s", text.replace("\r\n", "\n"))

@@ -389,4 +389,6 @@ class _OutputPump:
         text = block.decode("utf-8", errors="replace")
         if text.endswith("\n"):
             text = text[:-1].removesuffix("\r")
-        script_logger.info("%s", text.replace("\r\n", "\n"))
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        script_logger.info("%s", text)

@@ -20,7 +20,8 @@ dependencies with the same boto3 as ours), or the interpreter given by ``--their
 
 Cases: 1 cold start, 2 warm batch-mode delegation, 3 warm small invocation, 4 many output
 files (against the server, then behind a proxy adding 20 ms per request), 5 a big input and
-output, 6 the watchdog at the deadline.  How each is measured is in each ``case_*`` method.
+output, 6 the watchdog at the deadline, 7 a chatty script (100 MiB of stdout, ours only).
+How each is measured is in each ``case_*`` method.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ SCRIPTS = {
     "big": WARMUP_GUARD
     + 'ln "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/big.out" 2>/dev/null'
     + ' || cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/big.out"\n',
+    # Case 7: the same lines to stdout (logged) or to /dev/null.
+    "chatty": WARMUP_GUARD + 'cat "$CHATTY_FILE"\n',
+    "silent": WARMUP_GUARD + 'cat "$CHATTY_FILE" > /dev/null\n',
     "sleeper": WARMUP_GUARD.replace('echo warm > "$TMP_OUTPUT_DIR/warm.txt"; ', "")
     + 'echo $$ > "$PIDFILE"\nsleep 300 &\necho $! >> "$PIDFILE"\nsleep 300\n',
 }
@@ -100,6 +104,7 @@ NOTES = (
     "theirs' watchdog waits int(remaining s) - int(timeout_threshold) seconds, then SIGKILLs the "
     "script process alone (not its group): with a 6 s Lambda it kills about 1 s early.",
     "case 4 behind the proxy: theirs runs once (about 30 s a run), the other sides 5 times.",
+    "case 7 runs ours only: it compares ours with a chatty script and with a silent one.",
     "both get the same definition in FDL (base64 JSON), log at INFO to a file, use the same "
     "Python and boto3, and start with -S and PYTHONPATH (--site: with site processing).",
 )
@@ -123,10 +128,16 @@ class Plan:
     big_mib: int
     big_reps: int
     watchdog_reps: int
+    chatty_mib: int
+    chatty_reps: int
 
 
-FULL = Plan(11, 50, 30, 1000, 100, 5, 1, 200, 3, 3)
-QUICK = Plan(3, 10, 5, 100, 10, 1, 1, 16, 1, 1)
+FULL = Plan(11, 50, 30, 1000, 100, 5, 1, 200, 3, 3, 100, 3)
+QUICK = Plan(3, 10, 5, 100, 10, 1, 1, 16, 1, 1, 16, 1)
+# Case 7's output: lines like a video encoder's progress log, 100 bytes each.
+CHATTY_LINE = (
+    "frame=%8d fps= 25 q=28.0 size=%8dkB time=00:00:05.00 bitrate=1677.7kbits/s speed=1.0x\n"
+)
 
 
 @dataclass(frozen=True)
@@ -1084,6 +1095,59 @@ class Bench:
         )
         self._jobs_row(case, ours, theirs)
 
+    def case_7(self) -> None:
+        """A chatty script: ours' Lambda handler runs a script that writes N MiB of 100-byte
+        lines (a prepared file) to stdout, which is logged; beside it, the same script writing
+        them to /dev/null.  Each run is a fresh driver (a warm-up call, then the timed one),
+        the two alternating; the difference of the median handler times is what the output
+        costs.  Every line must be in the driver's log (its JSON lines, on stderr)."""
+        size = self.plan.chatty_mib * MIB
+        case = f"7 chatty script, {self.plan.chatty_mib} MiB of stdout"
+        lines = size // len(CHATTY_LINE % (0, 0)) // 10_000 * 10_000
+        text = self.work / "chatty.txt"
+        with open(text, "w") as handle:
+            for start in range(0, lines, 10_000):
+                handle.write("".join(CHATTY_LINE % (i, i) for i in range(start, start + 10_000)))
+        ours = self.impls[0]
+        event = s3_event(IN_BUCKET, "incoming/small.bin", 10 * KIB)
+        definition = partial(self.definition, "lambda", output="chatty")
+        runs = iter(range(1_000_000))
+
+        def run(script: str) -> dict[str, Any]:
+            label = f"chatty-{script}-{next(runs)}"
+            variables = {"CHATTY_FILE": str(text)}
+            sample = self.one_call(
+                ours, definition(script=script, variables=variables), event, label
+            )
+            log = self.logs / f"{label}-{ours.name}.log"
+            found = log.read_bytes().count(b"frame=")
+            log.unlink()
+            if script == "chatty" and found != lines:
+                raise BenchError(f"{label}: {found} of the {lines} lines in the log")
+            return sample
+
+        sides = {name: partial(run, name) for name in ("chatty", "silent")}
+        data = self.rounds(case, {name: self.plan.chatty_reps for name in sides}, sides)
+        text.unlink()
+        for side in data.values():
+            if "samples" in side:
+                side["seconds"] = [sample["seconds"] for sample in side["samples"]]
+                side["median_s"] = median(side["seconds"])
+        self.results.cases["7_chatty_script"] = data
+        chatty, silent = data["chatty"].get("median_s"), data["silent"].get("median_s")
+        added = None if chatty is None or silent is None else chatty - silent
+        per_100 = None if added is None else added * 100 / self.plan.chatty_mib
+        self.row(case, "handler time, script writing to stdout", "s", chatty)
+        self.row(case, "handler time, the same script silent", "s", silent)
+        self.row(
+            case,
+            "added by the output, per 100 MiB",
+            "s",
+            per_100,
+            goal="<= 1.5 s",
+            met=_le(per_100, 1.5),
+        )
+
 
 def _scaled(value: Any, factor: float) -> float | None:
     return None if not isinstance(value, int | float) else float(value) * factor
@@ -1209,7 +1273,7 @@ def table(rows: list[Row]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller data (< 2 min)")
-    parser.add_argument("--cases", default="1,2,3,4,5,6", help="which cases, e.g. 1,2,6")
+    parser.add_argument("--cases", default="1,2,3,4,5,6,7", help="which cases, e.g. 1,2,6")
     parser.add_argument("--ours-only", action="store_true", help="do not run faas-supervisor")
     parser.add_argument(
         "--theirs-python",
@@ -1230,9 +1294,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     try:
         args.case_list = sorted({int(item) for item in args.cases.split(",") if item.strip()})
     except ValueError:
-        parser.error(f"--cases: expected numbers 1 to 6, got {args.cases!r}")
-    if not set(args.case_list) <= {1, 2, 3, 4, 5, 6}:
-        parser.error(f"--cases: expected numbers 1 to 6, got {args.cases!r}")
+        parser.error(f"--cases: expected numbers 1 to 7, got {args.cases!r}")
+    if not set(args.case_list) <= {1, 2, 3, 4, 5, 6, 7}:
+        parser.error(f"--cases: expected numbers 1 to 7, got {args.cases!r}")
     return args
 
 

@@ -11,6 +11,11 @@
      ├── DelegationError    the Batch job could not be submitted
      └── InvocationError    the invocation could neither finish nor be delegated
 
+Every message is one line: ``str(error)`` escapes the control characters that a key, a
+body, a file name or the script's output may have brought into it (``supervisor.escaping``),
+so that it cannot forge a line of a log or of a response.  A ``ConfigError`` keeps the
+newlines between the lines of its list of invalid keys.
+
 Outcomes of a script (a non-zero exit, a timeout) are not exceptions: they are
 ``ExecutionResult`` values that the runtime decides upon.  Exceptions are mapped to
 a response or an exit code in one place: the Lambda handler and the CLI entry point.
@@ -19,6 +24,8 @@ a response or an exit code in one place: the Lambda handler and the CLI entry po
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from supervisor.escaping import escape, escape_lines
 
 __all__ = [
     "ConfigError",
@@ -37,9 +44,15 @@ __all__ = [
 class SupervisorError(Exception):
     """Base of every error the supervisor raises on purpose."""
 
+    def __str__(self) -> str:
+        return escape(super().__str__())
+
 
 class ConfigError(SupervisorError):
     """The function definition is missing or invalid."""
+
+    def __str__(self) -> str:
+        return escape_lines(Exception.__str__(self))
 
 
 class EventError(SupervisorError):

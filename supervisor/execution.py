@@ -3,8 +3,8 @@
 Owns the script's environment (a fresh dict built by ``build_environment`` with the policy
 of ``supervisor.environment``, never the supervisor's own ``os.environ``), the process
 that runs it (``/bin/sh SCRIPT`` in its own process group, under the ``Watchdog``), and its
-output (copied to a per-invocation log file and logged line by line through the
-``supervisor.script`` logger).  The udocker executor (``supervisor.container``) runs its
+output (copied to a per-invocation log file and logged through the ``supervisor.script``
+logger, a block of lines per record).  The udocker executor (``supervisor.container``) runs its
 ``udocker run`` command through the same ``ProcessExecutor.run_command``.
 
 A script that fails or times out is an ``ExecutionResult``; ``ExecutionError`` is raised
@@ -13,7 +13,9 @@ only when the script cannot be started at all.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import select
@@ -49,8 +51,17 @@ logger = logging.getLogger(__name__)
 script_logger = logging.getLogger("supervisor.script")
 
 
-_MAX_LINE = 64 * 1024
-_READ_SIZE = 64 * 1024
+# The script's output is logged a block of lines per record (``supervisor.logs`` writes each
+# line with its prefix): a record per line made 100 MB of output cost a minute.  A block is
+# at most _BLOCK_BYTES and _BLOCK_LINES, so that a record, escaped (up to 4 characters a
+# byte) and prefixed, stays under the 256 KiB of a CloudWatch Logs event.
+_BLOCK_BYTES = 48 * 1024
+_BLOCK_LINES = 1024
+# A longer line is logged in pieces of this size (the log file has it whole).
+_MAX_LINE = _BLOCK_BYTES
+_READ_SIZE = 1024 * 1024
+# A larger pipe than the 64 KiB default lets the script write on while a block is logged.
+_PIPE_SIZE = 1024 * 1024
 _PUMP_POLL_MS = 200
 # Seconds the output may still take to end once the deadline less the reserve has passed.
 _LATE_DRAIN = 0.1
@@ -319,13 +330,21 @@ def _open_log(path: Path) -> BinaryIO:
 
 
 class _OutputPump:
-    """Copies the script's output from a pipe to the log file and to the script logger."""
+    """Copies the script's output from a pipe to the log file and to the script logger.
+
+    The log file gets every byte as read.  The logger gets blocks of whole lines (a line's
+    ending removed, an unfinished last line logged once the output ends), one
+    record per block, the text decoded as UTF-8 with invalid bytes replaced.
+    """
 
     def __init__(self, fd: int, log_file: BinaryIO) -> None:
         self._fd = fd
         self._log_file = log_file
         self._stopped = threading.Event()
         self._pending = b""
+        self._logging = script_logger.isEnabledFor(logging.INFO)
+        with contextlib.suppress(OSError):  # over the system's limit: the default size
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -341,9 +360,10 @@ class _OutputPump:
                 if not chunk:
                     break
                 self._log_file.write(chunk)
-                self._emit(chunk)
+                if self._logging:
+                    self._emit(chunk)
             if self._pending:
-                self._log_line(self._pending)
+                self._log_block(self._pending)
         except OSError:
             logger.exception("reading the script's output failed")
         finally:
@@ -351,21 +371,26 @@ class _OutputPump:
             self._log_file.close()
 
     def _emit(self, chunk: bytes) -> None:
-        data = self._pending + chunk
-        start = 0
-        while True:
-            end = data.find(b"\n", start, start + _MAX_LINE)
-            if end < 0:
-                if len(data) - start < _MAX_LINE:
-                    break
-                end = start + _MAX_LINE - 1
-            self._log_line(data[start : end + 1])
-            start = end + 1
+        data = self._pending + chunk if self._pending else chunk
+        start, end = 0, data.rfind(b"\n") + 1
+        while start < end:
+            stop = min(end, start + _BLOCK_BYTES)
+            if stop < end:
+                stop = data.rfind(b"\n", start, stop) + 1 or stop
+            if data.count(b"\n", start, stop) > _BLOCK_LINES:
+                stop -= len(data[start:stop].split(b"\n", _BLOCK_LINES)[-1])
+            self._log_block(data[start:stop])
+            start = stop
+        while len(data) - start >= _MAX_LINE:
+            self._log_block(data[start : start + _MAX_LINE])
+            start += _MAX_LINE
         self._pending = data[start:]
 
     @staticmethod
-    def _log_line(line: bytes) -> None:
-        text = line.decode("utf-8", errors="replace")
+    def _log_block(block: bytes) -> None:
+        text = block.decode("utf-8", errors="replace")
         if text.endswith("\n"):
             text = text[:-1].removesuffix("\r")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
         script_logger.info("%s", text)

@@ -10,6 +10,14 @@ these functions once per process (the Lambda handler may call it on every invoca
 Redaction is a filter on every handler (not on loggers), so that records from any logger,
 botocore's DEBUG dumps of signed headers included, go through it whatever their level.
 
+One event, one line: the plain-text formatter escapes control characters (newlines, carriage
+returns, terminal escapes: ``supervisor.escaping``) in the whole line, so that a key, a body
+or an error message cannot start a line of its own.  Two kinds of record span several
+lines, each of them starting with the record's prefix: the script's output (the
+``supervisor.script`` logger), logged a block of lines per record so that a chatty script
+does not pay for a record per line, and a traceback, whose lines read ``PREFIX | ...``.
+The JSON lines of Lambda escape control characters by themselves.
+
 Routing: the package loggers ``supervisor``, ``handlers`` and ``batch_entrypoint`` are the
 ones configured. In Lambda they stop propagating (the runtime's root handler would print
 every line twice) and the root handlers only get the filter; elsewhere our handlers sit on
@@ -28,13 +36,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from supervisor.environment import SECRET_VARIABLES
+from supervisor.escaping import escape, escape_lines
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from mypy_boto3_logs import CloudWatchLogsClient
 
 __all__ = [
+    "SCRIPT_LOGGER",
     "CloudWatchHandle",
+    "LineFormatter",
     "RedactingFilter",
     "attach_cloudwatch",
     "configure_cli",
@@ -43,16 +54,23 @@ __all__ = [
 ]
 
 PACKAGE_LOGGERS: Final = ("supervisor", "handlers", "batch_entrypoint")
+# Its records hold lines of the script's output, one per line of the message.
+SCRIPT_LOGGER: Final = "supervisor.script"
 REDACTED: Final = "***"
 MIN_SECRET_LENGTH: Final = 4
 
 # Credentials that botocore prints at DEBUG even when their value was not handed to us
 # (role credentials fetched at run time): the SigV4 access key id and signature, and the
 # session token, in header dicts, canonical requests and presigned URLs.
+# Each with a word that a text must hold (in lower case) for the pattern to match: looking
+# for it first spares a regular expression over every block of the script's output.
 _CREDENTIAL_PATTERNS: Final = (
-    re.compile(r"(Credential=)[^\s,'\"&/%]+"),
-    re.compile(r"(Signature[=:]\s*)[0-9a-fA-F]{64}"),
-    re.compile(r"(X-Amz-Security-Token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\"&,;}]+", re.IGNORECASE),
+    ("credential=", re.compile(r"(Credential=)[^\s,'\"&/%]+")),
+    ("signature", re.compile(r"(Signature[=:]\s*)[0-9a-fA-F]{64}")),
+    (
+        "x-amz-security-token",
+        re.compile(r"(X-Amz-Security-Token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\"&,;}]+", re.IGNORECASE),
+    ),
 )
 
 _RECORD_ATTRIBUTES: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -84,22 +102,25 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
+        # As the secret may appear: itself, URL-encoded, and escaped as a log line writes it.
         variants = {
             variant
             for secret in secrets
             if len(secret) >= MIN_SECRET_LENGTH
-            for variant in (secret, urllib.parse.quote(secret, safe=""))
+            for variant in (secret, urllib.parse.quote(secret, safe=""), escape(secret))
         }
-        longest_first = sorted(variants, key=len, reverse=True)
+        self._variants = tuple(sorted(variants, key=len, reverse=True))
         self._literal = (
-            re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+            re.compile("|".join(map(re.escape, self._variants))) if self._variants else None
         )
 
     def redact(self, text: str) -> str:
-        if self._literal is not None:
+        if self._literal is not None and any(variant in text for variant in self._variants):
             text = self._literal.sub(REDACTED, text)
-        for pattern in _CREDENTIAL_PATTERNS:
-            text = pattern.sub(rf"\g<1>{REDACTED}", text)
+        lowered = text.lower()
+        for word, pattern in _CREDENTIAL_PATTERNS:
+            if word in lowered:
+                text = pattern.sub(rf"\g<1>{REDACTED}", text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -186,6 +207,35 @@ def configure_lambda(level: str, *, service: str, secrets: Iterable[str]) -> Log
     return logger
 
 
+class LineFormatter(logging.Formatter):
+    """Plain-text lines that a record's text cannot forge.
+
+    The format must end with ``%(message)s``; what comes before it is the record's prefix.
+    A record is one line, its control characters escaped; a record of the script's output
+    (``SCRIPT_LOGGER``) is one line per line of its message, each with the prefix; the
+    lines of a traceback or a stack follow their record's line as ``PREFIX | line``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        record.message = ""
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        prefix = self.formatMessage(record)
+        record.message = message
+        if record.name == SCRIPT_LOGGER:
+            text = prefix + f"\n{prefix}".join(escape_lines(message).split("\n"))
+        else:
+            text = prefix + escape(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for block in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
+            if block:
+                lines = escape_lines(block.rstrip("\n")).split("\n")
+                text += "".join(f"\n{prefix}| {line}" for line in lines)
+        return text
+
+
 def configure_cli(level: str, *, secrets: Iterable[str], stream: TextIO | None = None) -> None:
     """Print ``2026-11-28T10:00:00Z INFO supervisor.runtime: message`` lines on ``stream``.
 
@@ -193,7 +243,7 @@ def configure_cli(level: str, *, secrets: Iterable[str], stream: TextIO | None =
     the handler.
     """
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
-    formatter = logging.Formatter(_CLI_FORMAT, datefmt=_CLI_DATE_FORMAT)
+    formatter = LineFormatter(_CLI_FORMAT, datefmt=_CLI_DATE_FORMAT)
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter(secrets))
@@ -264,7 +314,7 @@ def attach_cloudwatch(
         create_log_group=True,
         send_interval=_CLOUDWATCH_SEND_INTERVAL_S,
     )
-    handler.setFormatter(watchtower.CloudWatchLogFormatter(_CLOUDWATCH_FORMAT))
+    handler.setFormatter(LineFormatter(_CLOUDWATCH_FORMAT))
     handler.addFilter(_exclude_cloudwatch_senders)
     handler.addFilter(RedactingFilter(secrets))
     setattr(handler, _OWNER_ATTRIBUTE, _CLOUDWATCH)

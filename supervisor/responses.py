@@ -14,6 +14,8 @@ import base64
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from supervisor.escaping import escape
+
 if TYPE_CHECKING:
     from supervisor.context import InvocationContext
 
@@ -34,9 +36,9 @@ def respond(status: int, body: bytes, context: InvocationContext) -> dict[str, A
 
 
 def error(status: int, message: str, context: InvocationContext) -> dict[str, Any]:
-    """A response for a request that could not be served, with a one-line reason."""
-    # A name from an event or a file may hold a lone surrogate, which UTF-8 cannot encode.
-    return respond(status, f"{message.strip()}\n".encode(errors="backslashreplace"), context)
+    """A response for a request that could not be served, with a one-line reason: its
+    control characters (from a key, a body, a file name) escaped."""
+    return respond(status, f"{escape(message.strip())}\n".encode(), context)
 
 
 def batch_item_failures(

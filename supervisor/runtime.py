@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from supervisor import allocator, events, filtering, staging
 from supervisor.delegation import Backend, BatchBackend, RetryPolicy, build_job
 from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
+from supervisor.escaping import escape
 from supervisor.execution import (
     ExecutionResult,
     Executor,
@@ -131,14 +132,16 @@ class Outcome:
         return 1 if self.rejected else 0
 
     def summary(self) -> str:
-        """A one-paragraph account for a person: what ran where and what came out."""
+        """A one-paragraph account for a person: what ran where and what came out, a line
+        per record (a key's or a reason's control characters escaped)."""
         lines = []
         for record in self.records:
-            what = record.record.key or record.record.file_name or "event"
+            what = escape(record.record.key or record.record.file_name or "event")
+            reason = escape(record.reason)
             if record.status == "delegated":
-                lines.append(f"{what}: delegated to Batch job {record.job_id} ({record.reason})")
+                lines.append(f"{what}: delegated to Batch job {record.job_id} ({reason})")
             elif record.status == "failed":
-                lines.append(f"{what}: failed ({record.reason})")
+                lines.append(f"{what}: failed ({reason})")
             else:
                 lines.append(f"{what}: done, {len(record.uploaded)} file(s) uploaded")
         lines += [f"SQS message {message}: rejected ({why})" for message, why in self.rejected]

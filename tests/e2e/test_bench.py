@@ -1,4 +1,4 @@
-"""``bench/run.py`` as CI runs it: the quick cases 1 to 3, ours only, and its JSON's shape.
+"""``bench/run.py`` as CI runs it: the quick cases 1 to 3 and 7, ours only, and its JSON's shape.
 
 It starts its own moto server and drivers; the numbers are not checked (a benchmark, not a
 timed test), only that every case produced them and that the jobs were found on the server.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ("1_cold_start", "2_batch_delegation", "3_small_invocation")
+CASES = ("1_cold_start", "2_batch_delegation", "3_small_invocation", "7_chatty_script")
 ROW_KEYS = {"case", "metric", "unit", "ours", "theirs", "ratio", "reference", "goal", "met", "note"}
 
 
@@ -34,7 +34,7 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
             str(ROOT / "bench" / "run.py"),
             "--quick",
             "--cases",
-            "1,2,3",
+            "1,2,3,7",
             "--ours-only",
             "--output",
             str(output),
@@ -68,6 +68,8 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
     small = results["cases"]["3_small_invocation"]["ours"]
     assert len(small["seconds"]) == results["settings"]["small_calls"]
     assert small["median_s"] > 0
+    chatty = results["cases"]["7_chatty_script"]  # every line was found in the log
+    assert len(chatty["chatty"]["seconds"]) == len(chatty["silent"]["seconds"]) == 1
 
     assert results["rows"]
     for row in results["rows"]:

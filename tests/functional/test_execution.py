@@ -96,6 +96,12 @@ def read_pid(path: Path) -> int:
     return int(path.read_text().strip())
 
 
+def script_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The lines of the script's output as logged: a record holds a block of lines."""
+    blocks = [r.getMessage() for r in caplog.records if r.name == "supervisor.script"]
+    return [line for block in blocks for line in block.split("\n")]
+
+
 def test_success_output_to_file_and_log(
     run_script: RunScript, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -108,8 +114,7 @@ def test_success_output_to_file_and_log(
     assert not result.timed_out
     assert result.killed_by_signal is None
     assert result.output() == b"hello\nto stderr\nno newline"
-    lines = [r.getMessage() for r in caplog.records if r.name == "supervisor.script"]
-    assert lines == ["hello", "to stderr", "no newline"]
+    assert script_lines(caplog) == ["hello", "to stderr", "no newline"]
 
 
 def test_invalid_utf8_and_long_lines(
@@ -123,7 +128,7 @@ def test_invalid_utf8_and_long_lines(
 
     assert result.succeeded
     assert result.output() == b"caf\xe9\n" + b"x" * 200000 + b"\nend\n"
-    lines = [r.getMessage() for r in caplog.records if r.name == "supervisor.script"]
+    lines = script_lines(caplog)
     assert lines[0] == "caf\ufffd"
     assert lines[-1] == "end"
     assert "".join(lines[1:-1]) == "x" * 200000

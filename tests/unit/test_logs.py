@@ -224,6 +224,80 @@ def test_cli_is_idempotent() -> None:
     assert stream.getvalue().count("third party once") == 1
 
 
+PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR) [a-z_.]+: ")
+FORGED = "2026-01-01T00:00:00Z INFO supervisor.runtime: finished: all records done"
+
+
+def _cli_lines(stream: io.StringIO) -> list[str]:
+    lines = stream.getvalue().removesuffix("\n").split("\n")
+    for line in lines:
+        assert PREFIX.match(line), line
+        assert not line.startswith(FORGED), line
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        pytest.param(f"a\n{FORGED}", f"a\\n{FORGED}", id="newline"),
+        pytest.param(f"a\r{FORGED}", f"a\\r{FORGED}", id="carriage-return"),
+        pytest.param("\x1b]0;title\x07\x1b[2Kx", "\\x1b]0;title\\x07\\x1b[2Kx", id="escapes"),
+        pytest.param(f"a\u2028{FORGED}\u2029\x85", f"a\\u2028{FORGED}\\u2029\\x85", id="unicode"),
+        pytest.param(
+            "tab\tkept, caf\u00e9 \u20ac kept", "tab\tkept, caf\u00e9 \u20ac kept", id="kept"
+        ),
+    ],
+)
+def test_cli_record_is_one_line_whatever_its_arguments(text: str, shown: str) -> None:
+    stream = io.StringIO()
+    logs.configure_cli("INFO", secrets=[], stream=stream)
+    logging.getLogger("supervisor.runtime").info("Downloading %s", text)
+
+    (line,) = _cli_lines(stream)
+    assert line.endswith(f"INFO supervisor.runtime: Downloading {shown}")
+
+
+def test_cli_script_record_is_a_line_per_output_line_each_with_the_prefix() -> None:
+    stream = io.StringIO()
+    logs.configure_cli("INFO", secrets=[SECRET], stream=stream)
+    logging.getLogger(logs.SCRIPT_LOGGER).info("%s", f"one\n{FORGED}\nx\r{SECRET}\x1b[2K\n")
+
+    lines = _cli_lines(stream)
+    assert [line.split(" supervisor.script: ", 1)[1] for line in lines] == [
+        "one",
+        FORGED,
+        "x\\r***\\x1b[2K",
+        "",
+    ]
+
+
+def test_cli_traceback_lines_are_marked_as_the_records() -> None:
+    stream = io.StringIO()
+    logs.configure_cli("INFO", secrets=[], stream=stream)
+    try:
+        raise ValueError(f"bad key\n{FORGED}\r")
+    except ValueError:
+        logging.getLogger("supervisor.runtime").exception("staging failed")
+
+    lines = _cli_lines(stream)
+    assert lines[0].endswith("ERROR supervisor.runtime: staging failed")
+    assert lines[1].endswith("ERROR supervisor.runtime: | Traceback (most recent call last):")
+    assert all(" ERROR supervisor.runtime: | " in line for line in lines[1:])
+    assert lines[-2].endswith(": | ValueError: bad key")
+    assert lines[-1].endswith(f": | {FORGED}\\r")
+
+
+def test_redaction_finds_a_secret_written_escaped() -> None:
+    secret = "line-one\nline-two"
+    stream = io.StringIO()
+    logs.configure_cli("INFO", secrets=[secret], stream=stream)
+    logging.getLogger(logs.SCRIPT_LOGGER).info("%s", f"said {secret}".replace("\n", "\\n"))
+    logging.getLogger("supervisor.runtime").info("said %s", secret)
+
+    assert "line-two" not in stream.getvalue()
+    assert stream.getvalue().count("said ***") == 2
+
+
 # -- configure_lambda -------------------------------------------------------------------------
 
 

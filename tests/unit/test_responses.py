@@ -38,6 +38,12 @@ def test_error_body_is_one_line() -> None:
     assert base64.b64decode(response["body"]) == b"Bad event: Records is empty\n"
 
 
+def test_error_body_escapes_a_hostile_name() -> None:
+    message = "Bad event: key 'a\nINFO finished: all records done\r\x1b[2K\ud800'"
+    body = base64.b64decode(responses.error(400, message, CONTEXT)["body"])
+    assert body == b"Bad event: key 'a\\nINFO finished: all records done\\r\\x1b[2K\\ud800'\n"
+
+
 A = Record("s3", bucket="b", key="a.txt")
 B = Record("s3", bucket="b", key="b.txt")
 

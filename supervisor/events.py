@@ -11,7 +11,9 @@ unwrapped and its objects are read from that provider.  Anything that cannot be 
 raises ``EventError`` with what is missing: an event nested deeper than ``MAX_DEPTH`` levels
 (no real event comes near; every later step that walks the event stays far from Python's
 recursion limit), and text that cannot be written as UTF-8 (a lone surrogate, which a JSON
-``\\ud800`` escape produces) where it would reach the script or a file name.
+``\\ud800`` escape produces) in an API body, a query parameter, an event time or
+``cmd_args``, all of which reach the script.  (An object key that cannot be a file name is
+refused when the record is staged in, naming it.)
 
 What the function's caller may add at the top level of a direct invocation (never inside a
 record, an SQS body, an SNS message, or an API request): ``script`` (base64, run instead of
@@ -330,8 +332,7 @@ def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> tuple[
     key = obj.get("key")
     if not isinstance(key, str) or not key:
         raise EventError(f"{where}.s3.object.key is missing")
-    key = _utf8(_object_key(key), f"{where}.s3.object.key")
-    _utf8(name, f"{where}.s3.bucket.name")
+    key = _object_key(key)
     if _is_folder(name, key):
         return ()
     return (
@@ -384,8 +385,6 @@ def _eventbridge(event: dict[str, Any]) -> tuple[Record, ...]:
     if not isinstance(key, str) or not key or not isinstance(obj, dict):
         raise EventError("EventBridge event: detail.object.key is missing")
     # EventBridge carries the key as it is, not URL-encoded like bucket notifications.
-    _utf8(name, "EventBridge event: detail.bucket.name")
-    _utf8(key, "EventBridge event: detail.object.key")
     if _is_folder(name, key):
         return ()
     return (

@@ -105,12 +105,13 @@ def api_event(body: str, **extra: Any) -> dict[str, Any]:
                 "Records": [
                     {
                         "eventSource": "aws:s3",
-                        "s3": {"bucket": {"name": "b"}, "object": {"key": "in/\ud83d.jpg"}},
+                        "eventTime": "2026-12-03T\udc00",
+                        "s3": {"bucket": {"name": "b"}, "object": {"key": "in/x.jpg"}},
                     }
                 ]
             },
-            "s3.object.key is not valid Unicode",
-            id="s3-key-surrogate",
+            "Records[0].eventTime is not valid Unicode text",
+            id="s3-event-time-surrogate",
         ),
     ],
 )

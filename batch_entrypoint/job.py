@@ -10,7 +10,8 @@ script's exit code.  Logs go to standard output and, when a log group is configu
 CloudWatch Logs in a stream named after the job id, flushed before the process exits.
 The first lines say which GPUs the job was given (one line per GPU, or why there is none).
 SIGTERM (Batch terminating the job or ending it at its timeout, Kubernetes deleting the
-pod) kills the script's process group, uploads nothing and exits with 143.
+pod) or SIGINT kills the script's process group, removes the invocation's work folder,
+uploads nothing and exits with 143 (SIGTERM) or 130 (SIGINT) (``supervisor.signals``).
 An event read from ``EVENT_URI`` is deleted when the job succeeded, or when it failed on its
 last attempt (``AWS_BATCH_JOB_ATTEMPT`` reaching ``batch.attempts``); a job that may still
 be retried keeps it.  A deletion that fails is a warning, never the job's failure.
@@ -22,13 +23,11 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from supervisor import bootstrap, gpu, logs, staging
+from supervisor import bootstrap, gpu, logs, signals, staging
 from supervisor.context import InvocationContext
 from supervisor.errors import ConfigError, EventError, SupervisorError
 
@@ -42,6 +41,7 @@ _log = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+# A job stopped by SIGTERM (Batch's stop); one stopped by SIGINT ends with 130.
 EXIT_STOPPED = 128 + signal.SIGTERM
 
 
@@ -74,35 +74,20 @@ def run_job(
     log_group = config.batch.log_group or settings.log_group
     job_id = settings.batch_job_id or ("" if oscar else "job")
     cloudwatch = logs.attach_cloudwatch(log_group, job_id, secrets=secrets) if log_group else None
-    previous = _stop_on_sigterm()
+    code = EXIT_ERROR
     try:
-        _log_gpus(gpu_inventory(environ), job_id)
-        return _run(definition, environ, stdin, job_id, stdout)
-    except _Stopped:
-        _log.warning("Stopped by SIGTERM: the script's processes were killed, nothing uploaded")
-        return EXIT_STOPPED
+        with signals.stopping() as stop:
+            _log_gpus(gpu_inventory(environ), job_id)
+            code = _run(definition, environ, stdin, job_id, stdout)
+        if stop.stopped:
+            _log.warning(
+                "Stopped by %s: the script's processes were killed, nothing uploaded", stop.name
+            )
+            return stop.exit_code
+        return code
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         if cloudwatch is not None:
             cloudwatch.close()
-
-
-class _Stopped(BaseException):
-    """SIGTERM reached the job: Batch stopping it (terminated, timed out) or OSCAR's pod
-    going away.  A BaseException, so that no handler of errors takes it for one; unwinding
-    runs the clean-up that kills the script's process group."""
-
-
-def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
-
-
-def _stop_on_sigterm() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:
-    """Turn SIGTERM into ``_Stopped`` (in the main thread only, where signals arrive)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_stopped)
 
 
 def _run(
@@ -116,7 +101,7 @@ def _run(
     platform: Platform = "oscar" if settings.platform == "oscar" else "batch"
     what = f"OSCAR service {config.name}" if platform == "oscar" else f"Batch job {job_id}"
     supervisor: Supervisor | None = None
-    # What the job ends with, when it ends by SIGTERM (_Stopped) too.
+    # What the job ends with when a stop signal (``signals.Stopped``) unwinds it.
     code = EXIT_STOPPED
     try:
         supervisor = bootstrap.start(definition, environ, platform=platform)
@@ -179,7 +164,14 @@ def _event_text(
         return environ["EVENT"]
     uri = _event_uri(environ)
     if uri is not None:
-        return staging.get_bytes(supervisor.providers, uri, settings.work_root).decode("utf-8")
+        data = staging.get_bytes(supervisor.providers, uri, settings.work_root)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventError(
+                f"the event at EVENT_URI {uri} is not UTF-8 text (byte {exc.start} of "
+                f"{len(data)}): expected the event JSON"
+            ) from None
     if stdin is not None and not stdin.isatty():
         text = stdin.read()
         if text.strip():

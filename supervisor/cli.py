@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -172,6 +173,41 @@ def _job(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """``run``, stopped cleanly by SIGTERM or SIGINT: the script's process group killed, the
+    local Batch jobs stopped, the invocation folders removed (the whole temporary work
+    folder when ``--work-dir`` was not given), exit code ``128 + signal``."""
+    from supervisor import signals
+
+    own_work = args.work_dir is None
+    work_root = (args.work_dir or Path(tempfile.mkdtemp(prefix="supervisor-"))).resolve()
+    backends: list[Any] = []
+    keep = not own_work
+    code = EXIT_FAILED
+    try:
+        with signals.stopping() as stop:
+            try:
+                code, jobs_logged = _run_event(args, work_root, backends)
+                keep = keep or jobs_logged
+            finally:
+                if stop.stopped:
+                    for backend in backends:
+                        backend.stop()
+        if stop.stopped:
+            print(
+                f"stopped by {stop.name}: the running script was killed and its work folder "
+                "removed",
+                file=sys.stderr,
+            )
+            return stop.exit_code
+        return code
+    finally:
+        if not keep:
+            shutil.rmtree(work_root, ignore_errors=True)
+
+
+def _run_event(args: argparse.Namespace, work_root: Path, backends: list[Any]) -> tuple[int, bool]:
+    """Run the event; return the exit code, and whether ``work_root`` holds something the
+    report names (the local Batch jobs' logs)."""
     from supervisor import bootstrap, logs
     from supervisor.context import InvocationContext
     from supervisor.delegation import LocalBatchBackend, definition_environment
@@ -188,16 +224,18 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ))
         print(exc, file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, False
     config = definition.config
     logs.configure_cli(config.log_level, secrets=definition.secrets)
     storage_root = args.storage_root.resolve()
-    work_root = (args.work_dir or Path(tempfile.mkdtemp(prefix="supervisor-"))).resolve()
     try:
         event_text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
     except OSError as exc:
         print(f"cannot read the event {args.event}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, False
+    except UnicodeDecodeError as exc:
+        print(f"cannot read the event {args.event}: not UTF-8 text ({exc.reason})", file=sys.stderr)
+        return EXIT_USAGE, False
     try:
         backend = LocalBatchBackend(
             definition_environment(
@@ -207,6 +245,7 @@ def _run(args: argparse.Namespace) -> int:
             ),
             log_dir=work_root / "batch-jobs",
         )
+        backends.append(backend)
         supervisor = bootstrap.start(
             definition,
             environ,
@@ -219,7 +258,7 @@ def _run(args: argparse.Namespace) -> int:
         outcome = supervisor.invoke(event_text, context)
     except SupervisorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, False
     jobs = [_wait(backend, job_id) for job_id in outcome.job_ids]
     report: dict[str, Any] = {
         "request_id": outcome.request_id,
@@ -241,7 +280,7 @@ def _run(args: argparse.Namespace) -> int:
     }
     print(json.dumps(report, indent=2))
     failed = outcome.status == "failed" or any(job["exit_code"] != 0 for job in jobs)
-    return EXIT_FAILED if failed else EXIT_OK
+    return (EXIT_FAILED if failed else EXIT_OK), bool(jobs)
 
 
 def _wait(backend: Any, job_id: str) -> dict[str, Any]:
@@ -379,7 +418,7 @@ def _positive(text: str) -> int:
 
 
 def _workflow_run(args: argparse.Namespace) -> int:
-    from supervisor import logs
+    from supervisor import logs, signals
     from supervisor.errors import ConfigError, SupervisorError
     from supervisor.workflow import (
         WorkflowRunner,
@@ -425,14 +464,24 @@ def _workflow_run(args: argparse.Namespace) -> int:
             batch_slots=args.batch_jobs,
             draw=not args.no_chart,
         )
-        try:
-            result = runner.run(uploads)
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except SupervisorError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        result = None
+        with signals.stopping() as stop:
+            try:
+                result = runner.run(uploads)
+            except ConfigError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            except SupervisorError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+    if stop.stopped:
+        print(
+            f"stopped by {stop.name}: the running scripts were killed and their work folders "
+            f"removed; logs in {work_dir}",
+            file=sys.stderr,
+        )
+        return stop.exit_code
+    assert result is not None
     print(f"\ntimeline: {result.timeline_json}")
     if result.timeline_png is not None:
         print(f"chart:    {result.timeline_png}")

@@ -8,7 +8,12 @@ the bucket lists it, not URL-encoded).  Folder markers (keys ending in ``/``, wh
 ``scar put``, ``scar init`` and the S3 console create) are skipped with a log line.
 OSCAR's delegated event, ``{"storage_provider": ID, "event": "<the event as JSON>"}``, is
 unwrapped and its objects are read from that provider.  Anything that cannot be understood
-raises ``EventError`` with what is missing.
+raises ``EventError`` with what is missing: an event nested deeper than ``MAX_DEPTH`` levels
+(no real event comes near; every later step that walks the event stays far from Python's
+recursion limit), and text that cannot be written as UTF-8 (a lone surrogate, which a JSON
+``\\ud800`` escape produces) in an API body, a query parameter, an event time or
+``cmd_args``, all of which reach the script.  (An object key that cannot be a file name is
+refused when the record is staged in, naming it.)
 
 What the function's caller may add at the top level of a direct invocation (never inside a
 record, an SQS body, an SNS message, or an API request): ``script`` (base64, run instead of
@@ -31,6 +36,7 @@ from urllib.parse import quote_plus, unquote_plus
 from supervisor.errors import EventError
 
 __all__ = [
+    "MAX_DEPTH",
     "ParsedEvent",
     "Record",
     "RecordSource",
@@ -46,6 +52,8 @@ _log = logging.getLogger(__name__)
 RecordSource = Literal["s3", "minio", "api", "direct"]
 # Storage provider types an object event can name (OSCAR's delegated events).
 _PROVIDER_TYPES = ("s3", "minio", "webdav", "onedata")
+# Levels of objects and lists an event may nest: storage and API events use fewer than 10.
+MAX_DEPTH = 200
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,7 @@ def parse(raw: Any, *, opaque_body: bool = False) -> ParsedEvent:
             return _opaque(raw)
     else:
         event = _decoded(raw)
+    _check_depth(event, "the event")
     if not isinstance(event, dict):
         raise EventError(f"the event must be a JSON object, got {_kind(event)}")
     if is_api_request(event):
@@ -220,6 +229,7 @@ def _delegated(
             raise EventError("delegated event: 'event' is not JSON") from exc
         except RecursionError:
             raise EventError("delegated event: 'event' is JSON nested too deeply") from None
+        _check_depth(inner, "delegated event: 'event'")
     if not isinstance(inner, dict) or "Records" not in inner:
         raise EventError("delegated event: 'event' must hold the original storage event")
     records = tuple(
@@ -231,7 +241,15 @@ def _delegated(
 
 def _opaque(raw: str | bytes | bytearray) -> ParsedEvent:
     """A request body that is not JSON: the input file itself."""
-    content = raw.encode() if isinstance(raw, str) else bytes(raw)
+    if isinstance(raw, str):
+        try:
+            # Bytes that standard input could not decode come back as they were sent.
+            content = raw.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            _utf8(raw, "the request body")
+            raise
+    else:
+        content = bytes(raw)
     with contextlib.suppress(ValueError):  # not base64: the body is the file
         content = base64.b64decode(content, validate=True)
     record = Record("direct", body=content, file_name=_DIRECT_FILE)
@@ -283,10 +301,14 @@ def _cmd_args(event: dict[str, Any]) -> tuple[str, ...] | None:
             value = json.loads(value)
         except ValueError as exc:
             raise EventError("'cmd_args' must be a JSON list of strings") from exc
+        except RecursionError:
+            raise EventError("'cmd_args' must be a JSON list of strings") from None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise EventError("'cmd_args' must be a JSON list of strings")
     if any("\0" in item for item in value):
         raise EventError("'cmd_args' cannot hold a NUL character")
+    for index, item in enumerate(value):
+        _utf8(item, f"cmd_args[{index}]")
     return tuple(value)
 
 
@@ -343,6 +365,7 @@ def _envelope(body: Any, where: str) -> tuple[Record, ...]:
         raise EventError(f"{where} is not JSON") from exc
     except RecursionError:
         raise EventError(f"{where} is JSON nested too deeply to read") from None
+    _check_depth(inner, where)
     if not isinstance(inner, dict):
         raise EventError(f"{where} must hold a JSON object")
     if inner.get("Event") == "s3:TestEvent":
@@ -381,7 +404,7 @@ def _s3_record(item: dict[str, Any], where: str, source: RecordSource) -> tuple[
             key=key,
             size=_size(obj.get("size")),
             etag=_etag(obj.get("eTag")),
-            event_time=str(item.get("eventTime") or ""),
+            event_time=_utf8(str(item.get("eventTime") or ""), f"{where}.eventTime"),
             raw=item,
         ),
     )
@@ -433,7 +456,7 @@ def _eventbridge(event: dict[str, Any]) -> tuple[Record, ...]:
             key=key,
             size=_size(obj.get("size")),
             etag=_etag(obj.get("etag")),
-            event_time=str(event.get("time") or ""),
+            event_time=_utf8(str(event.get("time") or ""), "EventBridge event: time"),
             raw=event,
         ),
     )
@@ -463,20 +486,59 @@ def _api(event: dict[str, Any]) -> Record:
                 "API request: 'body' is marked isBase64Encoded but is not base64"
             ) from exc
     else:
-        data = body.encode("utf-8")
+        data = _utf8(body, "API request: 'body'").encode("utf-8")
     query = event.get("queryStringParameters") or {}
     if not isinstance(query, dict):
         raise EventError("API request: 'queryStringParameters' must be an object")
+    parameters = {
+        _utf8(str(name), "API request: a query parameter name"): _utf8(
+            str(value), f"API request: query parameter {_printable(str(name))!r}"
+        )
+        for name, value in query.items()
+        if value is not None
+    }
     context = event["requestContext"]
     when = context.get("time") or context.get("requestTime") or ""
     return Record(
         "api",
         body=data,
         file_name=_BODY_FILE,
-        query={str(name): str(value) for name, value in query.items() if value is not None},
-        event_time=str(when),
+        query=parameters,
+        event_time=_utf8(str(when), "API request: requestContext time"),
         raw=event,
     )
+
+
+def _utf8(text: str, where: str) -> str:
+    """``text``, if UTF-8 can write it: a lone surrogate (``\\ud800`` in JSON) cannot be
+    written to a file, a file name or the script's environment."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EventError(
+            f"{where} is not valid Unicode text: it holds the lone surrogate "
+            f"U+{ord(text[exc.start]):04X} at character {exc.start}"
+        ) from None
+    return text
+
+
+def _check_depth(value: Any, where: str) -> None:
+    """Refuse objects and lists nested deeper than ``MAX_DEPTH``, walking them without
+    recursion (a decoded event may come nested deeper than Python's recursion limit)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise EventError(
+                f"{where} is nested too deeply: more than {MAX_DEPTH} levels of objects or lists"
+            )
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _size(value: Any) -> int | None:

@@ -20,7 +20,7 @@ the others, is refused: on a bucket that would never end.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -238,15 +238,28 @@ def _check_loops(workflow: Workflow, origin: str) -> None:
         for function in workflow.functions
     }
 
-    def visit(name: str, trail: Sequence[str]) -> None:
-        for successor in feeds[name]:
-            if successor in trail:
-                loop = " -> ".join([*trail[trail.index(successor) :], successor])
+    # A depth-first search that visits each function once (time linear in the links): a
+    # link back to a function still on the current path closes a loop.
+    done: set[str] = set()
+    for function in workflow.functions:
+        if function.name in done:
+            continue
+        path = [function.name]
+        on_path = {function.name}
+        pending = [iter(feeds[function.name])]
+        while pending:
+            successor = next(pending[-1], None)
+            if successor is None:
+                pending.pop()
+                done.add(path[-1])
+                on_path.discard(path.pop())
+            elif successor in on_path:
+                loop = " -> ".join([*path[path.index(successor) :], successor])
                 raise ConfigError(
                     f"{origin}: the functions trigger themselves ({loop}): an output folder is "
                     "also an input folder on that path, so the workflow would never end"
                 )
-            visit(successor, [*trail, successor])
-
-    for function in workflow.functions:
-        visit(function.name, [function.name])
+            elif successor not in done:
+                path.append(successor)
+                on_path.add(successor)
+                pending.append(iter(feeds[successor]))

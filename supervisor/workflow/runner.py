@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from supervisor import bootstrap, events, logs
+from supervisor import bootstrap, events, logs, signals
 from supervisor.config import Settings
 from supervisor.context import InvocationContext
 from supervisor.delegation import LocalBatchBackend, LocalJob, definition_environment
@@ -255,7 +255,7 @@ class WorkflowRunner:
             with ThreadPoolExecutor(self.lambda_concurrency, thread_name_prefix="lambda") as pool:
                 try:
                     self._loop(waiting, futures, pool)
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, signals.Stopped):
                     interrupted = True
                     self._say("interrupted: stopping the invocations and the Batch jobs")
                     self._stop(futures)

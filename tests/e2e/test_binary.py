@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -34,6 +35,7 @@ from typing import Any
 import pytest
 
 from supervisor.container import Udocker
+from tests.e2e import test_signals as stop_signals
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "layer" / "binary.py"
@@ -360,3 +362,43 @@ def test_the_script_sees_the_images_own_library_path(
     assert result.returncode == 0, _output(result)
     seen = _objects(s3, deployed.out)["output/ld-library-path.txt"].decode()
     assert seen == (library_path if library_path is not None else "unset")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_reaches_the_job_through_both_loaders(
+    binary: Path, tmp_path: Path, signum: int
+) -> None:
+    """Sent to the binary's outermost process (staticx's loader, then PyInstaller's
+    bootloader), the signal reaches the job: the script and its child are gone, the work
+    folder is removed, the exit code is 128 + the signal, no traceback."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    definition = {
+        "name": "stoppable",
+        "container": {"environment": {"Variables": {"PIDS": str(pids)}}},
+    }
+    work = tmp_path / "work"
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "TMPDIR": str(tmp_path),
+        "FUNCTION_CONFIG": _b64(json.dumps(definition)),
+        "SCRIPT": _b64(stop_signals.SCRIPT),
+        "EVENT": "{}",
+        "AWS_BATCH_JOB_ID": "binary-to-stop",
+        "SUPERVISOR_WORK_DIR": str(work),
+    }
+    process = subprocess.Popen(
+        [str(binary)],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    script, child, out, err = stop_signals.stop(process, pids, signum)
+
+    stop_signals.check_stopped(process, signum, script, child, out, err)
+    assert list(work.glob("invocation-*")) == []
+    # Both loaders removed what they unpacked.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pids", "work"]

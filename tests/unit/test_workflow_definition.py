@@ -478,6 +478,56 @@ def test_workflows_without_loops_are_accepted(
     assert [function.name for function in workflow] == [name for name, _, _ in entries]
 
 
+def _chain(count: int, *, skip: bool = False) -> list[tuple[str, list[str], list[str]]]:
+    """``count`` functions, each feeding the next (and, with ``skip``, the one after it too:
+    the number of paths then grows as the Fibonacci numbers)."""
+    entries = []
+    for index in range(count):
+        outputs = [f"b/f{index + 1}"] + ([f"b/f{index + 2}"] if skip else [])
+        entries.append((f"f{index}", [f"b/f{index}"], outputs))
+    return entries
+
+
+def _layers(width: int, depth: int) -> list[tuple[str, list[str], list[str]]]:
+    """``depth`` layers of ``width`` functions, each feeding every function of the next."""
+    return [
+        (f"l{layer}n{node}", [f"b/l{layer}/n{node}"], [f"b/l{layer + 1}"])
+        for layer in range(depth)
+        for node in range(width)
+    ]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "entries",
+    [
+        pytest.param(_chain(50), id="chain-50"),
+        pytest.param(_chain(200), id="chain-200"),
+        # Billions of paths from the first function to the last: checking each path would
+        # never end.
+        pytest.param(_chain(50, skip=True), id="ladder-50"),
+        pytest.param(_chain(200, skip=True), id="ladder-200"),
+        pytest.param(_layers(5, 12), id="wide-dag"),
+    ],
+)
+def test_large_workflows_without_loops_are_checked_at_once(
+    entries: list[tuple[str, list[str], list[str]]],
+) -> None:
+    text = _workflow(*(_function(name, ins, outs) for name, ins, outs in entries))
+    workflow = parse_workflow(text)
+    assert len(workflow.functions) == len(entries)
+
+
+@pytest.mark.timeout(60)
+def test_a_loop_at_the_end_of_a_large_workflow_is_named() -> None:
+    entries = _chain(60, skip=True)
+    entries[-1] = ("f59", ["b/f59"], ["b/f57"])
+    text = _workflow(*(_function(name, ins, outs) for name, ins, outs in entries))
+    with pytest.raises(ConfigError) as caught:
+        parse_workflow(text, origin="big.yaml")
+    assert "(f57 -> f58 -> f59 -> f57)" in str(caught.value)
+
+
 # --- entry -----------------------------------------------------------------------------
 
 

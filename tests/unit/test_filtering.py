@@ -269,7 +269,8 @@ def test_a_key_longer_than_s3_allows_is_refused_with_its_size(deep_root: Path) -
 
 
 def test_a_key_of_1024_bytes_is_planned(tmp_path: Path) -> None:
-    relative = "a" * (1024 - len("results/"))
+    folders = "/".join(["f" * 200] * 4)
+    relative = f"{folders}/" + "a" * (1024 - len("results/") - len(folders) - 1)
     write(tmp_path, relative)
     assert keys(plan_uploads(tmp_path, [output("bucket/results")])) == [
         ("bucket", f"results/{relative}")

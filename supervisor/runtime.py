@@ -1,6 +1,9 @@
 """The runtime: wires the components for one execution mode and runs an invocation.
 
-This is the only place that decides.  Per record of the event it stages the input in,
+This is the only place that decides.  A record whose object lies outside the function's
+``input`` locations is refused first, before any download or hand-over (unless
+``allow_any_input``): an event of refused records only is an ``EventError``, and among
+others a refused record fails while they run.  Per record of the event it stages the input in,
 runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
 it hands the event to Batch straight away, and in ``lambda-batch`` mode it hands on a
 record whose run timed out or failed, or that ran out of resources: an input too large

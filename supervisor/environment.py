@@ -59,8 +59,6 @@ from supervisor.errors import ExecutionError
 if TYPE_CHECKING:
     from supervisor.config import Platform
 
-_log = logging.getLogger(__name__)
-
 __all__ = [
     "AWS_CREDENTIAL_VARIABLES",
     "AWS_REGION_VARIABLES",
@@ -81,6 +79,8 @@ __all__ = [
     "local_host",
     "script_environment",
 ]
+
+_log = logging.getLogger(__name__)
 
 # Whether this process is a PyInstaller binary: a fact of the process, read once here and
 # handed to ``script_environment`` as an argument.

@@ -375,7 +375,9 @@ def outside_inputs(record: Record, inputs: Sequence[StorageLocation]) -> str | N
     where = f"the object {_printable(record.bucket)}/{_printable(record.key)} ({provider})"
     listed = ", ".join(f"{item.storage_provider} {item.path}" for item in inputs)
     if any(part in (".", "..") for part in record.key.split("/")):
-        return f"{where} has '.' or '..' parts in its key: it is under none of the inputs"
+        return (
+            f"{where} has '.' or '..' parts in its key: it is under none of the inputs ({listed})"
+        )
     return f"{where} is outside the function's inputs ({listed})"
 
 

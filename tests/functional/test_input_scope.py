@@ -112,9 +112,7 @@ def test_a_direct_invocation_naming_an_object_outside_the_inputs_is_a_400(
     assert response["statusCode"] == 400
     text = body_text(response)
     assert f"{buckets[where]}/" in text
-    assert f"is outside the function's inputs (s3 {buckets['source']}/incoming)" in text or (
-        "'..' parts" in text
-    )
+    assert f"(s3 {buckets['source']}/incoming)" in text
     assert "allow_any_input" in text
     assert list(marks.iterdir()) == []
     assert objects(s3, buckets["out"]) == {}

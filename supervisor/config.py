@@ -416,6 +416,8 @@ class FunctionConfig(_Model):
     log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = "INFO"
     init_script: Path | None = None
     allow_event_script: bool = True
+    # False: an object record must lie under one of ``input`` (when there is any).
+    allow_any_input: bool = False
     file_stage_in: bool = False
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     input: tuple[StorageLocation, ...] = ()

@@ -49,6 +49,7 @@ that the user running it can read (``~/.aws`` included).
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Mapping
@@ -83,6 +84,8 @@ __all__ = [
     "local_host",
     "script_environment",
 ]
+
+_log = logging.getLogger(__name__)
 
 # Whether this process is a PyInstaller binary: a fact of the process, read once here and
 # handed to ``script_environment`` as an argument.
@@ -241,9 +244,7 @@ def script_environment(
         environment[name] = value
     environment.pop("EVENT", None)
     environment.update(_contract(facts))
-    for name, value in facts.query.items():
-        if name:
-            environment[f"CONT_VAR_{_QUERY_NAME.sub('_', name)}"] = value
+    environment.update(_query_variables(facts.query))
     return {name: value.replace("\0", "") for name, value in environment.items()}
 
 
@@ -255,6 +256,28 @@ def event_fits(event_json: str) -> bool:
     return len(event_json) <= EVENT_LIMIT and (
         len(event_json.encode("utf-8", errors="surrogatepass")) <= EVENT_LIMIT
     )
+
+
+def _query_variables(query: Mapping[str, str]) -> dict[str, str]:
+    """``CONT_VAR_<name>`` per query parameter, each character of the name that cannot be
+    in a variable's name turned into ``_``.  Where names collapse into one variable
+    (``a-b`` and ``a.b``), the last parameter's value is kept, with a warning naming them."""
+    variables: dict[str, str] = {}
+    sources: dict[str, list[str]] = {}
+    for name, value in query.items():
+        if name:
+            variable = f"CONT_VAR_{_QUERY_NAME.sub('_', name)}"
+            variables[variable] = value
+            sources.setdefault(variable, []).append(name)
+    for variable, names in sources.items():
+        if len(names) > 1:
+            _log.warning(
+                "The query parameters %s all become %s: the script gets the value of %r",
+                ", ".join(repr(name) for name in names),
+                variable,
+                names[-1],
+            )
+    return variables
 
 
 def local_host(environ: Mapping[str, str], executable: str) -> dict[str, str]:

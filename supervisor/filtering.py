@@ -6,9 +6,15 @@ base name; an empty list matches every name.  The key is the output's folder fol
 the file's path relative to the output folder, subfolders kept.
 
 Symbolic links are followed only to regular files inside the output folder, so a script
-cannot make the supervisor upload a file from elsewhere (``ln -s /etc/passwd out/x``); an
-output folder (or invocation folder) that the script replaced by a link, and a file name
-that is not UTF-8 text (no object key can hold it), raise ``StagingError``.
+cannot make the supervisor upload a file from elsewhere (``ln -s /etc/passwd out/x``).
+
+Nothing is left out without a word: ``StagingError`` is raised, before anything is
+uploaded, for an output folder (or invocation folder) that the script replaced by a link,
+a folder under the output folder that cannot be read (``chmod 000``), a file name that is
+not UTF-8 text, a key longer than an S3 or MinIO object key may be (1,024 bytes, a tree
+some 500 folders deep), and two files that would land on one key (outputs whose folders
+overlap, such as ``bucket`` and ``bucket/sub``).  The tree is walked without recursion, so
+no depth of folders breaks the walk itself.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from supervisor.config import OutputLocation
@@ -55,20 +61,51 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
         logger.warning("The output folder %s does not exist; nothing to upload", output_dir)
         return []
     root = output_dir.resolve()
+    walk = _Walk(root)
     plans: list[PlannedUpload] = []
-    seen: set[tuple[str, str, str]] = set()
-    for source, relative in _files(root, root):
+    # Where each planned object comes from: one file may go to one place twice (outputs
+    # that differ only in their rules), two files may not.
+    planned: dict[tuple[str, str, str], str] = {}
+    clashes: list[str] = []
+    for source, relative in walk.files():
         for location in outputs:
             if not _matches(relative, location):
                 continue
             _check_name(relative)
             key = _key(location.folder, relative)
+            _check_key(relative, key, location)
             target = (location.storage_provider, location.bucket, key)
-            if target in seen:
-                continue
-            seen.add(target)
-            plans.append(PlannedUpload(source, location, relative, key))
+            first = planned.get(target)
+            if first is None:
+                planned[target] = relative
+                plans.append(PlannedUpload(source, location, relative, key))
+            elif first != relative:
+                clashes.append(
+                    f"{_shown(first)} and {_shown(relative)} both go to "
+                    f"{location.storage_provider} {location.bucket}/{_shown(key)}"
+                )
+    if walk.unreadable:
+        shown = ", ".join(walk.unreadable[:_LISTED])
+        left = len(walk.unreadable) - _LISTED
+        more = f" and {left} more (see the log)" if left > 0 else ""
+        raise StagingError(
+            "nothing uploaded: the script left paths in the output folder that cannot be "
+            f"read: {shown}{more}"
+        )
+    if clashes:
+        raise StagingError(
+            "nothing uploaded: two output files would overwrite one object: " + "; ".join(clashes)
+        )
     return plans
+
+
+# Folders or clashes named in an error message; the log has them all.
+_LISTED = 10
+# The longest object key S3 and MinIO store, in bytes of UTF-8.
+MAX_KEY_BYTES = 1024
+_LIMITED_KEYS = ("s3", "minio")
+# A name longer than this is shown by its two ends in messages.
+_SHOWN = 120
 
 
 def _check_name(relative: str) -> None:
@@ -79,6 +116,25 @@ def _check_name(relative: str) -> None:
             f"cannot upload the output file {relative!r}: its name is not UTF-8 text, "
             "which an object key must be"
         ) from None
+
+
+def _check_key(relative: str, key: str, location: OutputLocation) -> None:
+    size = len(key.encode("utf-8"))
+    if location.provider_type in _LIMITED_KEYS and size > MAX_KEY_BYTES:
+        raise StagingError(
+            f"nothing uploaded: the output file {_shown(relative)} would need a key of "
+            f"{size:,} bytes in {location.storage_provider} {location.path}, and an object "
+            f"key holds at most {MAX_KEY_BYTES:,} bytes (too many or too long folder names)"
+        )
+
+
+def _shown(text: str) -> str:
+    """``text`` for a one-line message: control characters escaped, a long one shortened."""
+    printable = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    if len(printable) <= _SHOWN:
+        return repr(printable)
+    half = _SHOWN // 2
+    return f"{printable[:half]!r}...{printable[-half:]!r} ({len(text):,} characters)"
 
 
 def _matches(relative: str, location: OutputLocation) -> bool:
@@ -92,35 +148,64 @@ def _key(folder: str, relative: str) -> str:
     return f"{folder}/{relative}" if folder else relative
 
 
-def _files(root: Path, folder: Path, prefix: str = "") -> Iterator[tuple[Path, str]]:
-    """Yield ``(file to read, path relative to root)`` for each regular file, sorted by name.
+@dataclass
+class _Walk:
+    """The files under ``root``, and the folders under it that could not be listed."""
 
-    ``prefix`` is ``folder`` relative to ``root``, with a trailing slash.  The type of an
-    entry comes with the folder's listing (``os.scandir``): no ``lstat`` per file.
-    """
-    try:
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
-    except OSError as exc:
-        logger.warning("Skipping the output folder %s: %s", folder, exc.strerror or exc)
-        return
-    for entry in entries:
-        relative = prefix + entry.name
-        path = folder / entry.name
+    root: Path
+    unreadable: list[str] = field(default_factory=list)
+
+    def files(self) -> Iterator[tuple[Path, str]]:
+        """Yield ``(file to read, path relative to root)`` for each regular file, in name
+        order, depth first, with a stack of listings rather than recursion.
+
+        The type of an entry comes with the folder's listing (``os.scandir``): no ``lstat``
+        per file.
+        """
+        top = self._listing(self.root, "")
+        if top is None:
+            return
+        stack: list[tuple[Path, str, Iterator[os.DirEntry[str]]]] = [(self.root, "", top)]
+        while stack:
+            folder, prefix, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                continue
+            relative = prefix + entry.name
+            path = folder / entry.name
+            try:
+                mode = _mode(entry)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                self._cannot_read(path, relative, exc)
+                continue
+            if stat.S_ISLNK(mode):
+                target = _link_target(self.root, path)
+                if target is not None:
+                    yield target, relative
+            elif stat.S_ISDIR(mode):
+                listing = self._listing(path, relative)
+                if listing is not None:
+                    stack.append((path, relative + "/", listing))
+            elif stat.S_ISREG(mode):
+                yield path, relative
+            else:
+                logger.warning("Skipping %s: not a regular file", path)
+
+    def _listing(self, folder: Path, relative: str) -> Iterator[os.DirEntry[str]] | None:
         try:
-            mode = _mode(entry)
-        except OSError:
-            continue
-        if stat.S_ISLNK(mode):
-            target = _link_target(root, path)
-            if target is not None:
-                yield target, relative
-        elif stat.S_ISDIR(mode):
-            yield from _files(root, path, relative + "/")
-        elif stat.S_ISREG(mode):
-            yield path, relative
-        else:
-            logger.warning("Skipping %s: not a regular file", path)
+            with os.scandir(folder) as listing:
+                return iter(sorted(listing, key=lambda entry: entry.name))
+        except OSError as exc:
+            self._cannot_read(folder, relative or ".", exc)
+            return None
+
+    def _cannot_read(self, path: Path, relative: str, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        logger.error("Cannot read %s in the output folder: %s", path, reason)
+        self.unreadable.append(f"{_shown(relative)} ({reason})")
 
 
 def _mode(entry: os.DirEntry[str]) -> int:

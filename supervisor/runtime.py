@@ -1,6 +1,9 @@
 """The runtime: wires the components for one execution mode and runs an invocation.
 
-This is the only place that decides.  Per record of the event it stages the input in,
+This is the only place that decides.  A record whose object lies outside the function's
+``input`` locations is refused first, before any download or hand-over (unless
+``allow_any_input``): an event of refused records only is an ``EventError``, and among
+others a refused record fails while they run.  Per record of the event it stages the input in,
 runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
 it hands the event to Batch straight away, and in ``lambda-batch`` mode it hands on a
 record whose run timed out or failed, or that ran out of resources: an input too large
@@ -19,7 +22,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import shutil
 import signal
 import socket
 import tempfile
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from supervisor import allocator, events, filtering, staging
+from supervisor import allocator, events, filtering, staging, workspace
 from supervisor.delegation import Backend, BatchBackend, RetryPolicy, build_job
 from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
 from supervisor.escaping import escape
@@ -222,14 +224,13 @@ class Supervisor:
         if not parsed.records:
             _log.info("Invocation %s: nothing to process", context.request_id)
             return Outcome(context.request_id, message_ids=messages, rejected=rejected)
+        refusals = self._refusals(parsed)
+        if all(refusals):
+            raise EventError("; ".join(dict.fromkeys(refusals)) + _ALLOW_ANY_INPUT)
         if self.mode == "batch":
-            job_id = self._delegate(parsed.raw, parsed.script, context)
             return Outcome(
                 context.request_id,
-                tuple(
-                    RecordOutcome("delegated", record, job_id=job_id, reason="batch mode")
-                    for record in parsed.records
-                ),
+                tuple(self._delegate_all(parsed, refusals, context)),
                 message_ids=messages,
                 rejected=rejected,
             )
@@ -241,10 +242,49 @@ class Supervisor:
         run = _Run(script, image_command, () if image_command else parsed.cmd_args or ())
         return Outcome(
             context.request_id,
-            tuple(self._process(parsed, record, run, context) for record in parsed.records),
+            tuple(
+                _refused(record, refusal)
+                if refusal
+                else self._process(parsed, record, run, context)
+                for record, refusal in zip(parsed.records, refusals, strict=True)
+            ),
             message_ids=messages,
             rejected=rejected,
         )
+
+    def _refusals(self, parsed: ParsedEvent) -> list[str]:
+        """Per record, why it is refused ('' when it is not): an object outside the inputs,
+        unless ``allow_any_input``.  Judged before anything is downloaded or handed on."""
+        if self.config.allow_any_input or not self.config.input:
+            return [""] * len(parsed.records)
+        refusals = [
+            staging.outside_inputs(record, self.config.input) or "" for record in parsed.records
+        ]
+        for refusal in refusals:
+            if refusal:
+                _log.warning("Refused: %s", refusal)
+        return refusals
+
+    def _delegate_all(
+        self, parsed: ParsedEvent, refusals: list[str], context: InvocationContext
+    ) -> list[RecordOutcome]:
+        """``batch`` mode: the whole event to one job; when some records are refused, each of
+        the others alone to a job of its own."""
+        if not any(refusals):
+            job_id = self._delegate(parsed.raw, parsed.script, context)
+            return [
+                RecordOutcome("delegated", record, job_id=job_id, reason="batch mode")
+                for record in parsed.records
+            ]
+        outcomes = []
+        for index, (record, refusal) in enumerate(zip(parsed.records, refusals, strict=True)):
+            if refusal:
+                outcomes.append(_refused(record, refusal))
+                continue
+            event = events.event_for(parsed, record)
+            job_id = self._delegate(event, parsed.script, context, record=index)
+            outcomes.append(RecordOutcome("delegated", record, job_id=job_id, reason="batch mode"))
+        return outcomes
 
     def _script_for(self, parsed: ParsedEvent) -> str | None:
         """The caller's script (the top level of a direct invocation) where the definition
@@ -340,7 +380,7 @@ class Supervisor:
                 return self._give_up(parsed, record, context, "timeout", str(exc))
             return self._finish(parsed, record, result, output_dir, context)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            workspace.remove_tree(work)
 
     def _stage_in(self, record: Record, input_dir: Path, watchdog: Watchdog) -> Path | None:
         if record.is_object and self.config.file_stage_in:
@@ -452,6 +492,13 @@ class Supervisor:
             except OSError:
                 self._instance_ip = ""
         return self._instance_ip
+
+
+_ALLOW_ANY_INPUT = " (set allow_any_input: true in the definition to accept objects from anywhere)"
+
+
+def _refused(record: Record, refusal: str) -> RecordOutcome:
+    return RecordOutcome("failed", record, reason=f"refused: {refusal}{_ALLOW_ANY_INPUT}")
 
 
 def _diagnose(result: ExecutionResult, memory_mb: int) -> tuple[tuple[DelegateReason, ...], str]:

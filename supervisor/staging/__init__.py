@@ -71,6 +71,8 @@ __all__ = [
     "download",
     "get_bytes",
     "input_path",
+    "matching_input",
+    "outside_inputs",
     "put_bytes",
     "safe_name",
     "upload",
@@ -363,14 +365,58 @@ def _printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
+def matching_input(record: Record, inputs: Sequence[StorageLocation]) -> StorageLocation | None:
+    """The input that holds the object of ``record``, or None when none does.
+
+    An input holds an object of its provider's type in its bucket, under its folder
+    (``bucket/folder`` holds ``folder/x`` and ``folder/sub/x``, not ``folder2/x``); a key
+    with ``.`` or ``..`` parts is under no folder, since a provider may read it as a path.
+    The provider an OSCAR delegated event names is the origin cluster's: its record is
+    judged against the inputs of that provider when the definition has any, else against
+    the inputs of its type, as the origin's copy of the same service would judge it.
+    """
+    if not record.is_object:
+        return None
+    if any(part in (".", "..") for part in record.key.split("/")):
+        return None
+    candidates = [item for item in inputs if item.provider_type == record.provider_type]
+    if record.provider_id is not None:
+        named = [item for item in candidates if item.provider_id == record.provider_id]
+        candidates = named or candidates
+    for location in candidates:
+        folder = location.folder
+        if location.bucket == record.bucket and (not folder or record.key.startswith(f"{folder}/")):
+            return location
+    return None
+
+
+def outside_inputs(record: Record, inputs: Sequence[StorageLocation]) -> str | None:
+    """Why the object of ``record`` is outside ``inputs``, or None when an input holds it
+    (or the record holds no object, or there are no inputs)."""
+    if not record.is_object or not inputs or matching_input(record, inputs) is not None:
+        return None
+    provider = record.provider_type
+    if record.provider_id is not None:
+        provider += f".{record.provider_id}"
+    where = f"the object {_printable(record.bucket)}/{_printable(record.key)} ({provider})"
+    listed = ", ".join(f"{item.storage_provider} {item.path}" for item in inputs)
+    if any(part in (".", "..") for part in record.key.split("/")):
+        return (
+            f"{where} has '.' or '..' parts in its key: it is under none of the inputs ({listed})"
+        )
+    return f"{where} is outside the function's inputs ({listed})"
+
+
 def _input_provider(record: Record, inputs: Sequence[StorageLocation]) -> ProviderKey:
-    """The provider the event names (OSCAR's delegated events), else the input matching the
-    record's type and bucket, else the first of its type, else the default one."""
+    """The provider the event names (OSCAR's delegated events), else the input holding the
+    record's object, else one with its type and bucket, else the first of its type, else
+    the default one."""
     if record.provider_id is not None:
         return record.provider_type, record.provider_id
     same_type = [item for item in inputs if item.provider_type == record.provider_type]
     same_bucket = [item for item in same_type if item.bucket == record.bucket]
-    chosen = next(iter(same_bucket or same_type), None)
+    holder = matching_input(record, inputs)
+    chosen = holder or next(iter(same_bucket or same_type), None)
     if chosen is None:
         return record.provider_type, "default"
     return chosen.provider_type, chosen.provider_id

@@ -264,6 +264,32 @@ def test_batch_mode_submits_the_event_and_the_job_finishes_it(
         assert "exited with 3" in result.stdout + result.stderr
 
 
+def test_batch_mode_submits_no_job_for_an_object_outside_the_inputs(
+    make_function: MakeFunction,
+    invoke: Callable[..., dict[str, Any]],
+    batch_queue: Callable[[str], str],
+    batch: Any,
+    make_bucket: Callable[[str], str],
+) -> None:
+    """The refusal comes before the hand-over: no job ever holds the foreign object."""
+    function = make_function("batch")
+    queue = batch_queue(function.name)
+    private = make_bucket("private")
+
+    alone = invoke(function, s3_event(private, "payroll.csv"))
+
+    assert alone["statusCode"] == 400
+    assert f"the object {private}/payroll.csv (s3) is outside" in body(alone)
+    assert jobs_in(batch, queue) == []
+
+    mixed = {"Records": [*s3_event(private, "payroll.csv")["Records"], *function.event["Records"]]}
+    with pytest.raises(InvocationError, match=f"refused: the object {private}/payroll.csv"):
+        invoke(function, mixed)
+
+    job = the_job(batch, queue)
+    assert json.loads(job_environment(job)["EVENT"]) == function.event
+
+
 def test_lambda_batch_timeout_hands_the_record_to_batch_without_partial_outputs(
     make_function: MakeFunction,
     invoke: Callable[..., dict[str, Any]],

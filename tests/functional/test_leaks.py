@@ -308,8 +308,9 @@ def debug_logging(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptur
 
 
 def s3_event(bucket: str, key: str) -> dict[str, Any]:
+    """A notification from the MinIO of the function's input (``minio.lab``)."""
     record = {
-        "eventSource": "aws:s3",
+        "eventSource": "minio:s3",
         "eventTime": "2026-11-28T10:00:00.000Z",
         "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key), "size": 10}},
     }

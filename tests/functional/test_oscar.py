@@ -155,6 +155,75 @@ def test_a_delegated_event_is_read_from_the_provider_it_names(
     assert body == b"FAR AWAY\n"
 
 
+def delegated_service(
+    oscar_dir: Path, moto: str, bucket: str, inputs: list[dict[str, str]] | None = None
+) -> None:
+    """A service whose default MinIO cannot be reached and that knows the origin cluster's
+    MinIO as ``minio.cluster2`` (as OSCAR writes a replica's definition)."""
+    providers = {
+        "default": {"endpoint": "http://127.0.0.1:9", "verify": False},
+        "cluster2": {"endpoint": moto, "verify": False},
+    }
+    config = json.loads(definition(moto, bucket, providers=providers))
+    config["output"] = [{"storage_provider": "minio.cluster2", "path": f"{bucket}/out"}]
+    if inputs is not None:
+        config["input"] = inputs
+    (oscar_dir / "function_config.yaml").write_text(json.dumps(config))
+
+
+def test_a_delegated_record_outside_the_inputs_is_refused(
+    oscar_dir: Path, aws_env: dict[str, str], s3: Any, make_bucket: Any, tmp_path: Path
+) -> None:
+    """The origin's provider holds the object, but not under the service's input folder."""
+    bucket = make_bucket("oscar")
+    s3.put_object(Bucket=bucket, Key="secrets/token.txt", Body=b"not for the service\n")
+    delegated_service(oscar_dir, aws_env["AWS_ENDPOINT_URL"], bucket)
+    wrapped = {
+        "storage_provider": "minio.cluster2",
+        "event": json.dumps(minio_event(bucket, "secrets/token.txt")),
+    }
+
+    done = run_service(oscar_dir, aws_env, tmp_path / "delegated", event=wrapped)
+
+    assert done.returncode != 0
+    stderr = done.stderr.decode()
+    assert f"the object {bucket}/secrets/token.txt (minio.cluster2) is outside" in stderr
+    assert f"minio.default {bucket}/in" in stderr
+    assert "Traceback" not in stderr
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("KeyCount") == 0
+
+
+def test_a_delegated_record_is_judged_against_the_input_of_the_provider_it_names(
+    oscar_dir: Path, aws_env: dict[str, str], s3: Any, make_bucket: Any, tmp_path: Path
+) -> None:
+    """With an input of its own on the origin's provider, the record must lie under that
+    one: lying under this cluster's input (the same path on minio.default) is not enough."""
+    bucket = make_bucket("oscar")
+    s3.put_object(Bucket=bucket, Key="in/remote.txt", Body=b"far away\n")
+    s3.put_object(Bucket=bucket, Key="from-cluster2/remote.txt", Body=b"far away\n")
+    inputs = [
+        {"storage_provider": "minio.default", "path": f"{bucket}/in"},
+        {"storage_provider": "minio.cluster2", "path": f"{bucket}/from-cluster2"},
+    ]
+    delegated_service(oscar_dir, aws_env["AWS_ENDPOINT_URL"], bucket, inputs)
+
+    def wrapped(key: str) -> dict[str, str]:
+        return {"storage_provider": "minio.cluster2", "event": json.dumps(minio_event(bucket, key))}
+
+    refused = run_service(oscar_dir, aws_env, tmp_path / "a", event=wrapped("in/remote.txt"))
+    accepted = run_service(
+        oscar_dir, aws_env, tmp_path / "b", event=wrapped("from-cluster2/remote.txt")
+    )
+
+    assert refused.returncode != 0
+    assert f"the object {bucket}/in/remote.txt (minio.cluster2) is outside" in (
+        refused.stderr.decode()
+    )
+    assert accepted.returncode == 0, accepted.stderr.decode()
+    body = s3.get_object(Bucket=bucket, Key="out/remote.txt.upper")["Body"].read()
+    assert body == b"FAR AWAY\n"
+
+
 def test_a_failing_script_fails_the_job_with_its_exit_code(
     oscar_dir: Path, aws_env: dict[str, str], make_bucket: Any, tmp_path: Path
 ) -> None:

@@ -311,6 +311,28 @@ def test_query_without_a_name_is_skipped() -> None:
     assert "CONT_VAR_" not in environment_of("lambda-zip", facts=facts)
 
 
+def test_query_names_that_collapse_into_one_variable_are_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    facts = replace(FACTS, query={"a-b": "1", "size": "9", "a.b": "2", "a_b": "3"})
+    with caplog.at_level("WARNING", logger="supervisor.environment"):
+        environment = environment_of("lambda-zip", facts=facts)
+    assert environment["CONT_VAR_a_b"] == "3"
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings == [
+        "The query parameters 'a-b', 'a.b', 'a_b' all become CONT_VAR_a_b: "
+        "the script gets the value of 'a_b'"
+    ]
+
+
+def test_distinct_query_names_warn_of_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    facts = replace(FACTS, query={"a-b": "1", "A-B": "2"})
+    with caplog.at_level("WARNING", logger="supervisor.environment"):
+        environment = environment_of("lambda-zip", facts=facts)
+    assert (environment["CONT_VAR_a_b"], environment["CONT_VAR_A_B"]) == ("1", "2")
+    assert caplog.records == []
+
+
 def test_no_value_holds_a_nul() -> None:
     facts = replace(FACTS, event_json='{"a": "\0"}', object_key="k\0y")
     environment = environment_of("batch", host={**HOST, "IMAGE_VAR": "a\0b"}, facts=facts)

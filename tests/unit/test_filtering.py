@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from supervisor.config import OutputLocation
 from supervisor.errors import StagingError
 from supervisor.filtering import PlannedUpload, plan_uploads
+from supervisor.workspace import remove_tree
 
 
 def output(path: str, provider: str = "s3", **rules: Any) -> OutputLocation:
@@ -201,3 +203,75 @@ def test_a_name_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
     with pytest.raises(StagingError, match=r"'bad\\udcffname.txt'.*not UTF-8"):
         plan_uploads(tmp_path, [output("bucket")])
     assert keys(plan_uploads(tmp_path, [output("bucket", suffix=[".csv"])])) == []
+
+
+def test_two_files_that_would_land_on_one_key_are_refused_naming_both(tmp_path: Path) -> None:
+    write(tmp_path, "sub/x.txt", "x.txt", "y.txt")
+    outputs = [output("bucket/results"), output("bucket/results/sub")]
+
+    with pytest.raises(StagingError) as raised:
+        plan_uploads(tmp_path, outputs)
+
+    message = str(raised.value)
+    assert "nothing uploaded" in message
+    assert "'sub/x.txt' and 'x.txt' both go to s3 bucket/'results/sub/x.txt'" in message
+
+
+def test_the_same_file_through_two_outputs_to_one_key_is_planned_once(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt")
+    outputs = [output("bucket/out", suffix=[".txt"]), output("bucket/out", prefix=["a"])]
+    assert keys(plan_uploads(tmp_path, outputs)) == [("bucket", "out/a.txt")]
+
+
+def deep_tree(root: Path, levels: int, name: str = "d") -> str:
+    """``levels`` folders one inside the other, with a file at the bottom; its relative path.
+
+    Made one folder at a time: ``Path.mkdir(parents=True)`` recurses once per level.
+    """
+    folder = root
+    for _ in range(levels):
+        folder = folder / name
+        folder.mkdir()
+    (folder / "bottom.txt").write_text("bottom")
+    return "/".join([name] * levels) + "/bottom.txt"
+
+
+@pytest.fixture
+def deep_root(tmp_path: Path) -> Iterator[Path]:
+    """A folder removed after the test with ``remove_tree``: pytest's own clean-up recurses."""
+    root = tmp_path / "deep"
+    root.mkdir()
+    yield root
+    assert remove_tree(root)
+    assert not root.exists()
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked(deep_root: Path) -> None:
+    """WebDAV keys have no length limit: the file 1,100 folders down is planned."""
+    relative = deep_tree(deep_root, 1100)
+    write(deep_root, "top.txt")
+
+    plans = plan_uploads(deep_root, [output("data/results", provider="webdav.dcache")])
+
+    assert [plan.relative for plan in plans] == [relative, "top.txt"]
+
+
+def test_a_key_longer_than_s3_allows_is_refused_with_its_size(deep_root: Path) -> None:
+    deep_tree(deep_root, 1100)
+
+    with pytest.raises(StagingError) as raised:
+        plan_uploads(deep_root, [output("bucket/results")])
+
+    message = str(raised.value)
+    assert "would need a key of 2,218 bytes" in message
+    assert "at most 1,024 bytes" in message
+    assert len(message) < 500
+
+
+def test_a_key_of_1024_bytes_is_planned(tmp_path: Path) -> None:
+    folders = "/".join(["f" * 200] * 4)
+    relative = f"{folders}/" + "a" * (1024 - len("results/") - len(folders) - 1)
+    write(tmp_path, relative)
+    assert keys(plan_uploads(tmp_path, [output("bucket/results")])) == [
+        ("bucket", f"results/{relative}")
+    ]

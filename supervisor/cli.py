@@ -17,14 +17,13 @@ import argparse
 import io
 import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from supervisor import __version__
+from supervisor import __version__, workspace
 
 __all__ = ["main"]
 
@@ -202,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         return code
     finally:
         if not keep:
-            shutil.rmtree(work_root, ignore_errors=True)
+            workspace.remove_tree(work_root)
 
 
 def _run_event(args: argparse.Namespace, work_root: Path, backends: list[Any]) -> tuple[int, bool]:

@@ -11,6 +11,7 @@ line, so that the test can tell its processes from any other.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,15 +45,11 @@ def attack(state: Path, work_root: Path, own: Path) -> None:
             if path == own or own in path.parents:
                 continue
             for name in files:
-                try:
+                with contextlib.suppress(OSError):
                     shutil.copy(path / name, loot / f"{os.getpid()}-{name}")
-                except OSError:
-                    pass
             if path.name == "output":
-                try:
+                with contextlib.suppress(OSError):
                     (path / f"planted-{os.getpid()}.txt").write_text("planted by a daemon\n")
-                except OSError:
-                    pass
         time.sleep(0.01)
 
 
@@ -78,7 +75,7 @@ def main() -> None:
         if os.fork() != 0:
             os._exit(0)
         os.setsid()
-        os.execve(sys.executable, [sys.executable, *sys.argv[:5], "plain"], {})
+        os.execve(sys.executable, [sys.executable, *sys.argv[:5], "plain"], {})  # noqa: S606
     if mode == "setpgid":
         os.setpgid(0, 0)
     if mode == "ignores-signals":

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,9 @@ import pytest
 import yaml
 
 from tests.conftest import REGION
+
+# One run of the driver makes all the invocations: the first test waits for it.
+pytestmark = pytest.mark.timeout(400)
 
 REPO = Path(__file__).resolve().parents[2]
 DAEMON = Path(__file__).with_name("escape_daemon.py")
@@ -71,7 +75,7 @@ case "$name" in
     cp "$INPUT_FILE_PATH" "$TMP_OUTPUT_DIR/"
     seen=""
     for proc in /proc/[0-9]*; do
-      tr '\\0' '\\n' < "$proc/cmdline" 2>/dev/null | grep -qxFf "$STATES/tag" || continue
+      { tr '\\0' '\\n' < "$proc/cmdline"; } 2>/dev/null | grep -qxFf "$STATES/tag" || continue
       s=$(sed 's/.*) //' "$proc/stat" 2>/dev/null | cut -d' ' -f1) || continue
       [ "$s" = Z ] || [ "$s" = X ] || [ -z "$s" ] || seen="$seen ${proc#/proc/}"
     done
@@ -95,9 +99,7 @@ esac
 
 
 def script() -> str:
-    cases = "\n".join(
-        f"      {name}) {line} ;;" for name, (line, _) in TECHNIQUES.items()
-    )
+    cases = "\n".join(f"      {name}) {line} ;;" for name, (line, _) in TECHNIQUES.items())
     return SCRIPT % {"cases": cases}
 
 
@@ -127,6 +129,32 @@ def drop_privileges() -> dict[str, Any]:
     return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
 
 
+def interpreter_for(user: str) -> tuple[str, str]:
+    """A Python that ``user`` can run with this project importable, and its PYTHONPATH.
+
+    This one, unless it lives where an unprivileged user cannot reach it (under /root):
+    then the system's Python of the same version, with this environment's packages."""
+    path = os.pathsep.join([sysconfig.get_paths()["purelib"], str(REPO)])
+    if user != "unprivileged":
+        return sys.executable, path
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        try:
+            probe = subprocess.run(
+                [candidate, "-c", "import handlers.lambda_handler"],
+                cwd=REPO,
+                env={"PATH": os.environ["PATH"], "PYTHONPATH": path},
+                capture_output=True,
+                check=False,
+                **drop_privileges(),
+            )
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return candidate, path
+    pytest.skip(f"no {version} that user {NOBODY} can run with this project's packages")
+
+
 @pytest.fixture(
     scope="module",
     params=[
@@ -138,6 +166,7 @@ def driver_run(request: pytest.FixtureRequest, moto_server: str) -> Iterator[Dri
     user: str = request.param
     if user == "unprivileged" and os.geteuid() != 0:
         pytest.skip("dropping to an unprivileged user needs root; as-this-user runs instead")
+    python, python_path = interpreter_for(user)
     tag = f"escape-{uuid.uuid4().hex}"
     base = Path(tempfile.mkdtemp(prefix="escapes-"))
     aws = {
@@ -179,7 +208,7 @@ def driver_run(request: pytest.FixtureRequest, moto_server: str) -> Iterator[Dri
             "environment": {
                 "Variables": {
                     "STATES": str(states),
-                    "PY": sys.executable,
+                    "PY": python,
                     "DAEMON": str(DAEMON),
                     "TAG": tag,
                     "SETSID": shutil.which("setsid") or "/usr/bin/setsid",
@@ -196,6 +225,7 @@ def driver_run(request: pytest.FixtureRequest, moto_server: str) -> Iterator[Dri
         "SUPERVISOR_WORK_DIR": str(base / "work"),
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": python_path,
         "ESCAPE_TAG": tag,
     }
     options: dict[str, Any] = {}
@@ -206,7 +236,7 @@ def driver_run(request: pytest.FixtureRequest, moto_server: str) -> Iterator[Dri
     try:
         completed = subprocess.run(
             [
-                sys.executable,
+                python,
                 "-m",
                 "tests.functional.warm_driver",
                 str(base / "events.json"),

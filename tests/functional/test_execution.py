@@ -238,8 +238,8 @@ def test_output_held_outside_the_group_does_not_spend_the_reserve(
     watchdog = Watchdog(time.monotonic() + 4.0, 2.0)
 
     result = run_script(
-        "setsid env -i /bin/sh -c 'echo $$ > \"$0.tmp\"; mv \"$0.tmp\" \"$0\"; "
-        "exec sleep 60' \"$TMP_OUTPUT_DIR/holder.pid\" &\n"
+        'setsid env -i /bin/sh -c \'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; '
+        'exec sleep 60\' "$TMP_OUTPUT_DIR/holder.pid" &\n'
         'until [ -e "$TMP_OUTPUT_DIR/holder.pid" ]; do sleep 0.01; done\n'
         "sleep 60\n",
         watchdog=watchdog,
@@ -356,7 +356,7 @@ def test_a_process_that_left_the_group_is_killed_whenever_it_left(
     """Whether ``setsid`` has already taken the child out of the group when the script
     ends (it is then the reaper's) or not yet (the group kill gets it), it dies with the run."""
     body = (
-        "setsid /bin/sh -c 'echo $$ > \"$0.tmp\"; mv \"$0.tmp\" \"$0\"; exec sleep 60' "
+        'setsid /bin/sh -c \'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; exec sleep 60\' '
         '"$TMP_OUTPUT_DIR/escaped.pid" &\n'
     )
     if wait_for_the_escape:

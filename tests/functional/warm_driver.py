@@ -3,8 +3,9 @@
 ``python -m tests.functional.warm_driver EVENTS RESULTS``: the function comes from the
 environment (``FDL``, ``SUPERVISOR_WORK_DIR``, ``AWS_EXECUTION_ENV``), the events from the
 JSON list in EVENTS.  After each invocation, one JSON line goes to RESULTS: the response
-and the pids of the live processes (not zombies) with an argument equal to the
-environment's ``ESCAPE_TAG``, looked up at once, when the handler has returned.
+(or the error it raised) and the pids of the live processes (not zombies) with an
+argument equal to the environment's ``ESCAPE_TAG``, looked up at once, when the handler
+has returned.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def main() -> None:
     events = json.loads(Path(events_path).read_text())
     with Path(results_path).open("w") as results:
         for event in events:
-            response = lambda_handler.handler(event, FakeLambdaContext(timeout_s=60.0))
+            try:
+                response = lambda_handler.handler(event, FakeLambdaContext(timeout_s=60.0))
+            except Exception as exc:
+                response = {"statusCode": None, "error": f"{type(exc).__name__}: {exc}"}
             line = {"response": response, "alive": tagged_alive(tag.encode())}
             results.write(json.dumps(line) + "\n")
             results.flush()

@@ -153,3 +153,39 @@ def test_the_children_file_and_the_scan_of_proc_agree() -> None:
         for process in processes:
             process.kill()
             process.wait()
+
+
+def test_what_a_killed_job_leaves_comes_back_and_is_killed(tmp_path: Path) -> None:
+    """A local Batch job (a child in this session, a supervisor itself) killed with SIGKILL
+    while its script runs: the script and its daemon are re-parented here and killed by
+    ``reap``, as the workflow runner does at the end of its run."""
+    reaper = Reaper()
+    reaper.enable()
+    pidfile = tmp_path / "daemon.pid"
+    job_body = (
+        "import subprocess, sys\n"
+        "script = subprocess.Popen(['/bin/sh', '-c', sys.argv[1]], start_new_session=True)\n"
+        "print(script.pid, flush=True)\n"
+        "script.wait()\n"
+    )
+    script = (
+        f"setsid /bin/sh -c 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; "
+        "exec sleep 60' & sleep 60"
+    )
+    job = subprocess.Popen(
+        [sys.executable, "-c", job_body, script], stdout=subprocess.PIPE, text=True
+    )
+    assert job.stdout is not None
+    script_pid = int(job.stdout.readline())
+    wait_for(pidfile)
+    daemon = int(pidfile.read_text())
+
+    job.kill()
+    job.wait()
+    job.stdout.close()
+    assert alive(script_pid)
+    assert alive(daemon)
+
+    assert reaper.reap("the job") >= 2
+    assert not alive(script_pid)
+    assert not alive(daemon)

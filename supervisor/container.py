@@ -48,6 +48,7 @@ from typing import Any, Literal
 from supervisor.environment import DEFAULT_PATH, IMAGE_OWN_VARIABLES
 from supervisor.errors import DeadlineError, ExecutionError
 from supervisor.execution import ExecutionResult, ProcessExecutor, ScriptRun
+from supervisor.reaper import process_reaper
 from supervisor.watchdog import Watchdog, kill_group
 
 __all__ = [
@@ -160,6 +161,8 @@ class Udocker:
         """
         environment = self.environment
         self.directory.mkdir(parents=True, exist_ok=True)
+        reaper = process_reaper()
+        watch = reaper.begin(f"udocker {args[0]}")
         try:
             process = subprocess.Popen(
                 self.command(args),
@@ -171,7 +174,9 @@ class Udocker:
                 start_new_session=True,
             )
         except OSError as exc:
+            reaper.end(watch)
             raise ExecutionError(f"cannot start udocker with {self._python}: {exc}") from exc
+        watch.track(process.pid)
         try:
             output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -184,6 +189,7 @@ class Udocker:
             ) from None
         finally:
             kill_group(process.pid, self._grace, process=process)
+            reaper.end(watch)
         result = UdockerResult(process.returncode, output.decode("utf-8", errors="replace"))
         logger.debug("udocker %s exited %d: %s", args[0], result.returncode, result.output)
         return result

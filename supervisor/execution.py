@@ -2,10 +2,11 @@
 
 Owns the script's environment (a fresh dict built by ``build_environment`` with the policy
 of ``supervisor.environment``, never the supervisor's own ``os.environ``), the process
-that runs it (``/bin/sh SCRIPT`` in its own process group, under the ``Watchdog``), and its
-output (copied to a per-invocation log file and logged through the ``supervisor.script``
-logger, a block of lines per record).  The udocker executor (``supervisor.container``) runs its
-``udocker run`` command through the same ``ProcessExecutor.run_command``.
+that runs it (``/bin/sh SCRIPT`` in its own process group, under the ``Watchdog``; what it
+leaves outside its group is killed by ``supervisor.reaper``), and its output (copied to a
+per-invocation log file and logged through the ``supervisor.script`` logger, a block of
+lines per record).  The udocker executor (``supervisor.container``) runs its ``udocker run``
+command through the same ``ProcessExecutor.run_command``.
 
 A script that fails or times out is an ``ExecutionResult``; ``ExecutionError`` is raised
 only when the script cannot be started at all.
@@ -34,7 +35,8 @@ from supervisor.environment import DEFAULT_PATH as DEFAULT_PATH
 from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, script_environment
 from supervisor.environment import HOST_VARIABLES as HOST_VARIABLES
 from supervisor.errors import ExecutionError
-from supervisor.watchdog import Watchdog, kill_group, kill_marked
+from supervisor.reaper import Reaper, process_reaper
+from supervisor.watchdog import Watchdog, kill_group
 
 if TYPE_CHECKING:
     from supervisor.config import Platform
@@ -132,8 +134,10 @@ class ProcessExecutor:
     """Runs the script as a plain process: ``interpreter SCRIPT`` (``/bin/sh``) in a new session.
 
     ``join_timeout`` bounds the wait for the end of the script's output once its process
-    group is gone (a process that left the group may still hold the pipe); past the
-    watchdog's kill instant the wait is 0.1 s, as the reserve pays for it.
+    group and what it left behind are gone (a process that left the group holds the pipe
+    until the ``reaper`` kills it, later when another script run of this process overlaps
+    this one); past the watchdog's kill instant the wait is 0.1 s, as the reserve pays for it.
+    ``reaper`` defaults to the one of this process (``supervisor.reaper.process_reaper``).
     """
 
     def __init__(
@@ -142,10 +146,12 @@ class ProcessExecutor:
         interpreter: str = "/bin/sh",
         join_timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        reaper: Reaper | None = None,
     ) -> None:
         self._shell = interpreter
         self._join_timeout = join_timeout
         self._clock = clock
+        self._reaper = reaper or process_reaper()
 
     runs_image = False
 
@@ -172,14 +178,17 @@ class ProcessExecutor:
             raise ExecutionError(f"cannot run script {run.script}: no such file")
         log_file = _open_log(run.log_path)
         read_fd, write_fd = os.pipe()
+        watch = self._reaper.begin(f"script {run.script}")
         try:
             process = self._start(run, command, environment, write_fd)
         except BaseException:
+            self._reaper.end(watch)
             os.close(read_fd)
             log_file.close()
             raise
         finally:
             os.close(write_fd)
+        watch.track(process.pid)
         started = self._clock()
         logger.info("script %s started as process group %d", run.script, process.pid)
         # Names only: values may be secrets the function handed to its script.
@@ -192,7 +201,7 @@ class ProcessExecutor:
             duration = self._clock() - started
         finally:
             kill_group(process.pid, watchdog.grace, process=process)
-            self._kill_escaped(run, watchdog.grace)
+            self._reaper.end(watch)
             self._drain(thread, pump, process.pid, self._drain_time(watchdog))
         logger.info(
             "script %s ended: exit code %s, timed out %s, %.3f s",
@@ -239,21 +248,6 @@ class ProcessExecutor:
             ) from exc
         except ValueError as exc:
             raise ExecutionError(f"cannot run script {run.script}: {exc}") from exc
-
-    @staticmethod
-    def _kill_escaped(run: ScriptRun, grace: float) -> None:
-        """Kill what the script moved out of its group: its output folder, in the environment
-        every process it starts inherits, is unique to the run."""
-        output_dir = run.environment.get("TMP_OUTPUT_DIR")
-        if not output_dir:
-            return
-        killed = kill_marked(f"TMP_OUTPUT_DIR={output_dir}", grace)
-        if killed:
-            logger.warning(
-                "killed %d process(es) that script %s left outside its process group",
-                killed,
-                run.script,
-            )
 
     def _drain_time(self, watchdog: Watchdog) -> float:
         """``join_timeout``, cut to the time left before the watchdog's kill instant: past it,

@@ -6,9 +6,9 @@ of the script gets SIGTERM, then SIGKILL after a short grace, so that no grandch
 outlives the invocation.  The same group kill cleans up the background processes a
 script leaves behind when it exits normally, so that a warm container starts clean.
 
-A process that left the group (``setsid``, a daemon) is found by an entry of the
-environment it inherited, unique to the run (``kill_marked``), and killed too, unless it
-replaced its whole environment.
+A process that left the group (``setsid``, a daemon) is out of reach of the group kill:
+``supervisor.reaper`` finds it among the supervisor process's children (it is their
+subreaper) and kills it when the run ends.
 
 The wait for the script is a blocking wait with a timeout (a pidfd on Linux, else
 ``Popen.wait``), not a polling loop, so the kill lands within a millisecond or so of
@@ -26,14 +26,13 @@ import subprocess
 import time
 from collections.abc import Callable
 
-__all__ = ["Watchdog", "kill_group", "kill_marked"]
+__all__ = ["Watchdog", "kill_group"]
 
 logger = logging.getLogger(__name__)
 
 _POLL_FIRST = 0.001
 _POLL_MAX = 0.02
 _KILL_WAIT = 2.0
-_ENVIRON_READ = 64 * 1024
 
 
 class Watchdog:
@@ -126,91 +125,6 @@ def kill_group(pgid: int, grace: float, *, process: subprocess.Popen[bytes] | No
         logger.info("killed the processes left in process group %d", pgid)
 
 
-def kill_marked(entry: str, grace: float, *, prefix: bool = False) -> int:
-    """Terminate every other process whose environment holds ``entry`` (``NAME=value``;
-    with ``prefix``, any value that starts so).
-
-    SIGTERM, up to ``grace`` s, then SIGKILL; returns how many were found.  Processes
-    whose environment this user cannot read are skipped: a script cannot start those.
-    """
-    marked = _marked(os.fsencode(entry), prefix=prefix)
-    if not marked:
-        return 0
-    for pid in marked:
-        _signal(pid, signal.SIGTERM)
-    left = _wait_gone(marked, grace)
-    for pid in left:
-        _signal(pid, signal.SIGKILL)
-    if _wait_gone(left, _KILL_WAIT):
-        logger.error("processes %s still alive %.1f s after SIGKILL", left, _KILL_WAIT)
-    return len(marked)
-
-
-def _marked(entry: bytes, *, prefix: bool = False) -> list[int]:
-    """The other processes whose environment holds ``entry``: one read of each process's
-    ``/proc/PID/environ`` (a few microseconds each; a Lambda or Batch container has few)."""
-    found = []
-    own = os.getpid()
-    needle = b"\0" + entry + (b"" if prefix else b"\0")
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    for name in names:
-        if not name.isdigit() or int(name) == own:
-            continue
-        environ = _read_environ(name)
-        if environ is not None and needle in b"\0" + environ + b"\0":
-            found.append(int(name))
-    return found
-
-
-def _read_environ(pid: str) -> bytes | None:
-    """The NUL-separated environment of process ``pid``; None if it cannot be read."""
-    try:
-        fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        while chunk := os.read(fd, _ENVIRON_READ):
-            chunks.append(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
-def _signal(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def _wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Wait up to ``timeout`` s for ``pids`` to end (reaping those that are our children);
-    return those still alive."""
-    end = time.monotonic() + timeout
-    delay = _POLL_FIRST
-    while True:
-        left = [pid for pid in pids if _alive(pid)]
-        if not left or time.monotonic() >= end:
-            return left
-        time.sleep(delay)
-        delay = min(delay * 2, _POLL_MAX)
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat_file:
-            stat = stat_file.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
-
-
 def _kill_group(pgid: int, grace: float, process: subprocess.Popen[bytes] | None) -> bool:
     """The group kill; True when a live process was found and signalled."""
     _reap(pgid, process)
@@ -254,9 +168,9 @@ def _reap(pgid: int, process: subprocess.Popen[bytes] | None) -> None:
     """Reap the zombies of the group that are ours.
 
     The leader is reaped through its ``Popen`` so its exit status is kept.  Orphaned
-    grandchildren are our children only when we are PID 1 or a subreaper (a Batch
-    container); they are reaped with ``waitpid(-pgid)``, but only once the leader is
-    reaped, never stealing its status.
+    grandchildren are our children when we are PID 1 or a subreaper (``supervisor.reaper``
+    makes the supervisor process one); they are reaped with ``waitpid(-pgid)``, but only
+    once the leader is reaped, never stealing its status.
     """
     if process is None or process.poll() is None:
         return

@@ -19,10 +19,12 @@ machine, which must have the tools they call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -41,9 +43,10 @@ from supervisor.delegation import LocalBatchBackend, LocalJob, definition_enviro
 from supervisor.environment import local_host
 from supervisor.errors import SupervisorError
 from supervisor.gpu import inventory
+from supervisor.reaper import process_reaper
 from supervisor.runtime import Supervisor, read_script
 from supervisor.staging.providers import LocalStorage
-from supervisor.watchdog import kill_marked
+from supervisor.watchdog import kill_group
 from supervisor.workflow.definition import Workflow, WorkflowFunction
 from supervisor.workflow.timeline import Invocation, Timeline
 
@@ -63,6 +66,8 @@ DEFAULT_LAMBDA_CONCURRENCY = 4
 # Jobs of one function running at once when its compute environment does not say.
 DEFAULT_BATCH_SLOTS = 2
 _POLL = 0.05
+# Seconds the scripts of an interrupted run have to end after SIGTERM.
+_STOP_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ class WorkflowRunner:
         self._reported: dict[int, set[str]] = {}
         self._secrets = workflow_secrets(workflow, environ)
         self._logs = _InvocationLogs(self._secrets)
+        self._reaper = process_reaper()
 
     def _now(self) -> float:
         return time.time() - self._started
@@ -185,7 +191,11 @@ class WorkflowRunner:
     # -- set up ----------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Build each function's supervisor and Batch backend, as a deployment would."""
+        """Build each function's supervisor and Batch backend, as a deployment would.
+
+        This process becomes a subreaper first: what a killed local Batch job leaves behind
+        comes back here, and is killed at the end of the run."""
+        self._reaper.enable()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.notifications.mkdir(exist_ok=True)
         gpus = None
@@ -261,6 +271,7 @@ class WorkflowRunner:
                     self._stop(futures)
         finally:
             root.removeHandler(self._logs)
+            self._reaper.reap(f"the local Batch jobs of workflow {self.workflow.path}")
         return self._finish(interrupted)
 
     def _loop(
@@ -286,14 +297,19 @@ class WorkflowRunner:
             self._wake.wait(timeout)
 
     def _stop(self, futures: Sequence[Future[None]]) -> None:
-        """Cancel the waiting invocations, end the Batch jobs, then kill the running
-        scripts (their output folders are under the work folder's ``lambda``)."""
+        """Cancel the waiting invocations, end the Batch jobs, then kill the process groups
+        of the running scripts (what they left outside their groups is killed when the last
+        of them ends)."""
         for future in futures:
             future.cancel()
         for backend in self._backends.values():
             backend.stop()
-        marker = f"TMP_OUTPUT_DIR={self.work_dir / 'lambda'}{os.sep}"
-        kill_marked(marker, 1.0, prefix=True)
+        running = self._reaper.running()
+        for pgid in running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+        for pgid in running:
+            kill_group(pgid, _STOP_GRACE)
 
     def _upload(self, upload: Upload) -> None:
         self._storage.put(upload.source, upload.bucket, upload.key)

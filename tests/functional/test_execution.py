@@ -21,7 +21,7 @@ from supervisor.execution import (
     ScriptRun,
     build_environment,
 )
-from supervisor.watchdog import Watchdog, kill_group, kill_marked
+from supervisor.watchdog import Watchdog, kill_group
 
 SHELL_ADDS = {"PWD", "OLDPWD", "SHLVL", "_"}
 
@@ -203,7 +203,7 @@ def test_timeout_kills_script_and_grandchild(
 
 
 def test_script_that_ignores_term_is_killed(run_script: RunScript, work: Path) -> None:
-    watchdog = Watchdog(time.monotonic() + 1.0, 0.2, grace=0.3)
+    watchdog = Watchdog(time.monotonic() + 3.0, 0.2, grace=0.3)
     started = time.monotonic()
 
     result = run_script(
@@ -222,7 +222,7 @@ def test_script_that_ignores_term_is_killed(run_script: RunScript, work: Path) -
 
 
 def test_script_that_handles_term_exits_its_way(run_script: RunScript) -> None:
-    watchdog = Watchdog(time.monotonic() + 1.0, 0.2, grace=5.0)
+    watchdog = Watchdog(time.monotonic() + 3.0, 0.2, grace=5.0)
 
     result = run_script(
         "trap 'echo cleaning up; exit 7' TERM\necho started\nwhile :; do sleep 0.05; done\n",
@@ -235,25 +235,26 @@ def test_script_that_handles_term_exits_its_way(run_script: RunScript) -> None:
 
 
 def test_output_held_outside_the_group_does_not_spend_the_reserve(
-    run_script: RunScript, work: Path
+    run_script: RunScript, work: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A process that left the group with a new environment (out of the watchdog's reach)
-    and keeps the output open: past the kill instant the run waits for it only briefly."""
-    watchdog = Watchdog(time.monotonic() + 3.0, 2.0)
-    started = time.monotonic()
+    """A process that left the group with a new environment and keeps the output open is
+    killed with the run, which does not wait for the output to close."""
+    caplog.set_level(logging.INFO, logger="supervisor")
+    watchdog = Watchdog(time.monotonic() + 4.0, 2.0)
 
     result = run_script(
-        "setsid env -i /bin/sh -c 'echo $$ > \"$0\"; exec sleep 10' "
-        '"$TMP_OUTPUT_DIR/holder.pid" &\n'
+        'setsid env -i /bin/sh -c \'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; '
+        'exec sleep 60\' "$TMP_OUTPUT_DIR/holder.pid" &\n'
+        'until [ -e "$TMP_OUTPUT_DIR/holder.pid" ]; do sleep 0.01; done\n'
         "sleep 60\n",
         watchdog=watchdog,
     )
-    elapsed = time.monotonic() - started
-    holder = read_pid(work / "output" / "holder.pid")
-    os.kill(holder, signal.SIGKILL)
 
     assert result.timed_out
-    assert elapsed < 2.0, f"the run ended {elapsed:.2f} s after it started"
+    assert gone(read_pid(work / "output" / "holder.pid"))
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [message for message in messages if "still open" in message]
+    assert any("killed 1 process(es) left behind by script" in m for m in messages)
 
 
 def test_output_keeps_its_last_bytes_within_a_limit(run_script: RunScript) -> None:
@@ -353,24 +354,24 @@ def test_watchdog_arithmetic() -> None:
     assert not Watchdog(None, 3.0).expired()
 
 
-def test_kill_marked_reaches_a_process_that_left_the_group(tmp_path: Path) -> None:
-    pidfile = tmp_path / "escaped.pid"
-    marker = f"RUN_MARK={tmp_path}"
-    process = subprocess.Popen(
-        ["/bin/sh", "-c", f"setsid sleep 60 & echo $! > {pidfile}"],
-        start_new_session=True,
-        env={"PATH": os.environ["PATH"], "RUN_MARK": str(tmp_path)},
+@pytest.mark.parametrize("wait_for_the_escape", [True, False], ids=["escaped", "escaping"])
+def test_a_process_that_left_the_group_is_killed_whenever_it_left(
+    run_script: RunScript, work: Path, wait_for_the_escape: bool
+) -> None:
+    """Whether ``setsid`` has already taken the child out of the group when the script
+    ends (it is then the reaper's) or not yet (the group kill gets it), it dies with the run."""
+    body = (
+        'setsid /bin/sh -c \'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; exec sleep 60\' '
+        '"$TMP_OUTPUT_DIR/escaped.pid" &\n'
     )
-    process.wait()
-    escaped = read_pid(pidfile)
-    # Until setsid has run in the child, it is still in the group: wait for the escape.
-    deadline = time.monotonic() + 30
-    while os.getsid(escaped) == process.pid and time.monotonic() < deadline:
-        time.sleep(0.01)
-    kill_group(process.pid, 0.5, process=process)
-    assert not gone(escaped), "setsid took it out of the group"
+    if wait_for_the_escape:
+        body += 'until [ -e "$TMP_OUTPUT_DIR/escaped.pid" ]; do sleep 0.01; done\n'
 
-    assert kill_marked(marker, 0.5) == 1
+    result = run_script(body)
 
-    assert gone(escaped)
-    assert kill_marked(marker, 0.5) == 0
+    assert result.succeeded
+    pidfile = work / "output" / "escaped.pid"
+    if pidfile.exists():
+        assert gone(read_pid(pidfile))
+    else:
+        assert not wait_for_the_escape

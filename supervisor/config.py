@@ -405,6 +405,10 @@ class IdempotencySettings(_Model):
         return value
 
 
+# A user and an optional group, each a name or a number.
+_SCRIPT_USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$"
+
+
 class FunctionConfig(_Model):
     """One function's definition, as deployment tools write it."""
 
@@ -414,6 +418,9 @@ class FunctionConfig(_Model):
     init_script: Path | None = None
     allow_event_script: bool = True
     file_stage_in: bool = False
+    # Who runs the script where the supervisor runs as root: ``root``, or a user (``nobody``,
+    # a name, ``UID``, ``UID:GID``); unset, ``nobody`` in a Batch job or an OSCAR service.
+    script_user: str | None = Field(default=None, pattern=_SCRIPT_USER)
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     input: tuple[StorageLocation, ...] = ()
     output: tuple[OutputLocation, ...] = ()

@@ -462,6 +462,8 @@ _OVERRIDES = {
     "EXECUTION_MODE": ("execution_mode",),
     "TIMEOUT_THRESHOLD": ("container", "timeout_threshold"),
     "IMAGE_FILE": ("container", "image_file"),
+    # Where the definition cannot say it (an OSCAR service's is written by OSCAR).
+    "SUPERVISOR_SCRIPT_USER": ("script_user",),
 }
 
 

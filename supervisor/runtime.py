@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import tempfile
 import time
 import uuid
@@ -189,6 +190,8 @@ class Supervisor:
     def prepare(self) -> None:
         """Create clients and folders now, so that nothing of that is paid at the deadline."""
         self._work_root.mkdir(parents=True, exist_ok=True)
+        if self.script_user is not None:
+            _check_reachable(self._work_root, self.script_user)
         if self.mode in ("batch", "lambda-batch"):
             self.backend.prepare()
             if self.idempotency is not None:
@@ -469,6 +472,25 @@ def _diagnose(result: ExecutionResult, memory_mb: int) -> tuple[tuple[DelegateRe
             f"SIGKILL (out of memory?{memory})"
         )
     return ("failure",), f"the script exited with {result.exit_code}"
+
+
+def _check_reachable(folder: Path, user: ScriptUser) -> None:
+    """Raise ``ConfigError`` unless ``user`` may enter ``folder`` and every folder above it:
+    the script's folders are made in it, and the script opens them by their whole path."""
+    for path in (folder.resolve(), *folder.resolve().parents):
+        mode = path.stat()
+        if mode.st_uid == user.uid:
+            allowed = mode.st_mode & stat.S_IXUSR
+        elif mode.st_gid == user.gid:
+            allowed = mode.st_mode & stat.S_IXGRP
+        else:
+            allowed = mode.st_mode & stat.S_IXOTH
+        if not allowed:
+            raise ConfigError(
+                f"the script runs as user {user} (script_user), which cannot enter {path} "
+                f"(mode {stat.S_IMODE(mode.st_mode):04o}) to reach the work folder {folder}: "
+                "set SUPERVISOR_WORK_DIR to a folder it can reach, or script_user to root"
+            )
 
 
 def _hand_over(work: Path, user: ScriptUser, folders: tuple[Path, ...]) -> None:

@@ -143,6 +143,7 @@ SUPERVISOR_SETTINGS: Final = (
     "EXECUTION_MODE",
     "TIMEOUT_THRESHOLD",
     "IMAGE_FILE",
+    "SUPERVISOR_SCRIPT_USER",
     "AWS_LAMBDA_RUNTIME_API",
 )
 # What a PyInstaller one-file binary (and staticx around it) sets for itself.

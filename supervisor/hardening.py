@@ -18,7 +18,6 @@ environment and memory; the script is untrusted.  Two kernel mechanisms keep the
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
@@ -65,6 +64,8 @@ NOBODY: Final = ScriptUser(65534, 65534)
 def prctl(option: int, arg: int) -> int:
     """``prctl(option, arg)``: its result, or ``OSError`` with the kernel's errno (ENOSYS
     where the C library has no ``prctl``: not Linux)."""
+    import ctypes
+
     try:
         function = ctypes.CDLL(None, use_errno=True).prctl
     except AttributeError as exc:

@@ -32,7 +32,10 @@ Then the definition's ``container.environment.Variables``, then the contract var
 (``CONTRACT_VARIABLES``, ``CONT_VAR_<name>`` per query parameter), which win over the host's
 and the definition's so that they always mean what the contract says.
 
-What stays reachable anyway, by other ways than the environment (the docs state it):
+The environment is one way in; the supervisor's process and the other processes of the
+job are kept from the script by ``supervisor.hardening`` (a non-dumpable supervisor, and on
+Batch and OSCAR as root an unprivileged script user).  What stays reachable anyway, by
+other ways than the environment (the docs state it):
 on Batch, the ECS task-role endpoint (169.254.170.2) answers only to the credential URI
 withheld here, but the EC2 instance metadata service (169.254.169.254) hands out the
 instance role's credentials unless the compute environment blocks it (IMDSv2 with a hop

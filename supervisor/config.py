@@ -408,6 +408,10 @@ class IdempotencySettings(_Model):
         return value
 
 
+# A user and an optional group, each a name or a number.
+_SCRIPT_USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$"
+
+
 class FunctionConfig(_Model):
     """One function's definition, as deployment tools write it."""
 
@@ -419,6 +423,9 @@ class FunctionConfig(_Model):
     # False: an object record must lie under one of ``input`` (when there is any).
     allow_any_input: bool = False
     file_stage_in: bool = False
+    # Who runs the script where the supervisor runs as root: ``root``, or a user (``nobody``,
+    # a name, ``UID``, ``UID:GID``); unset, ``nobody`` in a Batch job or an OSCAR service.
+    script_user: str | None = Field(default=None, pattern=_SCRIPT_USER)
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     input: tuple[StorageLocation, ...] = ()
     output: tuple[OutputLocation, ...] = ()
@@ -460,6 +467,8 @@ _OVERRIDES = {
     "EXECUTION_MODE": ("execution_mode",),
     "TIMEOUT_THRESHOLD": ("container", "timeout_threshold"),
     "IMAGE_FILE": ("container", "image_file"),
+    # Where the definition cannot say it (an OSCAR service's is written by OSCAR).
+    "SUPERVISOR_SCRIPT_USER": ("script_user",),
 }
 
 

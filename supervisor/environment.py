@@ -35,7 +35,10 @@ names a file holding the record's event; ``EVENT`` holds the same text only when
 most ``EVENT_LIMIT`` bytes, and is absent otherwise (Linux refuses to start a program with
 one variable over 128 KiB, or with more than a quarter of the stack limit in all).
 
-What stays reachable anyway, by other ways than the environment (the docs state it):
+The environment is one way in; the supervisor's process and the other processes of the
+job are kept from the script by ``supervisor.hardening`` (a non-dumpable supervisor, and on
+Batch and OSCAR as root an unprivileged script user).  What stays reachable anyway, by
+other ways than the environment (the docs state it):
 on Batch, the ECS task-role endpoint (169.254.170.2) answers only to the credential URI
 withheld here, but the EC2 instance metadata service (169.254.169.254) hands out the
 instance role's credentials unless the compute environment blocks it (IMDSv2 with a hop
@@ -151,6 +154,7 @@ SUPERVISOR_SETTINGS: Final = (
     "EXECUTION_MODE",
     "TIMEOUT_THRESHOLD",
     "IMAGE_FILE",
+    "SUPERVISOR_SCRIPT_USER",
     "AWS_LAMBDA_RUNTIME_API",
 )
 # What a PyInstaller one-file binary (and staticx around it) sets for itself.

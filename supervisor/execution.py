@@ -35,6 +35,7 @@ from supervisor.environment import DEFAULT_PATH as DEFAULT_PATH
 from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, script_environment
 from supervisor.environment import HOST_VARIABLES as HOST_VARIABLES
 from supervisor.errors import ExecutionError
+from supervisor.hardening import ScriptUser, protect_process
 from supervisor.reaper import Reaper, process_reaper
 from supervisor.watchdog import Watchdog, kill_group
 
@@ -75,7 +76,8 @@ class ScriptRun:
 
     ``args`` are the script's arguments (``"$@"``).  ``image_command``, for an executor that
     runs images, runs the image with that command line instead of the script (``scar run
-    ARGS`` on a function with ``container.image``).
+    ARGS`` on a function with ``container.image``).  ``user``, when set, runs it as that
+    user with no supplementary groups (the supervisor must be root).
     """
 
     script: Path
@@ -84,6 +86,7 @@ class ScriptRun:
     log_path: Path
     args: tuple[str, ...] = ()
     image_command: tuple[str, ...] | None = None
+    user: ScriptUser | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,9 @@ class ProcessExecutor:
         environment: Mapping[str, str],
         output_fd: int,
     ) -> subprocess.Popen[bytes]:
+        # Before the first script: this process's environment and memory hold the secrets.
+        protect_process()
+        user = run.user
         try:
             return subprocess.Popen(
                 list(command),
@@ -234,7 +240,20 @@ class ProcessExecutor:
                 env=dict(environment),
                 start_new_session=True,
                 close_fds=True,
+                user=None if user is None else user.uid,
+                group=None if user is None else user.gid,
+                extra_groups=None if user is None else [],
             )
+        except PermissionError as exc:
+            if user is None:
+                raise ExecutionError(
+                    f"cannot run script {run.script} with {command[0]} in {run.workdir}: {exc}"
+                ) from exc
+            raise ExecutionError(
+                f"cannot run script {run.script} as user {user} (script_user) with "
+                f"{command[0]} in {run.workdir}: {exc}; that user must be able to enter "
+                "every folder above the work folder"
+            ) from exc
         except OSError as exc:
             if exc.errno == errno.E2BIG:
                 size = sum(len(k) + len(v) + 2 for k, v in environment.items())

@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from supervisor.hardening import prctl
+
 __all__ = ["Reaper", "ScriptWatch", "process_reaper"]
 
 logger = logging.getLogger(__name__)
@@ -198,13 +200,9 @@ def _set_child_subreaper() -> bool:
     if not sys.platform.startswith("linux"):
         logger.debug("no child subreaper on %s: only process groups are killed", sys.platform)
         return False
-    import ctypes
-
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    except (OSError, AttributeError) as exc:
+        prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    except OSError as exc:
         logger.debug("cannot become a child subreaper (%s): only process groups are killed", exc)
         return False
     return True

@@ -22,8 +22,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import signal
 import socket
+import stat
 import tempfile
 import time
 import uuid
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from supervisor import allocator, events, filtering, staging, workspace
 from supervisor.delegation import Backend, BatchBackend, RetryPolicy, build_job
-from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
+from supervisor.errors import ConfigError, DeadlineError, EventError, ExecutionError, NoSpaceError
 from supervisor.escaping import escape
 from supervisor.execution import (
     ExecutionResult,
@@ -43,6 +45,7 @@ from supervisor.execution import (
     ScriptRun,
     build_environment,
 )
+from supervisor.hardening import ScriptUser, resolve_user
 from supervisor.sessions import Sessions
 from supervisor.watchdog import Watchdog
 
@@ -52,7 +55,14 @@ if TYPE_CHECKING:
     from supervisor.events import ParsedEvent, Record
     from supervisor.idempotency import Idempotency
 
-__all__ = ["Outcome", "RecordOutcome", "Supervisor", "build_supervisor", "read_script"]
+__all__ = [
+    "Outcome",
+    "RecordOutcome",
+    "Supervisor",
+    "build_supervisor",
+    "read_script",
+    "script_user",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -177,6 +187,7 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
         free_space: staging.FreeSpace = staging.disk_free,
         idempotency: Idempotency | None = None,
+        script_user: ScriptUser | None = None,
     ) -> None:
         self.config = config
         self.platform = platform
@@ -190,6 +201,8 @@ class Supervisor:
         self._free_space = free_space
         self.idempotency = idempotency
         self._instance_ip: str | None = None
+        # Who runs the script, when not the supervisor's own user.
+        self.script_user = script_user
 
     @property
     def mode(self) -> str:
@@ -199,6 +212,8 @@ class Supervisor:
     def prepare(self) -> None:
         """Create clients and folders now, so that nothing of that is paid at the deadline."""
         self._work_root.mkdir(parents=True, exist_ok=True)
+        if self.script_user is not None:
+            _check_reachable(self._work_root, self.script_user)
         if self.mode in ("batch", "lambda-batch"):
             self.backend.prepare()
             if self.idempotency is not None:
@@ -349,6 +364,11 @@ class Supervisor:
             event_json = json.dumps(events.record_event(parsed, record))
             event_file = work / "event.json"
             event_file.write_text(event_json, encoding="utf-8", errors="surrogatepass")
+            home = None
+            if self.script_user is not None:
+                home = work / "home"
+                home.mkdir()
+                _hand_over(work, self.script_user, (input_dir, output_dir, scratch, home))
             environment = build_environment(
                 host=self._host,
                 input_file=input_file,
@@ -366,6 +386,9 @@ class Supervisor:
                 aws_credentials=self.config.container.pass_aws_credentials,
                 platform=self.platform,
             )
+            if home is not None:
+                # The host's HOME (``/root`` in most images) is not the script user's to write.
+                environment["HOME"] = str(home)
             script_run = ScriptRun(
                 script_path,
                 environment,
@@ -373,6 +396,7 @@ class Supervisor:
                 work / "output.log",
                 args=run.args,
                 image_command=run.image_command,
+                user=self.script_user,
             )
             try:
                 result = self._executor.run(script_run, watchdog)
@@ -522,6 +546,48 @@ def _diagnose(result: ExecutionResult, memory_mb: int) -> tuple[tuple[DelegateRe
     return ("failure",), f"the script exited with {result.exit_code}"
 
 
+def _check_reachable(folder: Path, user: ScriptUser) -> None:
+    """Raise ``ConfigError`` unless ``user`` may enter ``folder`` and every folder above it:
+    the script's folders are made in it, and the script opens them by their whole path."""
+    for path in (folder.resolve(), *folder.resolve().parents):
+        mode = path.stat()
+        if mode.st_uid == user.uid:
+            allowed = mode.st_mode & stat.S_IXUSR
+        elif mode.st_gid == user.gid:
+            allowed = mode.st_mode & stat.S_IXGRP
+        else:
+            allowed = mode.st_mode & stat.S_IXOTH
+        if not allowed:
+            raise ConfigError(
+                f"the script runs as user {user} (script_user), which cannot enter {path} "
+                f"(mode {stat.S_IMODE(mode.st_mode):04o}) to reach the work folder {folder}: "
+                "set SUPERVISOR_WORK_DIR to a folder it can reach, or script_user to root"
+            )
+
+
+def _hand_over(work: Path, user: ScriptUser, folders: tuple[Path, ...]) -> None:
+    """Let ``user`` run the script in ``work``: enter it (not list it), read the script and
+    its event (``EVENT_FILE``), and
+    own ``folders`` (input, output, TMPDIR, HOME) with all that is in them (the staged input).
+
+    The rest of ``work`` (the script's log) stays the supervisor's; links are not followed.
+    """
+    try:
+        work.chmod(0o711)
+        for readable in (work / "script.sh", work / "event.json"):
+            if readable.exists():
+                readable.chmod(0o644)
+        for folder in folders:
+            os.lchown(folder, user.uid, user.gid)
+            for root, dirs, files in os.walk(folder):
+                for name in (*dirs, *files):
+                    os.lchown(os.path.join(root, name), user.uid, user.gid)
+    except OSError as exc:
+        raise ExecutionError(
+            f"cannot give the work folder {work} to the script's user {user}: {exc}"
+        ) from exc
+
+
 def _index(parsed: ParsedEvent, record: Record) -> int:
     """The position of ``record`` in the event (by identity: two records may be equal)."""
     return next(i for i, candidate in enumerate(parsed.records) if candidate is record)
@@ -554,8 +620,10 @@ def build_supervisor(
     executor: Executor | None = None,
     free_space: staging.FreeSpace = staging.disk_free,
     idempotency: Idempotency | None = None,
+    euid: int | None = None,
 ) -> Supervisor:
-    """The wiring: pick the executor, the storage and the Batch backend for this host.
+    """The wiring: pick the executor, the storage and the Batch backend for this host, and
+    who runs the script (``script_user``; ``euid`` is this process's effective user id).
 
     Their AWS clients share one botocore session (``Sessions``), created when the first
     of them is.
@@ -596,7 +664,42 @@ def build_supervisor(
         work_root=work_root,
         free_space=free_space,
         idempotency=idempotency or _idempotency(config, platform, sessions),
+        script_user=script_user(config, platform, environ, os.geteuid() if euid is None else euid),
     )
+
+
+def script_user(
+    config: FunctionConfig, platform: Platform, environ: Mapping[str, str], euid: int
+) -> ScriptUser | None:
+    """Who runs the script when not the supervisor's own user (``None``).
+
+    Only root can run it as another user.  Then ``script_user`` says who (``root``: root
+    itself); unset, ``nobody`` in a Batch job (``AWS_BATCH_JOB_ID``) and an OSCAR service,
+    where other processes of the container hold the secrets as root.  A local run, and a
+    job of the local Batch backend, keep the user that started them.
+    """
+    setting = config.script_user
+    if euid != 0:
+        if setting is not None:
+            _log.info(
+                "script_user %s has no effect: the supervisor runs as user %d, not root, "
+                "and so does the script",
+                setting,
+                euid,
+            )
+        return None
+    if setting is None:
+        if platform == "oscar" or (platform == "batch" and environ.get("AWS_BATCH_JOB_ID")):
+            setting = "nobody"
+        else:
+            return None
+    if setting == "root":
+        return None
+    user = resolve_user(setting)
+    if user.uid == 0:
+        return None
+    _log.info("Scripts run as user %s (script_user %s)", user, setting)
+    return user
 
 
 def _idempotency(

@@ -81,6 +81,8 @@ def run_local_job(
         "SCRIPT": b64(script),
         "EVENT": json.dumps(s3_event(INPUT_BUCKET, f"{INPUT_FOLDER}/{input_name}")),
         "AWS_BATCH_JOB_ID": job_id,
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "SUPERVISOR_STORAGE_ROOT": str(storage),
         "SUPERVISOR_WORK_DIR": str(work),
     }

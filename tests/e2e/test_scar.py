@@ -879,6 +879,9 @@ def run_batch_job(
             "PATH": "/bin",
             "HOME": "/root",
             "AWS_BATCH_JOB_ID": job["jobId"],
+            # udocker keeps the image's root file system in root's home, which no other user
+            # can enter: the script runs as root, as the job's supervisor does here.
+            "SUPERVISOR_SCRIPT_USER": "root",
         }
     )
     return box.run(

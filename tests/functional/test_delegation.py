@@ -205,6 +205,8 @@ def run_as_batch(
         **job_env,
         **aws_env,
         "PATH": os.environ["PATH"],
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
     }
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run(

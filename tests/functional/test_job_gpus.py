@@ -61,6 +61,8 @@ def test_the_job_logs_one_line_per_gpu_before_it_runs_the_script(
         "SCRIPT": base64.b64encode(b"echo the script ran\n").decode(),
         "EVENT": json.dumps(s3_event("in", "data/x.bin")),
         "AWS_BATCH_JOB_ID": "job-42",
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "SUPERVISOR_STORAGE_ROOT": str(storage),
         "SUPERVISOR_WORK_DIR": str(tmp_path / "work"),
     }

@@ -48,6 +48,8 @@ def test_sigterm_kills_the_script_and_ends_the_job_with_143(tmp_path: Path) -> N
         "SCRIPT": b64(SCRIPT),
         "EVENT": json.dumps({"work": "long"}),
         "AWS_BATCH_JOB_ID": "job-to-stop",
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "SUPERVISOR_WORK_DIR": str(tmp_path / "work"),
     }
     job = subprocess.Popen(

@@ -520,6 +520,8 @@ def batch_job_environment(
         "CONTEXT": json.dumps({"aws_request_id": str(uuid.uuid4()), "function_name": "leaks"}),
         "AWS_BATCH_JOB_ID": f"job-{uuid.uuid4().hex[:8]}",
         "SUPERVISOR_WORK_DIR": str(work),
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "LOG_LEVEL": "DEBUG",
         **{name: secret_env[name] for name in CREDENTIAL_NAMES},
         "AWS_DEFAULT_REGION": "us-east-1",

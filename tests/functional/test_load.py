@@ -154,6 +154,8 @@ def test_fifty_batch_jobs_at_once_share_a_work_root(
             "EVENT": json.dumps(s3_event(source, key)),
             "AWS_BATCH_JOB_ID": f"load-{number:02d}",
             "SUPERVISOR_WORK_DIR": str(work),
+            # pytest's folders are root's alone: the script runs as the test's user.
+            "SUPERVISOR_SCRIPT_USER": "root",
         }
         jobs[key] = subprocess.Popen(
             [sys.executable, "-m", "supervisor"],

@@ -76,6 +76,8 @@ def run_service(
         "PATH": os.environ["PATH"],
         "SUPERVISOR_OSCAR_DIR": str(oscar_dir),
         "SUPERVISOR_WORK_DIR": str(cwd / "tmp"),
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         # MinIO's keys reach the supervisor through the definition; the moto server takes any.
         "AWS_ACCESS_KEY_ID": aws_env["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": aws_env["AWS_SECRET_ACCESS_KEY"],

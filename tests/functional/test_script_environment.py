@@ -67,6 +67,8 @@ def run_batch_job(tmp_path: Path, *, pass_aws_credentials: bool) -> dict[str, st
         # This test's deployment.
         "SUPERVISOR_STORAGE_ROOT": str(storage),
         "SUPERVISOR_WORK_DIR": str(tmp_path / "work"),
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "LOG_LEVEL": "DEBUG",
     }
 

@@ -179,6 +179,8 @@ def run_job(
         "FUNCTION_CONFIG": base64.b64encode(json.dumps(definition).encode()).decode(),
         "EVENT": json.dumps(event),
         "AWS_BATCH_JOB_ID": "job-forgery",
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "SUPERVISOR_WORK_DIR": str(tmp_path / "work"),
     }
     return subprocess.run(

@@ -208,6 +208,8 @@ def test_batch_job_stopped(tmp_path: Path, signum: int) -> None:
             "SCRIPT": base64.b64encode(SCRIPT.encode()).decode(),
             "EVENT": json.dumps({"work": "long"}),
             "AWS_BATCH_JOB_ID": "job-to-stop",
+            # pytest's folders are root's alone: the script runs as the test's user.
+            "SUPERVISOR_SCRIPT_USER": "root",
             "SUPERVISOR_WORK_DIR": str(work),
         },
     )

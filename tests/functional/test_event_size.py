@@ -118,6 +118,8 @@ def run_job(
         "FUNCTION_CONFIG": b64(json.dumps(function.definition)),
         "SCRIPT": b64(script),
         "AWS_BATCH_JOB_ID": str(uuid.uuid4()),
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         **job_env,
         **aws_env,
         "PATH": os.environ["PATH"],

@@ -209,6 +209,8 @@ def job_environment(tmp_path: Path) -> dict[str, str]:
         "FUNCTION_CONFIG": base64.b64encode(json.dumps(definition).encode()).decode(),
         "SCRIPT": base64.b64encode(b'touch "$MARK"\n').decode(),
         "AWS_BATCH_JOB_ID": "hostile",
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "SUPERVISOR_WORK_DIR": str(tmp_path / "work"),
     }
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from supervisor.hardening import prctl
 
-__all__ = ["Reaper", "ScriptWatch", "process_reaper"]
+__all__ = ["Reaper", "ScriptWatch", "open_pidfd", "process_reaper"]
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def _exists(proc: Path, pid: int) -> bool:
 
 def _reaped(pid: int, timeout: float) -> bool:
     """Wait up to ``timeout`` s for child ``pid`` to end, and reap it; whether it has."""
-    pidfd = _open_pidfd(pid)
+    pidfd = open_pidfd(pid)
     if pidfd is not None:
         try:
             select.select([pidfd], [], [], max(0.0, timeout))
@@ -294,7 +294,9 @@ def _reap(pid: int) -> bool:
     return reaped == pid
 
 
-def _open_pidfd(pid: int) -> int | None:
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (readable once it has ended), or None where the kernel or Python
+    has none, or the process is gone."""
     pidfd_open = getattr(os, "pidfd_open", None)
     if pidfd_open is None:
         return None

@@ -26,6 +26,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from supervisor.reaper import open_pidfd
+
 __all__ = ["Watchdog", "kill_group"]
 
 logger = logging.getLogger(__name__)
@@ -226,7 +228,7 @@ def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> bool:
     """Wait up to ``timeout`` s for ``process`` to exit and reap it; True when it has."""
     if process.poll() is not None:
         return True
-    pidfd = _open_pidfd(process.pid)
+    pidfd = open_pidfd(process.pid)
     if pidfd is None:
         try:
             process.wait(timeout=timeout)
@@ -242,14 +244,3 @@ def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> bool:
         os.close(pidfd)
     process.wait()
     return True
-
-
-def _open_pidfd(pid: int) -> int | None:
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:
-        return None
-    try:
-        fd: int = pidfd_open(pid)
-    except OSError:
-        return None
-    return fd

@@ -385,6 +385,8 @@ def test_a_stop_signal_reaches_the_job_through_both_loaders(
         "SCRIPT": _b64(stop_signals.SCRIPT),
         "EVENT": "{}",
         "AWS_BATCH_JOB_ID": "binary-to-stop",
+        # pytest's folders are root's alone: the script runs as the test's user.
+        "SUPERVISOR_SCRIPT_USER": "root",
         "SUPERVISOR_WORK_DIR": str(work),
     }
     process = subprocess.Popen(

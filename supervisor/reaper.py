@@ -46,11 +46,12 @@ from pathlib import Path
 
 from supervisor.hardening import prctl
 
-__all__ = ["Reaper", "ScriptWatch", "open_pidfd", "process_reaper"]
+__all__ = ["Reaper", "ScriptWatch", "open_pidfd", "poll_until", "process_reaper", "stat_fields"]
 
 logger = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PROC = Path("/proc")
 _POLL_FIRST = 0.001
 _POLL_MAX = 0.02
 
@@ -80,7 +81,7 @@ class Reaper:
     def __init__(
         self,
         *,
-        proc: Path = Path("/proc"),
+        proc: Path = _PROC,
         timeout: float = 5.0,
         send: Callable[[int, int], None] = os.kill,
         clock: Callable[[], float] = time.monotonic,
@@ -239,14 +240,15 @@ def _scan_children(proc: Path, parent: int) -> list[int]:
     for name in names:
         if not name.isdigit():
             continue
-        fields = _stat_fields(proc, int(name))
+        fields = stat_fields(name, proc)
         if fields is not None and len(fields) > 1 and fields[1] == str(parent).encode():
             found.append(int(name))
     return found
 
 
-def _stat_fields(proc: Path, pid: int) -> list[bytes] | None:
-    """The fields of ``/proc/PID/stat`` after the command name (the state first)."""
+def stat_fields(pid: int | str, proc: Path = _PROC) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (the state first), or None
+    when the process is gone."""
     try:
         stat = (proc / str(pid) / "stat").read_bytes()
     except OSError:
@@ -256,7 +258,7 @@ def _stat_fields(proc: Path, pid: int) -> list[bytes] | None:
 
 def _stat(proc: Path, pid: int) -> tuple[int, int] | None:
     """The session id and the start time of ``pid``."""
-    fields = _stat_fields(proc, pid)
+    fields = stat_fields(pid, proc)
     if fields is None or len(fields) < 20:
         return None
     return int(fields[3]), int(fields[19])
@@ -275,9 +277,15 @@ def _reaped(pid: int, timeout: float) -> bool:
         finally:
             os.close(pidfd)
         return _reap(pid)
+    return poll_until(lambda: _reap(pid), timeout)
+
+
+def poll_until(done: Callable[[], bool], timeout: float) -> bool:
+    """Call ``done`` until it is true, sleeping 1 ms then twice as long each time (20 ms at
+    most), for up to ``timeout`` s; whether it became true (it is called at least once)."""
     end = time.monotonic() + timeout
     delay = _POLL_FIRST
-    while not _reap(pid):
+    while not done():
         left = end - time.monotonic()
         if left <= 0:
             return False

@@ -26,14 +26,12 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from supervisor.reaper import open_pidfd
+from supervisor.reaper import open_pidfd, poll_until, stat_fields
 
 __all__ = ["Watchdog", "kill_group"]
 
 logger = logging.getLogger(__name__)
 
-_POLL_FIRST = 0.001
-_POLL_MAX = 0.02
 _KILL_WAIT = 2.0
 
 
@@ -154,16 +152,12 @@ def _wait_group_gone(pgid: int, timeout: float, process: subprocess.Popen[bytes]
     end = time.monotonic() + timeout
     if process is not None and process.returncode is None:
         _wait_exit(process, timeout)
-    delay = _POLL_FIRST
-    while True:
+
+    def gone() -> bool:
         _reap(pgid, process)
-        if not _group_alive(pgid):
-            return True
-        left = end - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, _POLL_MAX)
+        return not _group_alive(pgid)
+
+    return poll_until(gone, end - time.monotonic())
 
 
 def _reap(pgid: int, process: subprocess.Popen[bytes] | None) -> None:
@@ -210,13 +204,8 @@ def _has_live_member(pgid: int) -> bool:
     for name in entries:
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat_file:
-                stat = stat_file.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) < 3 or int(fields[2]) != pgid:
+        fields = stat_fields(name)
+        if fields is None or len(fields) < 3 or int(fields[2]) != pgid:
             continue
         seen = True
         if fields[0] not in (b"Z", b"X"):

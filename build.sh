@@ -2,8 +2,9 @@
 # Set up, check and demonstrate serverless-supervisor.
 #   ./build.sh demo   create .venv, install, run the local example
 #   ./build.sh demo-workflow  the paper's audio/video workflow on this machine
-#   ./build.sh test   install what the tests need, run ruff, mypy and pytest
-#   ./build.sh check  ruff, ruff format --check and mypy only
+#   ./build.sh test   install what the tests need, run ruff, mypy, the docs build and pytest
+#   ./build.sh check  ruff, ruff format --check, mypy and the docs build only
+#   ./build.sh docs   regenerate docs/schema/function.json, build the manual into build/site/
 #   ./build.sh layer  build the Lambda Layer zips into build/layer/
 #   ./build.sh binary build build/binary/supervisor, the static executable for Batch/OSCAR jobs
 set -euo pipefail
@@ -89,6 +90,15 @@ check() {
   log "mypy --strict"
   "$VENV/bin/mypy"
   "$VENV/bin/mypy" --strict layer/build.py layer/binary.py
+  docs_site --check
+}
+
+docs_site() {
+  # The definition's JSON Schema is generated from supervisor/config.py: --check fails when
+  # the committed file is stale, otherwise it is rewritten. The site goes to build/site/.
+  log "docs"
+  "$PY" docs/hooks/reference.py "$@"
+  "$VENV/bin/mkdocs" build --strict --quiet
 }
 
 case "${1:-help}" in
@@ -114,6 +124,10 @@ case "${1:-help}" in
     install test
     check
     ;;
+  docs)
+    install docs
+    docs_site
+    ;;
   layer)
     install
     "$PY" layer/build.py "${@:2}"
@@ -124,7 +138,7 @@ case "${1:-help}" in
     python3 layer/binary.py "${@:2}"
     ;;
   *)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     [ "${1:-help}" = help ] || exit 2
     ;;
 esac

@@ -32,6 +32,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -134,10 +135,17 @@ def _as_tuple(value: object) -> object:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_to_text)]
+# The JSON Schema (docs/schema/function.json) says what these accept before conversion.
+Text = Annotated[
+    str, BeforeValidator(_to_text), WithJsonSchema({"type": ["string", "number", "boolean"]})
+]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
-Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+Strings = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_as_tuple),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
 
 
 class _Model(BaseModel):
@@ -148,8 +156,12 @@ class StorageLocation(_Model):
     """An input or output: ``storage_provider`` is ``TYPE`` or ``TYPE.ID``; ``path`` is
     ``bucket/folder``."""
 
-    storage_provider: str = "s3"
-    path: str
+    storage_provider: str = Field(
+        default="s3",
+        description="`TYPE` or `TYPE.ID` of a provider under `storage_providers` "
+        "(`s3`, `minio.lab`...); a bare type is its `default` ID.",
+    )
+    path: str = Field(description="`bucket` or `bucket/folder`, without `s3://` or a leading `/`.")
 
     @field_validator("storage_provider")
     @classmethod
@@ -193,18 +205,31 @@ class StorageLocation(_Model):
 class OutputLocation(StorageLocation):
     """An output; a file goes here when any prefix and any suffix match (empty lists match all)."""
 
-    prefix: Strings = ()
-    suffix: Strings = ()
+    prefix: Strings = Field(
+        default=(),
+        description="File name prefixes (relative to the output folder); any one matches. "
+        "Empty: every file.",
+    )
+    suffix: Strings = Field(
+        default=(),
+        description="File name suffixes such as `.txt`; any one matches. Empty: every file.",
+    )
 
 
 class S3Provider(_Model):
     """AWS S3 (or an S3-compatible ``endpoint``); unset keys come from boto3's own chain."""
 
-    access_key: OptionalSecret = None
-    secret_key: OptionalSecret = None
-    session_token: OptionalSecret = None
-    region: OptionalText = None
-    endpoint: OptionalText = None
+    access_key: OptionalSecret = Field(
+        default=None, description="Access key ID; unset: the function's own credentials."
+    )
+    secret_key: OptionalSecret = Field(default=None, description="Secret access key.")
+    session_token: OptionalSecret = Field(
+        default=None, description="Session token, for temporary credentials."
+    )
+    region: OptionalText = Field(default=None, description="AWS region of the buckets.")
+    endpoint: OptionalText = Field(
+        default=None, description="URL of an S3-compatible server instead of AWS S3."
+    )
 
 
 class MinioProvider(_Model):
@@ -216,11 +241,14 @@ class MinioProvider(_Model):
     ``region`` as none (us-east-1 for the S3 client) and an empty ``verify`` as true.
     """
 
-    endpoint: str = DEFAULT_MINIO_ENDPOINT
-    verify: bool = True
-    region: str = "us-east-1"
-    access_key: OptionalSecret = None
-    secret_key: OptionalSecret = None
+    endpoint: str = Field(
+        default=DEFAULT_MINIO_ENDPOINT,
+        description="URL of the MinIO server; absent or empty: an OSCAR cluster's own MinIO.",
+    )
+    verify: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    region: str = Field(default="us-east-1", description="Region name the server expects.")
+    access_key: OptionalSecret = Field(default=None, description="Access key.")
+    secret_key: OptionalSecret = Field(default=None, description="Secret key.")
 
     @model_validator(mode="before")
     @classmethod
@@ -238,7 +266,7 @@ class MinioProvider(_Model):
 class LocalProvider(_Model):
     """A folder holding one subfolder per bucket."""
 
-    root: Path
+    root: Path = Field(description="Folder holding one subfolder per bucket.")
 
 
 class WebdavProvider(_Model):
@@ -249,9 +277,13 @@ class WebdavProvider(_Model):
     first part of an input or output ``path`` is the top folder under it.
     """
 
-    hostname: str = Field(min_length=1)
-    login: OptionalText = None
-    password: OptionalSecret = None
+    hostname: str = Field(
+        min_length=1,
+        description="`host[:port][/path]`, reached over HTTPS; or a URL starting with "
+        "`http://` or `https://`.",
+    )
+    login: OptionalText = Field(default=None, description="User name for basic authentication.")
+    password: OptionalSecret = Field(default=None, description="Password for basic authentication.")
 
     @field_validator("hostname")
     @classmethod
@@ -279,30 +311,44 @@ class WebdavProvider(_Model):
 class OnedataProvider(_Model):
     """A Onedata space (accepted in a definition; not reachable from here)."""
 
-    oneprovider_host: OptionalText = None
-    token: OptionalSecret = None
-    space: OptionalText = None
+    oneprovider_host: OptionalText = Field(default=None, description="Oneprovider host.")
+    token: OptionalSecret = Field(default=None, description="Onedata access token.")
+    space: OptionalText = Field(default=None, description="Onedata space name.")
 
 
 class RucioProvider(_Model):
     """A Rucio storage element (accepted in a definition; not reachable from here)."""
 
-    host: OptionalText = None
-    auth_host: OptionalText = None
-    account: OptionalText = None
-    rse: OptionalText = None
-    refresh_token: OptionalSecret = None
-    oidc_audience: OptionalText = None
-    token_endpoint: OptionalText = None
+    host: OptionalText = Field(default=None, description="Rucio server.")
+    auth_host: OptionalText = Field(default=None, description="Rucio authentication server.")
+    account: OptionalText = Field(default=None, description="Rucio account.")
+    rse: OptionalText = Field(default=None, description="Rucio storage element.")
+    refresh_token: OptionalSecret = Field(default=None, description="OIDC refresh token.")
+    oidc_audience: OptionalText = Field(default=None, description="OIDC audience.")
+    token_endpoint: OptionalText = Field(default=None, description="OIDC token endpoint.")
 
 
 class StorageProviders(_Model):
-    s3: dict[str, S3Provider] = Field(default_factory=dict)
-    minio: dict[str, MinioProvider] = Field(default_factory=dict)
-    local: dict[str, LocalProvider] = Field(default_factory=dict)
-    webdav: dict[str, WebdavProvider] = Field(default_factory=dict)
-    onedata: dict[str, OnedataProvider] = Field(default_factory=dict)
-    rucio: dict[str, RucioProvider] = Field(default_factory=dict)
+    s3: dict[str, S3Provider] = Field(
+        default_factory=dict, description="AWS S3 or S3-compatible servers, by ID."
+    )
+    minio: dict[str, MinioProvider] = Field(
+        default_factory=dict, description="MinIO servers, by ID."
+    )
+    local: dict[str, LocalProvider] = Field(
+        default_factory=dict, description="Local folders standing for buckets, by ID."
+    )
+    webdav: dict[str, WebdavProvider] = Field(
+        default_factory=dict, description="WebDAV servers (dCache, Nextcloud...), by ID."
+    )
+    onedata: dict[str, OnedataProvider] = Field(
+        default_factory=dict,
+        description="Onedata spaces, by ID: accepted, but an input or output there fails.",
+    )
+    rucio: dict[str, RucioProvider] = Field(
+        default_factory=dict,
+        description="Rucio storage elements, by ID: accepted, but an input or output there fails.",
+    )
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential value held here, for the log redaction filter."""
@@ -340,16 +386,39 @@ _SECRET_FIELDS = ("access_key", "secret_key", "session_token", "password", "toke
 
 
 class ContainerEnvironment(_Model):
-    variables: dict[str, Text] = Field(default_factory=dict, alias="Variables")
+    variables: dict[str, Text] = Field(
+        default_factory=dict,
+        alias="Variables",
+        description="Environment variables for the script; numbers and booleans become text.",
+    )
 
 
 class ContainerSettings(_Model):
-    image: str | None = None
-    image_file: str | None = None
-    timeout_threshold: float = Field(default=2.0, ge=0, le=900)
-    environment: ContainerEnvironment = Field(default_factory=ContainerEnvironment)
+    image: str | None = Field(
+        default=None,
+        description="Image to run the script in with udocker (Lambda zip runtime only).",
+    )
+    image_file: str | None = Field(
+        default=None,
+        description="Local image tarball (`docker save` or a root filesystem) instead of "
+        "`image`, relative to the definition file. Env `IMAGE_FILE` overrides it.",
+    )
+    timeout_threshold: float = Field(
+        default=2.0,
+        ge=0,
+        le=900,
+        description="Seconds kept before the deadline: the script is killed at the deadline "
+        "less this, leaving time to hand the work to Batch. Env `TIMEOUT_THRESHOLD` overrides it.",
+    )
+    environment: ContainerEnvironment = Field(
+        default_factory=ContainerEnvironment,
+        description="Variables for the script, under `Variables`.",
+    )
     # The script gets the supervisor's AWS credentials (and region) only when this says so.
-    pass_aws_credentials: bool = False
+    pass_aws_credentials: bool = Field(
+        default=False,
+        description="Give the script the function's own AWS credentials and region.",
+    )
 
 
 class UdockerSettings(_Model):
@@ -359,24 +428,55 @@ class UdockerSettings(_Model):
     proot, the P modes) is not allowed, else P1.
     """
 
-    execmode: Annotated[ExecMode, BeforeValidator(_upper)] | None = None
+    execmode: Annotated[ExecMode, BeforeValidator(_upper)] | None = Field(
+        default=None,
+        description="udocker execution mode; unset: F1 in Lambda (no ptrace there), else P1.",
+    )
 
 
 class MultiNodeSettings(_Model):
-    enabled: bool = False
+    enabled: bool = Field(
+        default=False,
+        description="Submit multi-node parallel jobs (the environment goes to nodes `0:`).",
+    )
 
 
 class BatchSettings(_Model):
-    job_queue: str | None = None
-    job_definition: str | None = None
-    multi_node_parallel: MultiNodeSettings = Field(default_factory=MultiNodeSettings)
-    delegate_on: tuple[DelegateReason, ...] = ("timeout", "failure", "resources")
-    timeout: float | None = Field(default=None, gt=0)
-    event_store: str | None = None
-    log_group: str | None = None
+    job_queue: str | None = Field(
+        default=None, description="Job queue; unset: the function's name."
+    )
+    job_definition: str | None = Field(
+        default=None, description="Job definition; unset: the function's name."
+    )
+    multi_node_parallel: MultiNodeSettings = Field(
+        default_factory=MultiNodeSettings, description="Multi-node parallel jobs."
+    )
+    delegate_on: tuple[DelegateReason, ...] = Field(
+        default=("timeout", "failure", "resources"),
+        description="In `lambda-batch` mode, when a record goes to Batch: the script ran past "
+        "the deadline, failed, or ran out of space or memory.",
+    )
+    timeout: float | None = Field(
+        default=None, gt=0, description="Seconds a Batch job may run the script; unset: no limit."
+    )
+    event_store: str | None = Field(
+        default=None,
+        description="`bucket/folder` for events too large for a job request; unset: the first "
+        "output's bucket, under `.supervisor-events/`.",
+    )
+    log_group: str | None = Field(
+        default=None,
+        description="CloudWatch Logs group for a Batch job's log (the stream is the job id).",
+    )
     # The job's attempts (its retry strategy), sent with each job; unset, the job
     # definition's own apply and a failed job keeps its stored event (it may be retried).
-    attempts: int | None = Field(default=None, ge=1, le=10)
+    attempts: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Attempts of each job, sent as its retry strategy; unset: the job "
+        "definition's, and a failed job keeps its stored event.",
+    )
 
 
 _DYNAMODB_TABLE = r"[A-Za-z0-9_.-]{3,255}"
@@ -394,8 +494,14 @@ class IdempotencySettings(_Model):
     the request id; see ``supervisor.idempotency``.
     """
 
-    table: str | None = None
-    expires_after_seconds: int = Field(default=3600, ge=60)
+    table: str | None = Field(
+        default=None,
+        description="DynamoDB table (name or ARN; partition key `id`, a string) recording "
+        "each delegation, so that a retried delivery submits no second job.",
+    )
+    expires_after_seconds: int = Field(
+        default=3600, ge=60, description="How long a delivery's record is kept."
+    )
 
     @field_validator("table")
     @classmethod
@@ -415,24 +521,70 @@ _SCRIPT_USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$"
 class FunctionConfig(_Model):
     """One function's definition, as deployment tools write it."""
 
-    name: str = Field(min_length=1)
-    execution_mode: ExecutionMode = "lambda"
-    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = "INFO"
-    init_script: Path | None = None
-    allow_event_script: bool = True
+    name: str = Field(
+        min_length=1,
+        description="The function's name; also the default Batch job queue and job definition.",
+    )
+    execution_mode: ExecutionMode = Field(
+        default="lambda",
+        description="`lambda`: run in Lambda; `batch`: hand every event to AWS Batch; "
+        "`lambda-batch`: run in Lambda, hand to Batch on timeout, failure or lack of resources. "
+        "Env `EXECUTION_MODE` overrides it.",
+    )
+    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = Field(
+        default="INFO",
+        description="Log level; `NOTSET` reads as `DEBUG`, empty as `INFO`. "
+        "Env `LOG_LEVEL` overrides it.",
+    )
+    init_script: Path | None = Field(
+        default=None,
+        description="The script to run, relative to the definition file.",
+    )
+    allow_event_script: bool = Field(
+        default=True,
+        description="Accept a caller's `script` (and `cmd_args` for an image) in a direct "
+        "invocation.",
+    )
     # False: an object record must lie under one of ``input`` (when there is any).
-    allow_any_input: bool = False
-    file_stage_in: bool = False
+    allow_any_input: bool = Field(
+        default=False,
+        description="Accept objects outside the `input` locations.",
+    )
+    file_stage_in: bool = Field(default=False, description="`true`: do not download the input.")
     # Who runs the script where the supervisor runs as root: ``root``, or a user (``nobody``,
     # a name, ``UID``, ``UID:GID``); unset, ``nobody`` in a Batch job or an OSCAR service.
-    script_user: str | None = Field(default=None, pattern=_SCRIPT_USER)
-    container: ContainerSettings = Field(default_factory=ContainerSettings)
-    input: tuple[StorageLocation, ...] = ()
-    output: tuple[OutputLocation, ...] = ()
-    storage_providers: StorageProviders = Field(default_factory=StorageProviders)
-    batch: BatchSettings = Field(default_factory=BatchSettings)
-    udocker: UdockerSettings = Field(default_factory=UdockerSettings)
-    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    script_user: str | None = Field(
+        default=None,
+        pattern=_SCRIPT_USER,
+        description="Who runs the script where the supervisor runs as root (Batch, OSCAR): "
+        "`root`, a name, `UID` or `UID:GID`; unset: `nobody`. "
+        "Env `SUPERVISOR_SCRIPT_USER` overrides it.",
+    )
+    container: ContainerSettings = Field(
+        default_factory=ContainerSettings,
+        description="The script's image, variables and time reserve.",
+    )
+    input: tuple[StorageLocation, ...] = Field(
+        default=(), description="Where input files come from; objects elsewhere are refused."
+    )
+    output: tuple[OutputLocation, ...] = Field(
+        default=(),
+        description="Where output files go: each file to every output whose prefix and suffix "
+        "match.",
+    )
+    storage_providers: StorageProviders = Field(
+        default_factory=StorageProviders, description="Credentials and endpoints, by type and ID."
+    )
+    batch: BatchSettings = Field(
+        default_factory=BatchSettings, description="Delegation to AWS Batch."
+    )
+    udocker: UdockerSettings = Field(
+        default_factory=UdockerSettings, description="How udocker runs `container.image`."
+    )
+    idempotency: IdempotencySettings = Field(
+        default_factory=IdempotencySettings,
+        description="One Batch job per delivery, even when Lambda retries.",
+    )
     _data: Any = PrivateAttr(default=None)
 
     @property

@@ -98,7 +98,8 @@ docs_site() {
   # the committed file is stale, otherwise it is rewritten. The site goes to build/site/.
   log "docs"
   "$PY" docs/hooks/reference.py "$@"
-  "$VENV/bin/mkdocs" build --strict --quiet
+  # Not --quiet: it hides the warnings that --strict counts.
+  "$VENV/bin/mkdocs" build --strict
 }
 
 case "${1:-help}" in

@@ -6,48 +6,13 @@ environment of the user's script, as a fresh dict.  The named lists below are al
 the log redaction (``logs.secrets_from_environ``) and the local Batch job
 (``delegation.definition_environment``) take their names from.
 
-From the host, per platform:
-
-- ``lambda-zip``, ``lambda-image``: only what programs need to run (``HOST_VARIABLES``).
-- ``batch``, ``oscar`` (the supervisor runs inside the user's container): the container's
-  own environment, the image's ``PATH`` and library paths, the job definition's variables
-  (SCAR's ``batch.environment.Variables`` among them), ``AWS_BATCH_*``, an OSCAR service's
-  ``environment.variables`` and ``secrets``, OSCAR's ``OSCAR_SERVICE_*`` (which OSCAR
-  documents as the container's), ``KUBERNETES_*``; all of it less ``WITHHELD_VARIABLES``
-  and ``WITHHELD_PREFIXES``.
-- ``local``: ``LOCAL_HOST_VARIABLES``, the Lambda list and ``PYTHONPATH``: the names a local
-  Batch job is given, so that a script sees the same whether it runs locally or in a local
-  Batch job.
-
-Never, on any platform: the definition and what a job carries for the supervisor
-(``FUNCTION_CONFIG``, ``FDL``, ``SCRIPT``, ``EVENT_URI``, ``CONTEXT``), the supervisor's own
-settings (``SUPERVISOR_*``, ``LOG_LEVEL``, ``EXECUTION_MODE``, ``TIMEOUT_THRESHOLD``,
-``IMAGE_FILE``), the Lambda Runtime API address, the variables of a PyInstaller or staticx
-binary, and the role's credentials (``AWS_CREDENTIAL_VARIABLES``: keys, the ECS and EKS
-credential endpoints, tokens and token files), these unless ``pass_aws_credentials``.  The
-storage providers' keys live only in the definition.  In a frozen binary the script gets the
-``LD_LIBRARY_PATH`` the binary was started with (``LD_LIBRARY_PATH_ORIG``), or none.
-
-Then the definition's ``container.environment.Variables``, then the contract variables
-(``CONTRACT_VARIABLES``, ``CONT_VAR_<name>`` per query parameter), which win over the host's
-and the definition's so that they always mean what the contract says.  ``EVENT_FILE`` always
-names a file holding the record's event; ``EVENT`` holds the same text only when it is at
-most ``EVENT_LIMIT`` bytes, and is absent otherwise (Linux refuses to start a program with
-one variable over 128 KiB, or with more than a quarter of the stack limit in all).
-
-The environment is one way in; the supervisor's process and the other processes of the
-job are kept from the script by ``supervisor.hardening`` (a non-dumpable supervisor, and on
-Batch and OSCAR as root an unprivileged script user).  What stays reachable anyway, by
-other ways than the environment (the docs state it):
-on Batch, the ECS task-role endpoint (169.254.170.2) answers only to the credential URI
-withheld here, but the EC2 instance metadata service (169.254.169.254) hands out the
-instance role's credentials unless the compute environment blocks it (IMDSv2 with a hop
-limit of 1, or ``ECS_AWSVPC_BLOCK_IMDS``); on EKS the web identity token file stays on disk
-at its usual path, readable if its mode lets the script's user read it; on OSCAR the
-service's definition (``/oscar/config/function_config.yaml``, with the storage providers'
-keys and the service token) is mounted from a ConfigMap readable by every user of the
-container; in Lambda the Runtime API listens on a fixed local address; in a local run, all
-that the user running it can read (``~/.aws`` included).
+Layers, later ones winning: the host's variables the platform lets through
+(``HOST_VARIABLES`` in Lambda, ``LOCAL_HOST_VARIABLES`` locally, the container's own less
+``WITHHELD_VARIABLES`` and ``WITHHELD_PREFIXES`` on Batch and OSCAR), the definition's
+``container.environment.Variables``, then the contract variables (``CONTRACT_VARIABLES``,
+``CONT_VAR_<name>``).  The role's credentials (``AWS_CREDENTIAL_VARIABLES``) only with
+``pass_aws_credentials``.  The table per platform, and what the script can reach by other
+ways than its environment, are in docs/script-environment.md.
 """
 
 from __future__ import annotations

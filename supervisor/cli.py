@@ -262,6 +262,13 @@ def _query(text: str) -> tuple[str, str]:
 def _event(args: argparse.Namespace) -> int:
     from supervisor.sample_events import Sample, generate
 
+    if not args.bucket or "/" in args.bucket:
+        print(f"error: --bucket {args.bucket!r} is not a bucket name", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.key or args.key.endswith("/"):
+        what = "a folder (it ends in /)" if args.key else "empty"
+        print(f"error: --key {args.key!r} is {what}: name an object", file=sys.stderr)
+        return EXIT_USAGE
     if args.body_file is not None:
         try:
             body = args.body_file.read_bytes()

@@ -461,6 +461,10 @@ def test_event_refuses_an_unknown_kind_and_an_unreadable_body(tmp_path: Path) ->
     assert missing.returncode == 2
     assert "error: cannot read nope.bin: No such file or directory" in missing.stderr
 
+    folder = supervisor("event", "s3", "--key", "in/", cwd=tmp_path)
+    assert folder.returncode == 2
+    assert "error: --key 'in/' is a folder (it ends in /): name an object" in folder.stderr
+
     query = supervisor("event", "api", "--query", "novalue", cwd=tmp_path)
     assert query.returncode == 2
     assert "expected NAME=VALUE, got 'novalue'" in query.stderr

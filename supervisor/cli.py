@@ -1,13 +1,15 @@
-"""The command line: ``python -m supervisor [run | validate | workflow | job]``.
+"""The command line: ``python -m supervisor [run | event | validate | workflow | job]``,
+also installed as ``serverless-supervisor``.
 
 ``run`` sends one event through the whole pipeline on this machine: the local storage
-provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
-function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
-functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job`` (the
-default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard input) is
-what an AWS Batch job container, and an OSCAR service, runs.  With
-``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
-image: it serves the Runtime API's invocations with the Lambda handler
+provider (a folder per bucket) and the local Batch backend; ``event`` prints a sample event
+for it (``supervisor.sample_events``); ``supervisor.report`` words what ``run`` did.
+``validate`` checks a function definition.  ``workflow run`` and ``workflow replay`` run a
+whole workflow of functions linked by bucket folders on this machine
+(``supervisor.workflow``).  ``job`` (the default when ``EVENT`` or ``EVENT_URI`` is set, or
+an event is piped on standard input) is what an AWS Batch job container, and an OSCAR
+service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda
+function's container image: it serves the Runtime API's invocations with the Lambda handler
 (``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from supervisor.context import InvocationContext
     from supervisor.runtime import Outcome
 
-__all__ = ["Job", "Run", "function_error", "response"]
+__all__ = ["Job", "Run", "function_error", "read_tail", "response"]
 
 # Lines of a Batch job's log, and of a response's body, that a person is shown.
 TAIL_LINES: Final = 20

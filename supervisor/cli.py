@@ -1,13 +1,15 @@
-"""The command line: ``python -m supervisor [run | validate | workflow | job]``.
+"""The command line: ``python -m supervisor [run | event | validate | workflow | job]``,
+also installed as ``serverless-supervisor``.
 
 ``run`` sends one event through the whole pipeline on this machine: the local storage
-provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
-function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
-functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job`` (the
-default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard input) is
-what an AWS Batch job container, and an OSCAR service, runs.  With
-``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
-image: it serves the Runtime API's invocations with the Lambda handler
+provider (a folder per bucket) and the local Batch backend; ``event`` prints a sample event
+for it (``supervisor.sample_events``); ``supervisor.report`` words what ``run`` did.
+``validate`` checks a function definition.  ``workflow run`` and ``workflow replay`` run a
+whole workflow of functions linked by bucket folders on this machine
+(``supervisor.workflow``).  ``job`` (the default when ``EVENT`` or ``EVENT_URI`` is set, or
+an event is piped on standard input) is what an AWS Batch job container, and an OSCAR
+service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda
+function's container image: it serves the Runtime API's invocations with the Lambda handler
 (``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 
@@ -21,9 +23,12 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from supervisor import __version__, workspace
+
+if TYPE_CHECKING:
+    from supervisor import report
 
 __all__ = ["main"]
 
@@ -42,15 +47,40 @@ event in EVENT.
 """
 
 _RUN_EPILOG = """\
-The event is a JSON file: an S3 notification (bucket/key are looked up under
---storage-root/BUCKET/KEY), an API Gateway request or any other JSON.  A job handed to
-Batch runs here as `python -m supervisor` in a subprocess with the environment a Batch
-job gets; `run` waits for it and reports its exit code and log.
+The event is a JSON file (or - for standard input): an S3 notification (bucket/key are
+looked up under --storage-root/BUCKET/KEY), an API Gateway request or any other JSON;
+`{prog} event` prints one.  A job handed to Batch runs here as `python -m supervisor`
+in a subprocess with the environment a Batch job gets; `run` waits for it.
+
+It prints what ran where, what was uploaded and the response a caller would get (its
+status and the first lines of its body); --json prints that as a JSON object instead.
+Logs go to standard error.  Exit code: 0 when the event was processed (and its Batch jobs
+exited 0), 1 when it failed, 2 for a bad definition or event file, 128+N when stopped by
+signal N.  Nothing is left in the temporary folder; --work-dir keeps the Batch jobs' logs.
+
+example:
+  {prog} event s3 --bucket uploads --key in/photo.jpg > event.json
+  {prog} run --config function.yaml --event event.json
+"""
+
+_EVENT_EPILOG = """\
+Object events (s3, minio, sqs, sns, eventbridge) announce --key in --bucket; sqs and sns
+wrap the S3 notification as a queue or topic subscribed to the bucket delivers it.  The
+HTTP kinds (api: API Gateway REST API, api-v2: HTTP API, url: a function URL) carry the
+request --method, --path, --query and --body.  Identifiers are made up; the time is now.
+
+examples:
+  {prog} event s3 --bucket uploads --key "in/my photo.jpg" \\
+      | {prog} run --config function.yaml --event -
+  {prog} event api-v2 --body-file request.json --query lang=en > event.json
 """
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run the command line; ``prog`` is the name it was started by (the console script's
+    name, from ``sys.argv[0]``, by default)."""
+    name = prog or _program()
+    args = _parser(name).parse_args(argv)
     if args.command is None:
         if os.environ.get("AWS_LAMBDA_RUNTIME_API", "").strip():
             return _lambda_image()
@@ -59,10 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         piped = _piped_event(sys.stdin)
         if piped is not None:
             return _job(args, io.StringIO(piped))
-        _parser().print_help(sys.stderr)
+        _parser(name).print_help(sys.stderr)
         return EXIT_USAGE
     result: int = args.handler(args)
     return result
+
+
+def _program() -> str:
+    """The command's name as a person typed it: the console script (``serverless-supervisor``)
+    or the binary (``supervisor``)."""
+    started = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if not started or started in ("__main__.py", "-c"):
+        return "python -m supervisor"
+    return started
 
 
 def _piped_event(stdin: TextIO | None) -> str | None:
@@ -74,9 +113,9 @@ def _piped_event(stdin: TextIO | None) -> str | None:
     return text if text.strip() else None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m supervisor",
+        prog=prog,
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -84,36 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(command=None, config=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    run = commands.add_parser(
-        "run",
-        help="run one event through the whole pipeline on this machine",
-        description="Run one event through the whole pipeline on local storage.",
-        epilog=_RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")
-    _function_option(run)
-    run.add_argument(
-        "--event", required=True, help="the event: a JSON file, or - to read it from stdin"
-    )
-    _storage_root_option(run)
-    run.add_argument(
-        "--timeout",
-        type=float,
-        help="seconds the invocation may take, like a Lambda function's timeout (default: none)",
-    )
-    run.add_argument(
-        "--mode",
-        choices=("lambda", "batch", "lambda-batch"),
-        help="override the definition's execution_mode",
-    )
-    run.add_argument(
-        "--work-dir",
-        type=Path,
-        help="where invocation folders and local Batch job logs go (default: a temporary folder)",
-    )
-    run.add_argument("--log-level", help="override the definition's log_level")
-    run.set_defaults(command="run", handler=_run)
+    _run_parser(commands, prog)
+    _event_parser(commands, prog)
 
     validate = commands.add_parser(
         "validate",
@@ -139,6 +150,154 @@ def _parser() -> argparse.ArgumentParser:
     job.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")
     job.set_defaults(command="job", handler=_job)
     return parser
+
+
+def _run_parser(commands: Any, prog: str) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run one event through the whole pipeline on this machine",
+        description="Run one event through the whole pipeline on local storage.",
+        epilog=_RUN_EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")
+    _function_option(run)
+    run.add_argument(
+        "--event", required=True, help="the event: a JSON file, or - to read it from stdin"
+    )
+    _storage_root_option(run)
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds the invocation may take, like a Lambda function's timeout (default: none)",
+    )
+    run.add_argument(
+        "--mode",
+        choices=("lambda", "batch", "lambda-batch"),
+        help="override the definition's execution_mode",
+    )
+    run.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where invocation folders and local Batch job logs go, kept after the run "
+        "(default: a temporary folder, removed)",
+    )
+    run.add_argument("--json", action="store_true", help="print the report as JSON, for tools")
+    levels = run.add_mutually_exclusive_group()
+    levels.add_argument(
+        "-q", "--quiet", action="store_true", help="log errors only; print the last line only"
+    )
+    levels.add_argument("-v", "--verbose", action="store_true", help="log DEBUG lines")
+    levels.add_argument("--log-level", help="override the definition's log_level")
+    run.set_defaults(command="run", handler=_run)
+
+
+def _event_parser(commands: Any, prog: str) -> None:
+    from supervisor.sample_events import KINDS, Sample
+
+    defaults = Sample()
+    event = commands.add_parser(
+        "event",
+        help="print a sample event (S3, MinIO, SQS, SNS, EventBridge, API, function URL)",
+        description="Print a sample event, shaped as AWS or MinIO sends it, for `run --event`.",
+        epilog=_EVENT_EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    event.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of: {', '.join(KINDS)}")
+    event.add_argument(
+        "--bucket", default=defaults.bucket, help=f"the bucket (default: {defaults.bucket})"
+    )
+    event.add_argument(
+        "--key",
+        default=defaults.key,
+        help=f"the object's key, as stored, spaces and all (default: {defaults.key})",
+    )
+    event.add_argument(
+        "--size",
+        type=_size,
+        help="the object's size in bytes (default: the size of --storage-root/BUCKET/KEY "
+        f"when it is there, else {defaults.size})",
+    )
+    _storage_root_option(event)
+    event.add_argument(
+        "--region", default=defaults.region, help=f"the AWS region (default: {defaults.region})"
+    )
+    event.add_argument(
+        "--method", default=defaults.method, help=f"the HTTP method (default: {defaults.method})"
+    )
+    event.add_argument(
+        "--path", default=defaults.path, help=f"the request path (default: {defaults.path})"
+    )
+    event.add_argument(
+        "--query",
+        action="append",
+        default=[],
+        type=_query,
+        metavar="NAME=VALUE",
+        help="a query string parameter (the script sees it as CONT_VAR_NAME); repeat for more",
+    )
+    body = event.add_mutually_exclusive_group()
+    body.add_argument("--body", help="the request body, as text")
+    body.add_argument(
+        "--body-file", type=Path, help="the request body: this file (base64 when it is not text)"
+    )
+    event.set_defaults(command="event", handler=_event)
+
+
+def _size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more bytes, got {value}")
+    return value
+
+
+def _query(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _event(args: argparse.Namespace) -> int:
+    from supervisor.sample_events import Sample, generate
+
+    if not args.bucket or "/" in args.bucket:
+        print(f"error: --bucket {args.bucket!r} is not a bucket name", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.key or args.key.endswith("/"):
+        what = "a folder (it ends in /)" if args.key else "empty"
+        print(f"error: --key {args.key!r} is {what}: name an object", file=sys.stderr)
+        return EXIT_USAGE
+    if args.body_file is not None:
+        try:
+            body = args.body_file.read_bytes()
+        except OSError as exc:
+            print(f"error: cannot read {args.body_file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        body = (args.body or "").encode("utf-8", errors="surrogateescape")
+    size = args.size
+    if size is None:
+        stored = args.storage_root / args.bucket / args.key
+        try:
+            size = stored.stat().st_size if stored.is_file() else Sample.size
+        except (OSError, ValueError):
+            size = Sample.size
+    sample = Sample(
+        bucket=args.bucket,
+        key=args.key,
+        size=size,
+        region=args.region,
+        method=args.method.upper(),
+        path=args.path if args.path.startswith("/") else f"/{args.path}",
+        query=dict(args.query),
+        body=body,
+    )
+    print(json.dumps(generate(args.kind, sample), indent=2))
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -180,13 +339,11 @@ def _run(args: argparse.Namespace) -> int:
     own_work = args.work_dir is None
     work_root = (args.work_dir or Path(tempfile.mkdtemp(prefix="supervisor-"))).resolve()
     backends: list[Any] = []
-    keep = not own_work
     code = EXIT_FAILED
     try:
         with signals.stopping() as stop:
             try:
-                code, jobs_logged = _run_event(args, work_root, backends)
-                keep = keep or jobs_logged
+                code = _run_event(args, work_root, backends, keep_logs=not own_work)
             finally:
                 if stop.stopped:
                     for backend in backends:
@@ -200,22 +357,25 @@ def _run(args: argparse.Namespace) -> int:
             return stop.exit_code
         return code
     finally:
-        if not keep:
+        if own_work:
             workspace.remove_tree(work_root)
 
 
-def _run_event(args: argparse.Namespace, work_root: Path, backends: list[Any]) -> tuple[int, bool]:
-    """Run the event; return the exit code, and whether ``work_root`` holds something the
-    report names (the local Batch jobs' logs)."""
-    from supervisor import bootstrap, logs
+def _run_event(
+    args: argparse.Namespace, work_root: Path, backends: list[Any], *, keep_logs: bool
+) -> int:
+    """Run the event, print its report and return the exit code.  The local Batch jobs' logs
+    are read into the report; their files are named there when ``keep_logs``."""
+    from supervisor import bootstrap, logs, report, responses
     from supervisor.context import InvocationContext
     from supervisor.delegation import LocalBatchBackend, definition_environment
     from supervisor.environment import local_host
-    from supervisor.errors import ConfigError, SupervisorError
+    from supervisor.errors import ConfigError, EventError, SupervisorError
     from supervisor.runtime import read_script
 
     environ = local_host(os.environ, sys.executable)
-    for name, value in (("EXECUTION_MODE", args.mode), ("LOG_LEVEL", args.log_level)):
+    level = "DEBUG" if args.verbose else "ERROR" if args.quiet else args.log_level
+    for name, value in (("EXECUTION_MODE", args.mode), ("LOG_LEVEL", level)):
         if value:
             environ[name] = value
     try:
@@ -223,7 +383,7 @@ def _run_event(args: argparse.Namespace, work_root: Path, backends: list[Any]) -
     except ConfigError as exc:
         logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ))
         print(exc, file=sys.stderr)
-        return EXIT_USAGE, False
+        return EXIT_USAGE
     config = definition.config
     logs.configure_cli(config.log_level, secrets=definition.secrets)
     storage_root = args.storage_root.resolve()
@@ -231,10 +391,14 @@ def _run_event(args: argparse.Namespace, work_root: Path, backends: list[Any]) -
         event_text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
     except OSError as exc:
         print(f"cannot read the event {args.event}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE, False
+        return EXIT_USAGE
     except UnicodeDecodeError as exc:
         print(f"cannot read the event {args.event}: not UTF-8 text ({exc.reason})", file=sys.stderr)
-        return EXIT_USAGE, False
+        return EXIT_USAGE
+    context = InvocationContext.local(config.name, timeout=args.timeout)
+    synchronous = _is_api_request(event_text)
+    backend = None
+    outcome = None
     try:
         backend = LocalBatchBackend(
             definition_environment(
@@ -253,39 +417,58 @@ def _run_event(args: argparse.Namespace, work_root: Path, backends: list[Any]) -
             storage_root=storage_root,
             backend=backend,
         )
-        context = InvocationContext.local(config.name, timeout=args.timeout)
         outcome = supervisor.invoke(event_text, context)
+    except EventError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        status, response = "rejected", responses.error(400, f"Bad event: {exc}", context)
     except SupervisorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED, False
-    jobs = [_wait(backend, job_id) for job_id in outcome.job_ids]
-    report: dict[str, Any] = {
-        "request_id": outcome.request_id,
-        "status": outcome.status,
-        "records": [
-            {
-                "key": record.record.key or record.record.file_name,
-                "status": record.status,
-                "exit_code": record.exit_code,
-                "uploaded": list(record.uploaded),
-                "job_id": record.job_id,
-                "reason": record.reason,
-            }
-            for record in outcome.records
-        ],
-        "output": outcome.output.decode("utf-8", errors="replace"),
-        "jobs": jobs,
-        "storage_root": str(storage_root),
-    }
-    print(json.dumps(report, indent=2))
-    failed = outcome.status == "failed" or any(job["exit_code"] != 0 for job in jobs)
-    return (EXIT_FAILED if failed else EXIT_OK), bool(jobs)
+        status = "failed"
+        if synchronous:
+            response = responses.error(500, str(exc), context)
+        else:
+            response = report.function_error(str(exc))
+    else:
+        status = outcome.status
+        response = report.response(outcome, synchronous, context)
+    jobs = (
+        [] if outcome is None else [_wait(backend, job_id, keep_logs) for job_id in outcome.job_ids]
+    )
+    done = report.Run(
+        function=config.name,
+        mode=config.execution_mode,
+        storage_root=storage_root,
+        request_id=context.request_id if outcome is None else outcome.request_id,
+        status=status,
+        response=response,
+        outcome=outcome,
+        jobs=jobs,
+    )
+    if args.json:
+        print(json.dumps(done.to_json(), indent=2))
+    elif args.quiet:
+        print(done.last_line())
+    else:
+        print("\n".join(done.lines()))
+    return EXIT_FAILED if done.failed else EXIT_OK
 
 
-def _wait(backend: Any, job_id: str) -> dict[str, Any]:
+def _is_api_request(event_text: str) -> bool:
+    """Whether the event is an API request, whose caller waits for the response."""
+    from supervisor.events import is_api_request
+
+    try:
+        return bool(is_api_request(json.loads(event_text)))
+    except (ValueError, RecursionError):
+        return False
+
+
+def _wait(backend: Any, job_id: str, keep_log: bool) -> report.Job:
+    from supervisor.report import Job, read_tail
+
     exit_code = backend.wait(job_id)
     log_path = backend.jobs[job_id].log_path
-    return {"job_id": job_id, "exit_code": exit_code, "log": str(log_path)}
+    return Job(job_id, exit_code, log_path if keep_log else None, read_tail(log_path))
 
 
 _WORKFLOW_EPILOG = """\

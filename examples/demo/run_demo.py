@@ -49,6 +49,7 @@ def invoke(event: Path) -> dict[str, object]:
         "--storage-root", str(STORAGE),
         "--timeout", str(TIMEOUT),
         "--work-dir", str(OUT / "work"),
+        "--json",
     ]  # fmt: skip
     print(f"\n$ python -m supervisor run --event {event.name} --timeout {TIMEOUT} ...", flush=True)
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)

@@ -91,6 +91,7 @@ def run_supervisor(
             "event.json",
             "--storage-root",
             "storage",
+            "--json",
         ],
         cwd=tmp_path,
         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},

@@ -142,6 +142,23 @@ def test_run_stopped_removes_its_temporary_work_folder(
     assert list(temporary.iterdir()) == []
 
 
+def test_run_stopped_during_a_delegated_job_leaves_nothing_behind(
+    function: Path, tmp_path: Path
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process = start(
+        ["run", "--config", str(function), "--event", "event.json", "--mode", "batch"],
+        tmp_path,
+        {"TMPDIR": str(temporary)},
+    )
+
+    script, child, out, err = stop(process, tmp_path / "pids", signal.SIGTERM)
+
+    check_stopped(process, signal.SIGTERM, script, child, out, err)
+    assert list(temporary.iterdir()) == []
+
+
 def test_run_stopped_twice_still_cleans_up(function: Path, tmp_path: Path) -> None:
     temporary = tmp_path / "tmp"
     temporary.mkdir()
@@ -180,7 +197,7 @@ def test_run_without_signal_leaves_no_temporary_folder(function: Path, tmp_path:
     (tmp_path / "quick.sh").write_text("echo done\n")
     function.write_text(function.read_text().replace("wait.sh", "quick.sh"))
     process = start(
-        ["run", "--config", str(function), "--event", "event.json"],
+        ["run", "--config", str(function), "--event", "event.json", "--json"],
         tmp_path,
         {"TMPDIR": str(temporary)},
     )

@@ -509,7 +509,7 @@ def test_local_run_hands_a_timed_out_record_to_a_local_batch_job(
     (tmp_path / "event.json").write_text(json.dumps(s3_event("input-bucket", "incoming/photo.jpg")))
     command = [sys.executable, "-m", "supervisor", "run", "--config", "function.json"]
     command += ["--event", "event.json", "--storage-root", str(root), "--timeout", "3"]
-    command += ["--mode", "lambda-batch", "--work-dir", str(work)]
+    command += ["--mode", "lambda-batch", "--work-dir", str(work), "--json"]
 
     result = subprocess.run(
         command, env=clean_environ, cwd=tmp_path, capture_output=True, text=True, timeout=60

@@ -610,7 +610,7 @@ def test_no_secret_in_any_output_of_a_local_run(
     command = [
         sys.executable, "-m", "supervisor", "run", "--config", str(config), "--event",
         str(event), "--storage-root", str(storage), "--work-dir", str(work),
-        "--mode", "lambda-batch", "--log-level", "DEBUG", "--timeout", "60",
+        "--mode", "lambda-batch", "--log-level", "DEBUG", "--timeout", "60", "--json",
     ]  # fmt: skip
 
     run = run_scanned(

@@ -64,6 +64,7 @@ def run(home: Path, script: str, definition: str = DEFINITION) -> subprocess.Com
         (home / name).write_text(text)
     command = [sys.executable, "-m", "supervisor", "run", "--config", "function.yaml"]
     command += ["--event", "event.json", "--storage-root", "storage", "--work-dir", "work"]
+    command += ["--json"]
     if os.geteuid() == 0:
         command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
     return subprocess.run(

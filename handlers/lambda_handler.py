@@ -90,15 +90,10 @@ def _respond(outcome: Outcome, synchronous: bool, invocation: InvocationContext)
                 len(outcome.message_ids),
                 " ".join(failed),
             )
-            summary = "; ".join(outcome.summary().splitlines())
-            return responses.batch_item_failures(failed, summary, invocation)
-        if synchronous:
-            return responses.error(500, "; ".join(outcome.summary().splitlines()), invocation)
+    response = responses.for_outcome(outcome, synchronous, invocation)
+    if response is None:
         raise InvocationError(outcome.summary()) from None
-    if outcome.status == "delegated":
-        note = f"{outcome.summary()}\n".encode()
-        return responses.respond(202, note, invocation)
-    return responses.respond(200, outcome.output, invocation)
+    return response
 
 
 def _fail(synchronous: bool, message: str, invocation: InvocationContext) -> dict[str, Any]:

@@ -76,18 +76,9 @@ def function_error(message: str) -> dict[str, Any]:
 
 def response(outcome: Outcome, synchronous: bool, context: InvocationContext) -> dict[str, Any]:
     """The response the Lambda handler gives for ``outcome`` (``synchronous``: the event is
-    an API request, whose caller waits for it)."""
-    if outcome.status == "failed":
-        summary = "; ".join(outcome.summary().splitlines())
-        failed = outcome.failed_messages
-        if failed and len(failed) < len(outcome.message_ids):
-            return responses.batch_item_failures(failed, summary, context)
-        if synchronous:
-            return responses.error(500, summary, context)
-        return function_error(outcome.summary())
-    if outcome.status == "delegated":
-        return responses.respond(202, f"{outcome.summary()}\n".encode(), context)
-    return responses.respond(200, outcome.output, context)
+    an API request, whose caller waits for it), or the function error Lambda records."""
+    given = responses.for_outcome(outcome, synchronous, context)
+    return function_error(outcome.summary()) if given is None else given
 
 
 @dataclass(frozen=True)

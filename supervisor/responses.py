@@ -18,8 +18,9 @@ from supervisor.escaping import escape
 
 if TYPE_CHECKING:
     from supervisor.context import InvocationContext
+    from supervisor.runtime import Outcome
 
-__all__ = ["batch_item_failures", "error", "respond"]
+__all__ = ["batch_item_failures", "error", "for_outcome", "respond"]
 
 
 def respond(status: int, body: bytes, context: InvocationContext) -> dict[str, Any]:
@@ -50,3 +51,24 @@ def batch_item_failures(
         **error(500, message, context),
         "batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids],
     }
+
+
+def for_outcome(
+    outcome: Outcome, synchronous: bool, context: InvocationContext
+) -> dict[str, Any] | None:
+    """The response to an invocation that ended with ``outcome`` (``synchronous``: an API
+    request, whose caller waits for it): 200 with the script's output, 202 when the work
+    went to Batch, the failed messages of a partly failed SQS batch, 500 for a failed API
+    request.  None for any other failure: the handler raises, so that Lambda retries the
+    event and then sends it to the function's on-failure destination."""
+    if outcome.status == "failed":
+        summary = "; ".join(outcome.summary().splitlines())
+        failed = outcome.failed_messages
+        if failed and len(failed) < len(outcome.message_ids):
+            return batch_item_failures(failed, summary, context)
+        if synchronous:
+            return error(500, summary, context)
+        return None
+    if outcome.status == "delegated":
+        return respond(202, f"{outcome.summary()}\n".encode(), context)
+    return respond(200, outcome.output, context)

@@ -542,9 +542,10 @@ def parse_config(
     from supervisor import checks
 
     data = _parse_text(text, origin)
-    mistakes: list[str] = []
+    around: list[str] = []
+    file_origin = origin
     if isinstance(data.get("functions"), dict):
-        mistakes = checks.fdl_problems(data)
+        around = checks.fdl_problems(data)
         data, origin = select_function(data, function, origin)
     elif function is not None and data.get("name") != function:
         raise ConfigError(f"{origin}: defines function {data.get('name')!r}, not {function!r}")
@@ -552,15 +553,18 @@ def parse_config(
         value = (environ or {}).get(variable, "").strip()
         if value:
             _set_nested(data, keys, value)
-    mistakes.extend(checks.definition_problems(data))
+    mistakes = checks.definition_problems(data)
     config, problems = _validate(data, base)
     if strict:
-        problems = [*problems, *mistakes]
+        problems = [*problems, *around, *mistakes]
     if config is None or problems:
         raise ConfigError(
             f"{origin}: invalid function definition:\n" + "\n".join(f"  {p}" for p in problems)
         )
-    config._warnings = tuple(f"{origin}: {mistake}" for mistake in mistakes)
+    config._warnings = (
+        *(f"{file_origin}: {mistake}" for mistake in around),
+        *(f"{origin}: {mistake}" for mistake in mistakes),
+    )
     return config
 
 

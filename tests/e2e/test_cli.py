@@ -93,7 +93,7 @@ def test_validate_names_the_bad_key(tmp_path: Path) -> None:
     done = supervisor("validate", str(bad), cwd=tmp_path)
     assert done.returncode == 1
     assert "container.timeout_threshold: 'soon' is invalid" in done.stderr
-    assert "output.0.path" in done.stderr
+    assert "output[0].path" in done.stderr
     assert "Traceback" not in done.stderr
 
 

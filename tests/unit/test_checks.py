@@ -124,7 +124,10 @@ def test_a_path_starting_with_a_slash_is_a_problem_with_a_hint() -> None:
 
 
 def test_strict_parsing_lists_every_mistake_at_once() -> None:
-    text = "name: f\noutputs: []\noutput: [{path: /b/out, sufix: [.csv]}]\ncontainer: {timeout_threshold: x}\n"
+    text = (
+        "name: f\noutputs: []\noutput: [{path: /b/out, sufix: [.csv]}]\n"
+        "container: {timeout_threshold: x}\n"
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(text, origin="f.yaml", strict=True)
     assert str(caught.value) == (

@@ -375,6 +375,10 @@ def _descend(annotation: Any, value: object, where: str) -> list[str]:
     return []
 
 
+# An unknown key longer than this is shown by its start.
+_KEY_SHOWN = 60
+
+
 def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
@@ -392,5 +396,6 @@ def _unknown(where: str, key: str, valid: list[str], foreign: frozenset[str] = f
         key, sorted(foreign), n=1
     )
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    message = f"unknown key {key!r}{hint}"
+    shown = key if len(key) <= _KEY_SHOWN else key[: _KEY_SHOWN - 3] + "..."
+    message = f"unknown key {shown!r}{hint}"
     return f"{where}: {message}" if where else message

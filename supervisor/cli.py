@@ -2,8 +2,10 @@
 
 ``run`` sends one event through the whole pipeline on this machine: the local storage
 provider (a folder per bucket) and the local Batch backend.  ``validate`` checks a
-function definition.  ``workflow run`` and ``workflow replay`` run a whole workflow of
-functions linked by bucket folders on this machine (``supervisor.workflow``).  ``job`` (the
+function definition, or each function of an FDL file (``supervisor.checks``).  ``workflow
+run`` and ``workflow replay`` run a whole workflow of functions linked by bucket folders on
+this machine (``supervisor.workflow``); ``workflow validate`` checks one.  Local runs refuse
+unknown keys; the deployed entry points only warn of them.  ``job`` (the
 default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard input) is
 what an AWS Batch job container, and an OSCAR service, runs.  With
 ``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container

@@ -133,6 +133,15 @@ def test_workflow_validate_names_a_mistake_and_a_loop(tmp_path: Path) -> None:
     typo = supervisor("workflow", "validate", "typo.yaml", cwd=tmp_path)
     loop = supervisor("workflow", "validate", "loop.yaml", cwd=tmp_path)
 
+    upload = tmp_path / "file.txt"
+    upload.write_text("x\n")
+    run = supervisor("workflow", "run", "typo.yaml", "--upload", str(upload), cwd=tmp_path)
+
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "error: typo.yaml: functions.aws[0] (f).lambda: invalid function definition:",
+        "  unknown key 'ouput' (did you mean 'output'?)",
+    ]
     assert typo.returncode == loop.returncode == 1
     assert typo.stderr.splitlines() == [
         "typo.yaml: functions.aws[0] (f):",

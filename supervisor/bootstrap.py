@@ -43,8 +43,9 @@ OSCAR_DIR = Path("/oscar/config")
 # Where OSCAR mounts the keys of the MinIO providers its definitions name as "hidden".
 OSCAR_SECRETS_DIR = Path("/var/run/secrets/providers")
 _OSCAR_CONFIG = "function_config.yaml"
-_log = logging.getLogger(__name__)
 _OSCAR_SCRIPT = "script.sh"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -314,21 +314,21 @@ def _check_function(data: Mapping[str, Any], origin: str, part: str, base: Path)
 
     name = data.get("name")
     config, problems = validate_definition(dict(data), base=base)
-    if config is not None:
-        problems.extend(_script_problems(config, data))
+    problems.extend(_script_problems(data, base))
     valid = config if not problems else None
     return Report(origin, part, valid, tuple(problems), name if isinstance(name, str) else "")
 
 
-def _script_problems(config: FunctionConfig, data: Mapping[str, Any]) -> list[str]:
-    script = config.init_script
-    if script is None:
-        return []
+def _script_problems(data: Mapping[str, Any], base: Path) -> list[str]:
+    """Whether ``init_script`` (relative to the definition's folder) is a file."""
     written = data.get("init_script")
+    if not isinstance(written, str) or not written.strip():
+        return []
+    script = base / written
     if not script.exists():
-        return [f"init_script: {str(written)!r} not found (looked for {script})"]
+        return [f"init_script: {written!r} not found (looked for {script})"]
     if not script.is_file():
-        return [f"init_script: {str(written)!r} is not a file ({script})"]
+        return [f"init_script: {written!r} is not a file ({script})"]
     return []
 
 

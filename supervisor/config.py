@@ -572,13 +572,12 @@ def validate_definition(
     data: dict[str, Any], *, base: Path | None = None
 ) -> tuple[FunctionConfig | None, list[str]]:
     """One function's definition, as a mapping, checked as strictly as ``validate`` does:
-    the definition (None when it is invalid) and every problem found in it."""
+    the definition (None when its values are invalid) and every problem found in it."""
     from supervisor import checks
 
     mistakes = checks.definition_problems(data)
     config, problems = _validate(data, base)
-    problems = [*problems, *mistakes]
-    return (config if not problems else None), problems
+    return config, [*problems, *mistakes]
 
 
 def load_definition_data(path: Path) -> dict[str, Any]:

@@ -58,6 +58,7 @@ def test_validate_prints_every_mistake_at_once_with_a_way_out(folder: Path) -> N
         "  output[0]: unknown key 'sufix' (did you mean 'suffix'?)",
         "  storage_providers.s3.mine: unknown key 'regoin' (did you mean 'region'?)",
         "  output[0].path: '/results/text' starts with '/': write 'results/text'",
+        f"  init_script: 'shuot.sh' not found (looked for {folder.resolve() / 'shuot.sh'})",
     ]
 
 

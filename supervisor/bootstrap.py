@@ -7,9 +7,11 @@ supervisor.
 - ``load`` finds the definition (an explicit path; OSCAR's ``/oscar/config``; the Lambda
   task root's ``function_config.yaml``; ``FUNCTION_CONFIG`` or ``FDL``), validates it once,
   reads what the host says of itself (``Settings``) and collects every secret that logs must
-  hide.  It does not configure logging: each entry point logs its own way.
+  hide.  It does not configure logging: each entry point logs its own way.  ``strict``
+  refuses unknown keys (local runs); without it they are warnings (deployed functions).
 - ``start`` builds the parts for the platform (storage clients, the executor, the Batch
-  backend) and prepares them, so that the first invocation pays for none of it.
+  backend) and prepares them, so that the first invocation pays for none of it.  It logs
+  the definition's warnings, once logging is configured.
 
 OSCAR runs the service's container with the definition at
 ``/oscar/config/function_config.yaml`` and the script at ``/oscar/config/script.sh``
@@ -23,6 +25,7 @@ at ``/var/run/secrets/providers/minio.ID/{accessKey,secretKey}``
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,8 @@ OSCAR_SECRETS_DIR = Path("/var/run/secrets/providers")
 _OSCAR_CONFIG = "function_config.yaml"
 _OSCAR_SCRIPT = "script.sh"
 
+_log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Definition:
@@ -58,10 +63,14 @@ def load(
     *,
     path: Path | None = None,
     function: str | None = None,
+    strict: bool = False,
 ) -> Definition:
     """Find and validate the definition for this host; raise ``ConfigError`` naming the fault.
 
-    ``function`` picks one function of a multi-function file (SCAR's FDL).
+    ``function`` picks one function of a multi-function file (SCAR's FDL).  With ``strict``,
+    an unknown key or a path starting with ``/`` is a ``ConfigError`` listing them all;
+    without it (the default: deployed functions go on) they are in ``config.warnings``, and
+    ``start`` logs them.
     """
     from supervisor import logs
 
@@ -69,14 +78,16 @@ def load(
     oscar = _oscar_dir(environ)
     oscar_config = oscar / _OSCAR_CONFIG
     if path is None and not settings.in_lambda and oscar_config.is_file():
-        config = load_config(environ, oscar_config, function=function)
+        config = load_config(environ, oscar_config, function=function, strict=strict)
         settings = dataclasses.replace(settings, platform="oscar")
         script = oscar / _OSCAR_SCRIPT
         if config.init_script is None and script.is_file():
             config = config.model_copy(update={"init_script": script})
         config = _with_mounted_minio_keys(config, _oscar_secrets_dir(environ))
     else:
-        config = load_config(environ, path, default_path=_task_config(environ), function=function)
+        config = load_config(
+            environ, path, default_path=_task_config(environ), function=function, strict=strict
+        )
     secrets = (*config.storage_providers.secrets(), *logs.secrets_from_environ(environ))
     return Definition(config, settings, tuple(dict.fromkeys(secrets)))
 
@@ -98,6 +109,8 @@ def start(
     """
     from supervisor.runtime import build_supervisor
 
+    for warning in definition.config.warnings:
+        _log.warning("Function definition: %s", warning)
     settings = definition.settings
     supervisor = build_supervisor(
         definition.config,

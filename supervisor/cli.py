@@ -4,12 +4,14 @@ also installed as ``serverless-supervisor``.
 ``run`` sends one event through the whole pipeline on this machine: the local storage
 provider (a folder per bucket) and the local Batch backend; ``event`` prints a sample event
 for it (``supervisor.sample_events``); ``supervisor.report`` words what ``run`` did.
-``validate`` checks a function definition.  ``workflow run`` and ``workflow replay`` run a
-whole workflow of functions linked by bucket folders on this machine
-(``supervisor.workflow``).  ``job`` (the default when ``EVENT`` or ``EVENT_URI`` is set, or
-an event is piped on standard input) is what an AWS Batch job container, and an OSCAR
-service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda
-function's container image: it serves the Runtime API's invocations with the Lambda handler
+``validate`` checks a function definition, or each function of an FDL file
+(``supervisor.checks``).  ``workflow run`` and ``workflow replay`` run a whole workflow of
+functions linked by bucket folders on this machine (``supervisor.workflow``); ``workflow
+validate`` checks one.  Local runs refuse unknown keys; the deployed entry points only warn
+of them.  ``job`` (the default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped
+on standard input) is what an AWS Batch job container, and an OSCAR service, runs.  With
+``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
+image: it serves the Runtime API's invocations with the Lambda handler
 (``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 
@@ -129,7 +131,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate",
         help="check a function definition and print OK or what is wrong",
-        description="Check a function definition; exit non-zero when it is invalid.",
+        description=(
+            "Check a function definition, or each function of a SCAR FDL file: the keys "
+            "(an unknown one is named with the closest valid key), the values, the paths "
+            "(bucket/folder) and that init_script exists.  Prints OK per function, or every "
+            "problem found; exits 1 when there is one."
+        ),
     )
     validate.add_argument("config", type=Path, metavar="PATH", help="the function definition")
     _function_option(validate)
@@ -301,16 +308,15 @@ def _event(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from supervisor import bootstrap
-    from supervisor.errors import ConfigError
+    from supervisor import checks
 
-    try:
-        config = bootstrap.load({}, path=args.config, function=args.function).config
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_FAILED
-    print(f"OK: function {config.name}, execution_mode {config.execution_mode}")
-    return EXIT_OK
+    if args.command == "workflow validate":
+        reports = checks.check_workflow(args.workflow)
+    else:
+        reports = checks.check_file(args.config, args.function)
+    for report in reports:
+        print("\n".join(report.lines()), file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if all(report.ok for report in reports) else EXIT_FAILED
 
 
 def _lambda_image() -> int:
@@ -379,7 +385,7 @@ def _run_event(
         if value:
             environ[name] = value
     try:
-        definition = bootstrap.load(environ, path=args.config, function=args.function)
+        definition = bootstrap.load(environ, path=args.config, function=args.function, strict=True)
     except ConfigError as exc:
         logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ))
         print(exc, file=sys.stderr)
@@ -535,6 +541,16 @@ def _workflow_parser(commands: Any) -> None:
         help="divide the schedule's times by this (default 60: a minute becomes a second)",
     )
     replay.set_defaults(command="workflow replay", handler=_workflow_run)
+    validate = actions.add_parser(
+        "validate",
+        help="check every function of a workflow and print OK or what is wrong",
+        description=(
+            "Check each function of a workflow as `validate` does, then the workflow as a "
+            "whole (unique names, an input folder each, no loop); exit 1 on any problem."
+        ),
+    )
+    validate.add_argument("workflow", type=Path, metavar="WORKFLOW.yaml", help="the workflow file")
+    validate.set_defaults(command="workflow validate", handler=_validate)
 
 
 def _function_option(parser: argparse.ArgumentParser) -> None:

@@ -67,9 +67,11 @@ __all__ = [
     "WebdavProvider",
     "fdl_functions",
     "load_config",
+    "load_definition_data",
     "load_settings",
     "parse_config",
     "select_function",
+    "validate_definition",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
@@ -149,6 +151,8 @@ Strings = Annotated[
 
 
 class _Model(BaseModel):
+    # Unknown keys are not refused here: ``supervisor.checks`` names them, as errors or as
+    # warnings (``parse_config``'s ``strict``).
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
@@ -176,6 +180,11 @@ class StorageLocation(_Model):
     @field_validator("path")
     @classmethod
     def _has_bucket(cls, value: str) -> str:
+        scheme, separator, rest = value.strip().partition("://")
+        if separator and scheme.isalnum():
+            raise ValueError(f"write {rest.strip('/')!r} without '{scheme}://'")
+        # A leading "/" is read as if it were not there (strict mode refuses it: see
+        # ``supervisor.checks``).
         cleaned = value.strip().strip("/")
         if not cleaned:
             raise ValueError("expected 'bucket' or 'bucket/folder'")
@@ -586,6 +595,13 @@ class FunctionConfig(_Model):
         description="One Batch job per delivery, even when Lambda retries.",
     )
     _data: Any = PrivateAttr(default=None)
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The definition's mistakes that a lenient ``parse_config`` let pass (unknown
+        keys, a path starting with ``/``), each naming where the definition came from."""
+        return self._warnings
 
     @property
     def source_text(self) -> str:
@@ -630,10 +646,12 @@ def load_config(
     *,
     default_path: Path = DEFAULT_CONFIG_PATH,
     function: str | None = None,
+    strict: bool = False,
 ) -> FunctionConfig:
     """Find, parse and validate the function definition; raise ``ConfigError`` on any fault.
 
-    ``function`` picks one function of a multi-function file (see ``parse_config``).
+    ``function`` picks one function of a multi-function file and ``strict`` refuses unknown
+    keys (see ``parse_config``).
     """
     if path is not None:
         text, origin, base = _read(path), str(path), path.resolve().parent
@@ -647,7 +665,9 @@ def load_config(
                 "or set FUNCTION_CONFIG or FDL (YAML or JSON, plain or base64)"
             )
         text, origin, base = _decode(environ[name]), f"env {name}", Path.cwd()
-    return parse_config(text, origin=origin, base=base, environ=environ, function=function)
+    return parse_config(
+        text, origin=origin, base=base, environ=environ, function=function, strict=strict
+    )
 
 
 def parse_config(
@@ -657,21 +677,27 @@ def parse_config(
     base: Path | None = None,
     environ: Mapping[str, str] | None = None,
     function: str | None = None,
+    strict: bool = False,
 ) -> FunctionConfig:
     """Validate a definition given as text; a relative ``init_script`` resolves against ``base``.
 
     The text is one function's definition, or a deployment tool's multi-function file (SCAR's
     FDL, ``functions: {aws: [{lambda: ..., batch: ...}], oscar: [{CLUSTER: ...}]}``), of which
     ``function`` names the one to take (the only one when ``None``).
+
+    A key that no part of the definition reads (``outputs`` for ``output``) and a ``path``
+    that starts with ``/`` are, with ``strict``, a ``ConfigError`` that lists every one with
+    the closest valid key; without it (the deployed entry points, where a key added by a
+    later deployment tool must not stop a function) they are in ``FunctionConfig.warnings``.
+    Keys that SCAR and OSCAR write are known (``supervisor.checks.FOREIGN_KEYS``).
     """
-    # ConfigError is raised "from None" here and below: PyYAML's and pydantic's errors quote
-    # the values, credentials included, and a traceback would print them.
-    data: Any = _as_json(text)
-    if data is None:
-        data = _load_yaml(text, origin)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
+    from supervisor import checks
+
+    data = _parse_text(text, origin)
+    around: list[str] = []
+    file_origin = origin
     if isinstance(data.get("functions"), dict):
+        around = checks.fdl_problems(data)
         data, origin = select_function(data, function, origin)
     elif function is not None and data.get("name") != function:
         raise ConfigError(f"{origin}: defines function {data.get('name')!r}, not {function!r}")
@@ -679,10 +705,55 @@ def parse_config(
         value = (environ or {}).get(variable, "").strip()
         if value:
             _set_nested(data, keys, value)
+    mistakes = checks.definition_problems(data)
+    config, problems = _validate(data, base)
+    if strict:
+        problems = [*problems, *around, *mistakes]
+    if config is None or problems:
+        raise ConfigError(
+            f"{origin}: invalid function definition:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    config._warnings = (
+        *(f"{file_origin}: {mistake}" for mistake in around),
+        *(f"{origin}: {mistake}" for mistake in mistakes),
+    )
+    return config
+
+
+def validate_definition(
+    data: dict[str, Any], *, base: Path | None = None
+) -> tuple[FunctionConfig | None, list[str]]:
+    """One function's definition, as a mapping, checked as strictly as ``validate`` does:
+    the definition (None when its values are invalid) and every problem found in it."""
+    from supervisor import checks
+
+    mistakes = checks.definition_problems(data)
+    config, problems = _validate(data, base)
+    return config, [*problems, *mistakes]
+
+
+def load_definition_data(path: Path) -> dict[str, Any]:
+    """The definition file at ``path`` (YAML or JSON, plain or base64) as a mapping."""
+    return _parse_text(_read(path), str(path))
+
+
+def _parse_text(text: str, origin: str) -> dict[str, Any]:
+    # ConfigError is raised "from None" here and below: PyYAML's and pydantic's errors quote
+    # the values, credentials included, and a traceback would print them.
+    data: Any = _as_json(text)
+    if data is None:
+        data = _load_yaml(text, origin)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _validate(data: dict[str, Any], base: Path | None) -> tuple[FunctionConfig | None, list[str]]:
+    """The definition (None when invalid) and its schema errors, one line each."""
     try:
         config = FunctionConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: invalid function definition:\n{_describe(exc)}") from None
+        return None, _describe(exc)
     if config.init_script is not None and not config.init_script.is_absolute() and base:
         config = config.model_copy(update={"init_script": base / config.init_script})
     image_file = config.container.image_file
@@ -690,7 +761,7 @@ def parse_config(
         container = config.container.model_copy(update={"image_file": str(base / image_file)})
         config = config.model_copy(update={"container": container})
     config._data = data
-    return config
+    return config, []
 
 
 def fdl_functions(data: Mapping[str, Any], origin: str) -> list[tuple[str, dict[str, Any]]]:
@@ -857,18 +928,30 @@ _SECRET_SECTIONS = ("storage_providers", "container.environment")
 _SECRET_WORDS = ("key", "token", "secret", "password")
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = _location(error["loc"]) or "(top level)"
         if error["type"] == "missing":
-            lines.append(f"  {key}: missing (required)")
+            lines.append(f"{key}: missing (required)")
             continue
         shown = _shown(key, error.get("input"))
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        lines.append(f"  {key}: {shown} is invalid: {error['msg']}")
-    return "\n".join(lines)
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {shown} is invalid: {message}")
+    return lines
+
+
+def _location(parts: tuple[int | str, ...]) -> str:
+    """``output[0].suffix``: keys joined with dots, list positions in brackets."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
 
 
 def _shown(key: str, value: Any) -> str:

@@ -14,7 +14,9 @@ a folder under the output folder that cannot be read (``chmod 000``), a file nam
 not UTF-8 text, a key longer than an S3 or MinIO object key may be (1,024 bytes, a tree
 some 500 folders deep), and two files that would land on one key (outputs whose folders
 overlap, such as ``bucket`` and ``bucket/sub``).  The tree is walked without recursion, so
-no depth of folders breaks the walk itself.
+no depth of folders breaks the walk itself.  A warning names the files that match no output
+(with what the outputs take), and says when the folder is empty although outputs are
+defined, or holds files although the definition has no output.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class PlannedUpload:
 def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[PlannedUpload]:
     """Pair every file under ``output_dir`` with every output it matches, in name order."""
     if not outputs:
+        _warn_if_written(output_dir)
         return []
     for folder in (output_dir, output_dir.parent):
         if folder.is_symlink():
@@ -67,7 +70,12 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
     # that differ only in their rules), two files may not.
     planned: dict[tuple[str, str, str], str] = {}
     clashes: list[str] = []
+    unmatched: list[str] = []
+    written = 0
     for source, relative in walk.files():
+        written += 1
+        if not any(_matches(relative, location) for location in outputs):
+            unmatched.append(relative)
         for location in outputs:
             if not _matches(relative, location):
                 continue
@@ -96,7 +104,48 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
         raise StagingError(
             "nothing uploaded: two output files would overwrite one object: " + "; ".join(clashes)
         )
+    if written == 0:
+        logger.warning(
+            "The script wrote no file to its output folder (TMP_OUTPUT_DIR): nothing to upload"
+        )
+    elif unmatched:
+        _warn_unmatched(unmatched, outputs)
     return plans
+
+
+def _warn_if_written(output_dir: Path) -> None:
+    """Files written by a script of a function that has no output are never uploaded."""
+    if output_dir.is_symlink() or not output_dir.is_dir():
+        return
+    written = sum(1 for _ in _Walk(output_dir.resolve()).files())
+    if written:
+        logger.warning(
+            "The script wrote %d file(s) to its output folder, but the function definition "
+            "has no output: nothing uploaded",
+            written,
+        )
+
+
+def _warn_unmatched(unmatched: list[str], outputs: Sequence[OutputLocation]) -> None:
+    names = ", ".join(_shown(name) for name in unmatched[:_LISTED])
+    left = len(unmatched) - _LISTED
+    more = f" and {left} more" if left > 0 else ""
+    logger.warning(
+        "Not uploaded, matching no output: %s%s (the outputs take %s)",
+        names,
+        more,
+        "; ".join(_takes(location) for location in outputs),
+    )
+
+
+def _takes(location: OutputLocation) -> str:
+    """What an output takes, in words: ``bucket/out: suffix '.csv'``."""
+    rules = [
+        f"{word} {' or '.join(repr(value) for value in values)}"
+        for word, values in (("prefix", location.prefix), ("suffix", location.suffix))
+        if values
+    ]
+    return f"{location.path}: {' and '.join(rules) or 'every file'}"
 
 
 # Folders or clashes named in an error message; the log has them all.

@@ -9,7 +9,7 @@ The format is the multi-function one of deployment tools (SCAR's FDL)::
     storage_providers: {...}   # optional, shared by every function
 
 Each ``lambda`` section is a function definition (``supervisor.config``), validated as
-the supervisor validates it in Lambda; the function-level ``batch`` section joins its
+``validate`` does (an unknown key is an error); the function-level ``batch`` section joins its
 ``batch`` settings.  ``memory`` and ``timeout`` are the Lambda function's (MB, seconds;
 Lambda's limits apply).  ``max_v_cpus / vcpus`` of the Batch compute environment is how
 many jobs of the function run at once.  Relative ``init_script`` paths are relative to
@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from supervisor.checks import fdl_problems
 from supervisor.config import FunctionConfig, StorageLocation, parse_config
 from supervisor.errors import ConfigError
 
@@ -128,6 +129,9 @@ def parse_workflow(
             f"{origin}: expected functions: {{aws: [{{lambda: {{...}}}}, ...]}} with at least "
             "one function"
         )
+    unknown = fdl_problems(data)
+    if unknown:
+        raise ConfigError(f"{origin}:\n" + "\n".join(f"  {problem}" for problem in unknown))
     shared = data.get("storage_providers")
     functions = [
         _function(entry, f"{origin}: functions.aws[{index}]", base, shared)
@@ -178,7 +182,7 @@ def _function(entry: Any, where: str, base: Path | None, shared: Any) -> Workflo
     }
     if shared is not None and "storage_providers" not in definition:
         definition["storage_providers"] = shared
-    config = parse_config(json.dumps(definition), origin=f"{where}.lambda", base=base)
+    config = parse_config(json.dumps(definition), origin=f"{where}.lambda", base=base, strict=True)
     if not config.input:
         raise ConfigError(f"{where}.lambda.input: a function of a workflow needs an input folder")
     maximum = resources.compute_resources.max_v_cpus

@@ -57,6 +57,8 @@ import boto3
 import pytest
 import yaml
 
+from supervisor.checks import unknown_keys
+from supervisor.config import parse_config
 from supervisor.container import Udocker
 from tests.e2e.test_binary import BINARY, BUILD_SCRIPT, Box, builder, udocker_box
 
@@ -790,6 +792,10 @@ def test_scar_init_deploys_on_this_projects_layer(moto_server: str, deployment: 
         variables = configuration["Environment"]["Variables"]
         assert variables["UDOCKER_REPOS"] == "/var/task/udocker/repos/"
         assert "FDL" in variables
+        # Every key SCAR writes is known: no warning in the function, no error in validate.
+        fdl = base64.b64decode(variables["FDL"]).decode()
+        assert unknown_keys(definition) == [], definition
+        assert parse_config(fdl, origin="env FDL", strict=True).warnings == ()
 
 
 def test_an_s3_upload_runs_the_script_in_the_image_scar_loaded(
@@ -805,6 +811,7 @@ def test_an_s3_upload_runs_the_script_in_the_image_scar_loaded(
     assert status(answer) == 200, answer
     assert RELEASE in body(answer), answer
     assert "greeting: hello from the FDL" in body(answer)
+    assert "Function definition" not in answer["log"]
     assert objects(s3, deployment.bucket, "lambda/output/") == {
         "lambda/output/": b"",  # the folder scar init created
         "lambda/output/upper.txt": b"HELLO SCAR\n",
@@ -923,6 +930,7 @@ def test_a_batch_function_hands_the_event_to_the_job_scar_defined(
 
     output = (result.stdout + result.stderr).decode(errors="replace")
     assert result.returncode == 0, output
+    assert "Function definition" not in output
     assert objects(s3, deployment.bucket, "batch/output/") == {
         "batch/output/": b"",
         "batch/output/upper.txt": b"BATCH INPUT\n",

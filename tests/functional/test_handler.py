@@ -842,3 +842,38 @@ def test_the_s3_test_event_runs_nothing(install: Install, load_event: LoadEvent)
 
     assert response["statusCode"] == 200
     assert base64.b64decode(response["body"]) == b""
+
+
+# --- mistakes in the definition and the outputs ---------------------------------------------
+
+
+def test_a_deployed_function_warns_of_an_unknown_key_and_of_files_no_output_takes(
+    install: Install,
+    s3: Any,
+    make_bucket: MakeBucket,
+    load_event: LoadEvent,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A key a later SCAR may add must not stop a deployed function: it is a warning."""
+    source, out = make_bucket("in"), make_bucket("out")
+    s3.put_object(Bucket=source, Key="incoming/photo.jpg", Body=b"pixels")
+    function = install(
+        'echo csv > "$TMP_OUTPUT_DIR/table.csv"\necho log > "$TMP_OUTPUT_DIR/notes.log"\n',
+        {
+            "outputs": [{"path": f"{out}/ignored"}],
+            "output": [{"path": f"{out}/tables", "suffix": [".csv"], "prefx": ["t"]}],
+        },
+    )
+
+    response = lambda_handler.handler(s3_put(load_event, source), function.context())
+
+    assert response["statusCode"] == 200
+    assert objects(s3, out) == {"tables/table.csv": b"csv\n"}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
+    warnings = [line["message"] for line in lines if line.get("level") == "WARNING"]
+    assert warnings == [
+        "Function definition: env FDL: unknown key 'outputs' (did you mean 'output'?)",
+        "Function definition: env FDL: output[0]: unknown key 'prefx' (did you mean 'prefix'?)",
+        f"Not uploaded, matching no output: 'notes.log' (the outputs take {out}/tables: "
+        "suffix '.csv')",
+    ]

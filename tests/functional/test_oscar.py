@@ -112,6 +112,32 @@ def test_an_asynchronous_job_reads_minio_and_writes_the_outputs(
     assert body == b"PIXELS\n"
     assert done.stdout == b"key=[in/photo one.txt] input=[pixels]\n"
     assert b"OSCAR service grayify" in done.stderr
+    # Every key OSCAR writes is known.
+    assert b"Function definition" not in done.stderr
+
+
+def test_a_service_warns_of_a_key_it_does_not_know_and_goes_on(
+    oscar_dir: Path, aws_env: dict[str, str], s3: Any, make_bucket: Any, tmp_path: Path
+) -> None:
+    """A key that a later OSCAR writes must not stop a service: a warning, on stderr."""
+    bucket = make_bucket("oscar")
+    s3.put_object(Bucket=bucket, Key="in/a.txt", Body=b"pixels\n")
+    service = json.loads(definition(aws_env["AWS_ENDPOINT_URL"], bucket))
+    service["gpu_slices"] = 2
+    service["output"][0]["sufix"] = [".upper"]
+    (oscar_dir / "function_config.yaml").write_text(json.dumps(service))
+
+    done = run_service(oscar_dir, aws_env, tmp_path / "job", event=minio_event(bucket, "in/a.txt"))
+
+    assert done.returncode == 0, done.stderr.decode()
+    assert s3.get_object(Bucket=bucket, Key="out/a.txt.upper")["Body"].read() == b"PIXELS\n"
+    config = oscar_dir / "function_config.yaml"
+    warnings = [line for line in done.stderr.decode().splitlines() if "Function definition" in line]
+    assert len(warnings) == 2, done.stderr.decode()
+    assert warnings[0].endswith(
+        f"Function definition: {config}: output[0]: unknown key 'sufix' (did you mean 'suffix'?)"
+    )
+    assert warnings[1].endswith(f"Function definition: {config}: unknown key 'gpu_slices'")
 
 
 def test_a_synchronous_call_takes_the_body_on_stdin_and_answers_on_stdout(

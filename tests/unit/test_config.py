@@ -121,7 +121,7 @@ def test_delegate_on_may_name_resources_and_rejects_others_listing_the_choices()
     with pytest.raises(ConfigError) as caught:
         parse_config("name: f\nbatch: {delegate_on: [memory]}")
     message = str(caught.value)
-    assert "batch.delegate_on.0: 'memory'" in message
+    assert "batch.delegate_on[0]: 'memory'" in message
     assert "'resources'" in message
 
 
@@ -137,10 +137,10 @@ def test_no_definition_says_where_it_looks() -> None:
         ("name: f\nexecution_mode: cloud", "execution_mode: 'cloud' is invalid"),
         ("name: f\ncontainer: {timeout_threshold: soon}", "container.timeout_threshold: 'soon'"),
         ("name: f\ncontainer: {timeout_threshold: -1}", "greater than or equal to 0"),
-        ("name: f\ninput: [{storage_provider: ftp, path: b}]", "input.0.storage_provider: 'ftp'"),
-        ("name: f\noutput: [{path: /}]", "output.0.path: '/' is invalid"),
-        ("name: f\noutput: [{path: b/../c}]", "output.0.path"),
-        ("name: f\nbatch: {delegate_on: [always]}", "batch.delegate_on.0: 'always'"),
+        ("name: f\ninput: [{storage_provider: ftp, path: b}]", "input[0].storage_provider: 'ftp'"),
+        ("name: f\noutput: [{path: /}]", "output[0].path: '/' is invalid"),
+        ("name: f\noutput: [{path: b/../c}]", "output[0].path"),
+        ("name: f\nbatch: {delegate_on: [always]}", "batch.delegate_on[0]: 'always'"),
         ("name: f\nlog_level: loud", "log_level: 'LOUD' is invalid"),
         ("- just a list", "expected a mapping"),
         ("name: [unclosed", "not valid YAML"),

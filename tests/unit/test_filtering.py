@@ -275,3 +275,58 @@ def test_a_key_of_1024_bytes_is_planned(tmp_path: Path) -> None:
     assert keys(plan_uploads(tmp_path, [output("bucket/results")])) == [
         ("bucket", f"results/{relative}")
     ]
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_files_that_match_no_output_are_named_with_what_the_outputs_take(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "a.csv", "b.log", "sub/c.tmp")
+    outputs = [output("bucket/csv", suffix=[".csv"]), output("b/logs", prefix=["x", "y"])]
+
+    plans = plan_uploads(tmp_path, outputs)
+
+    assert [plan.relative for plan in plans] == ["a.csv"]
+    assert warnings_of(caplog) == [
+        "Not uploaded, matching no output: 'b.log', 'sub/c.tmp' (the outputs take bucket/csv: "
+        "suffix '.csv'; b/logs: prefix 'x' or 'y')"
+    ]
+
+
+def test_more_unmatched_files_than_a_line_holds_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, *(f"{index:02}.log" for index in range(12)))
+
+    plan_uploads(tmp_path, [output("bucket", suffix=[".csv"])])
+
+    (warning,) = warnings_of(caplog)
+    assert "'09.log' and 2 more (the outputs take bucket: suffix '.csv')" in warning
+
+
+def test_an_empty_output_folder_is_said_when_outputs_are_defined(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert plan_uploads(tmp_path, [output("bucket")]) == []
+    assert warnings_of(caplog) == [
+        "The script wrote no file to its output folder (TMP_OUTPUT_DIR): nothing to upload"
+    ]
+
+
+def test_files_written_without_outputs_are_counted_and_nothing_is_said_of_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert plan_uploads(empty, []) == []
+    assert warnings_of(caplog) == []
+
+    write(tmp_path / "full", "a.txt", "sub/b.txt")
+    assert plan_uploads(tmp_path / "full", []) == []
+    assert warnings_of(caplog) == [
+        "The script wrote 2 file(s) to its output folder, but the function definition has no "
+        "output: nothing uploaded"
+    ]

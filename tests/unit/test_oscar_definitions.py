@@ -159,8 +159,11 @@ def _oscar_yaml(kind: str = "minio", *, log_level: str = "INFO", name: str = "im
 
 @pytest.mark.parametrize("kind", sorted(_PROVIDERS))
 def test_an_oscar_definition_validates_with_each_provider_type(kind: str) -> None:
-    config = parse_config(_oscar_yaml(kind), origin="/oscar/config/function_config.yaml")
+    config = parse_config(
+        _oscar_yaml(kind), origin="/oscar/config/function_config.yaml", strict=True
+    )
 
+    assert config.warnings == ()
     assert config.name == "imagemagick"
     assert config.log_level == "INFO"
     assert [item.storage_provider for item in config.input] == ["minio.default"]
@@ -278,7 +281,7 @@ def test_a_provider_type_is_read_whatever_its_case(written: str, kept: str) -> N
 def test_an_unknown_provider_type_names_the_key_and_the_value() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config("name: f\noutput:\n- {storage_provider: ftp.x, path: b/out}\n")
-    assert "output.0.storage_provider: 'ftp.x' is invalid" in str(caught.value)
+    assert "output[0].storage_provider: 'ftp.x' is invalid" in str(caught.value)
     assert "webdav, onedata, rucio" in str(caught.value)
 
 

@@ -38,7 +38,8 @@ __all__ = [
 HANDLER = "handlers.lambda_handler.handler"
 RUNTIME_API_VARIABLE = "AWS_LAMBDA_RUNTIME_API"
 IMAGE_EXECUTION_ENV = "AWS_Lambda_Image"
-_INSTALL = "pip install 'serverless-supervisor[image]'"
+# The extra that brings awslambdaric, from a clone or from the release's wheel.
+_INSTALL = "pip install '.[image]' in a clone, or 'serverless_supervisor-VERSION.whl[image]'"
 
 
 class RuntimeClientMissingError(SupervisorError):

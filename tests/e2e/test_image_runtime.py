@@ -321,6 +321,6 @@ def test_without_awslambdaric_it_says_what_to_install(
     )
 
     assert done.returncode == 2
-    assert "pip install 'serverless-supervisor[image]'" in done.stderr
+    assert "pip install '.[image]' in a clone" in done.stderr
     assert "awslambdaric" in done.stderr
     assert "Traceback" not in done.stderr

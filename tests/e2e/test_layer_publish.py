@@ -433,7 +433,9 @@ def test_a_function_created_with_the_published_arn_runs_the_layer(
     configuration = client.get_function_configuration(FunctionName=name)
     (attached,) = configuration["Layers"]
     assert attached["Arn"] == arn
-    layer = client.get_layer_version_by_arn(Arn=attached["Arn"])
+    # (moto answers GetLayerVersionByArn with an error: the ARN's parts are asked for instead.)
+    layer_arn, _, number = attached["Arn"].rpartition(":")
+    layer = client.get_layer_version(LayerName=layer_arn, VersionNumber=int(number))
     assert layer["CompatibleRuntimes"] == [configuration["Runtime"]]
     assert layer["CompatibleArchitectures"] == configuration["Architectures"]
     assert layer["LicenseInfo"] == "Apache-2.0"

@@ -179,7 +179,7 @@ def test_each_layer_is_the_zip_built_for_its_python_and_architecture(
     python_condition = "IsPython313" if python == "3.13" else "IsPython312"
     arch_condition = "IsArm64" if arch == "arm64" else "IsX86"
     assert conditions[resource["Condition"]] == {
-        "Fn::And": [{"Condition": python_condition}, {"Condition": arch_condition}]
+        "Fn::And": [{"Fn::Condition": python_condition}, {"Fn::Condition": arch_condition}]
     }
 
 
@@ -193,7 +193,7 @@ def test_the_architecture_parameter_sets_the_function_and_picks_the_layer(
     assert parameter["AllowedValues"] == ["x86_64", "arm64"]
     assert function["Architectures"] == [{"Ref": "Architecture"}]
     assert template["Conditions"]["IsArm64"] == {"Fn::Equals": [{"Ref": "Architecture"}, "arm64"]}
-    assert template["Conditions"]["IsX86"] == {"Fn::Not": [{"Condition": "IsArm64"}]}
+    assert template["Conditions"]["IsX86"] == {"Fn::Not": [{"Fn::Condition": "IsArm64"}]}
 
 
 def test_the_reserve_defaults_to_the_runtimes_default(template: dict[str, Any]) -> None:

@@ -271,6 +271,26 @@ def test_a_zip_that_is_not_the_layer_is_refused(
     ) in done.stderr
 
 
+def test_help_names_the_command_and_its_options(
+    cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    done = cli("--help")
+    top = subprocess.run(
+        [sys.executable, "-m", "supervisor", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0
+    for option in ("--regions", "--public", "--account", "--python", "--arch", "--name",
+                   "--zip-dir", "--json"):  # fmt: skip
+        assert option in done.stdout
+    assert "3.11, 3.12, 3.13, 3.14" in " ".join(done.stdout.split())
+    assert "publish the Lambda Layer and print its ARNs" in " ".join(top.stdout.split())
+
+
 def test_public_and_accounts_together_are_a_usage_error(
     cli: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:

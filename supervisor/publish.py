@@ -126,10 +126,12 @@ def read_zip(path: Path, python: str, arch: str) -> LayerZip:
             source = archive.read("python/supervisor/__init__.py").decode("utf-8")
     except FileNotFoundError:
         raise PublishError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+    except zipfile.BadZipFile as exc:
+        raise PublishError(f"{path} is not a zip file: {exc}") from exc
+    except (KeyError, UnicodeDecodeError) as exc:
         raise PublishError(
-            f"{path} is not a serverless-supervisor layer zip (no python/supervisor/__init__.py "
-            f"in it: {exc})"
+            f"{path} is not a serverless-supervisor layer zip: it has no readable "
+            "python/supervisor/__init__.py"
         ) from exc
     found = _VERSION.search(source)
     if found is None:
@@ -276,7 +278,10 @@ def publish(
 
     published: list[Published] = []
     for region in regions:
-        client = client_for(region)
+        try:
+            client = client_for(region)
+        except (BotoCoreError, ClientError) as exc:
+            raise PublishError(f"{region}: could not publish: {exc}", published) from exc
         for layer in zips:
             layer_name = layer.layer_name(name)
             print(f"publishing {layer.path.name} to {region} as {layer_name}", file=sys.stderr)
@@ -446,22 +451,26 @@ def run(
         )
     except PublishError as exc:
         if exc.published:
-            print(table(exc.published))
-            print("published before the error: the versions above", file=sys.stderr)
+            # The versions published before the error exist: list them as on success.
+            print("published before the error:", file=sys.stderr)
+            _report(exc.published, chosen.skipped, args.json or folder / "layers.json")
         print(f"layer publish: error: {exc}", file=sys.stderr)
         return 1
-    print(table(published))
+    _report(published, chosen.skipped, args.json or folder / "layers.json")
     if principals == ["*"]:
         print("shared with every AWS account", file=sys.stderr)
     elif principals:
         print(f"shared with the accounts {', '.join(principals)}", file=sys.stderr)
     else:
         print("shared with no other account (--public or --account to share)", file=sys.stderr)
-    destination = args.json or folder / "layers.json"
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text(json.dumps(document(published, chosen.skipped), indent=2) + "\n")
-    print(f"the ARNs are in {destination}", file=sys.stderr)
     return 0
+
+
+def _report(published: Sequence[Published], skipped: dict[str, str], destination: Path) -> None:
+    print(table(published))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text(json.dumps(document(published, skipped), indent=2) + "\n")
+    print(f"the ARNs are in {destination}", file=sys.stderr)
 
 
 def _lambda_client(region: str) -> LambdaClient:

@@ -15,6 +15,7 @@ serving a Runtime API (``runtime_api.RuntimeAPI``), on an upload in the moto ser
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -265,9 +266,8 @@ def test_a_zip_that_is_not_the_layer_is_refused(
 
     assert done.returncode == 1
     assert (
-        f"layer publish: error: {stranger} is not a serverless-supervisor layer zip (no "
-        'python/supervisor/__init__.py in it: "There is no item named '
-        "'python/supervisor/__init__.py' in the archive\")"
+        f"layer publish: error: {stranger} is not a serverless-supervisor layer zip: it has no "
+        "readable python/supervisor/__init__.py"
     ) in done.stderr
 
 
@@ -527,3 +527,50 @@ def test_a_function_created_with_the_published_arn_runs_the_layer(
     assert base64.b64decode(response["body"]).decode() == "processed incoming/report.txt\n"
     landed = s3.get_object(Bucket=bucket_out, Key="results/copy-of-report.txt")["Body"].read()
     assert landed == b"twelve bytes"
+
+
+def test_a_region_that_fails_stops_the_command_listing_what_was_published(
+    lambda_in: Callable[[str], Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from botocore.config import Config
+
+    zips = tmp_path / "zips"
+    fake_layer(zips, "3.12", "x86_64")
+    name = f"sup{uuid.uuid4().hex[:8]}"
+    unreachable = "http://127.0.0.1:1"
+
+    def client_for(region: str) -> Any:
+        if region != "ap-south-2":
+            return lambda_in(region)
+        # The fault: this region's endpoint refuses connections.
+        return boto3.client(
+            "lambda",
+            endpoint_url=unreachable,
+            region_name=region,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5),
+        )
+
+    parser = argparse.ArgumentParser()
+    publish.configure_parser(parser)
+    args = parser.parse_args(
+        ["--regions", "eu-west-1,ap-south-2,us-east-1", "--python", "3.12", "--arch", "x86_64",
+         "--zip-dir", str(zips), "--name", name]
+    )  # fmt: skip
+
+    code = publish.run(args, client_for=client_for)
+
+    captured = capsys.readouterr()
+    assert code == 1
+    arn = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:{name}-python312-x86_64:1"
+    assert captured.out.splitlines()[1:] == [f"eu-west-1  3.12    x86_64  {arn}"]
+    assert (
+        "layer publish: error: ap-south-2: publishing serverless-supervisor-py3.12-x86_64.zip as "
+        f'{name}-python312-x86_64 failed: Could not connect to the endpoint URL: "{unreachable}/'
+    ) in captured.err
+    written = json.loads((zips / "layers.json").read_text())
+    assert [item["arn"] for item in written["layers"]] == [arn]
+    layer_name = f"{name}-python312-x86_64"
+    later = lambda_in("us-east-1").list_layer_versions(LayerName=layer_name)["LayerVersions"]
+    assert later == []

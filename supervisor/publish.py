@@ -25,10 +25,9 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from supervisor.errors import SupervisorError
 
@@ -57,10 +56,12 @@ ZIP_FILE_LIMIT = 50 * 1024 * 1024
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 BUILDER = SOURCE_ROOT / "layer" / "build.py"
 
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-_ACCOUNT = re.compile(r"\d{12}")
-_LAYER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_VERSION = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+# Patterns as text: ``python -m supervisor`` builds this command's parser at every start, so
+# importing this module compiles nothing (re caches them when first used).
+_REGION = r"[a-z]{2}(-[a-z]+)+-\d{1,2}"
+_ACCOUNT = r"\d{12}"
+_LAYER_NAME = r"[A-Za-z0-9_-]{1,64}"
+_VERSION = r"""(?m)^__version__\s*=\s*["']([^"']+)["']"""
 
 
 class PublishError(SupervisorError):
@@ -71,8 +72,7 @@ class PublishError(SupervisorError):
         self.published = list(published)
 
 
-@dataclass(frozen=True)
-class LayerZip:
+class LayerZip(NamedTuple):
     """One built layer: the zip for a Python and an architecture, and what it holds."""
 
     python: str
@@ -88,8 +88,7 @@ class LayerZip:
         return f"{prefix}-python{self.python.replace('.', '')}-{self.arch}"
 
 
-@dataclass(frozen=True)
-class Published:
+class Published(NamedTuple):
     """One layer version, as the JSON file lists it."""
 
     region: str
@@ -106,12 +105,11 @@ class Published:
     zip: str
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """What ``run`` publishes, and the Pythons it could not build, with the reason."""
 
     zips: list[LayerZip]
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str]
 
 
 def zip_name(python: str, arch: str) -> str:
@@ -133,7 +131,7 @@ def read_zip(path: Path, python: str, arch: str) -> LayerZip:
             f"{path} is not a serverless-supervisor layer zip: it has no readable "
             "python/supervisor/__init__.py"
         ) from exc
-    found = _VERSION.search(source)
+    found = re.search(_VERSION, source)
     if found is None:
         raise PublishError(f"{path}: python/supervisor/__init__.py has no __version__")
     size = path.stat().st_size
@@ -245,7 +243,7 @@ def _run_builder(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 def principals_of(public: bool, accounts: Sequence[str]) -> list[str]:
     """Who gets ``lambda:GetLayerVersion``: ``*`` for everyone, else the account ids."""
-    bad = [account for account in accounts if not _ACCOUNT.fullmatch(account)]
+    bad = [account for account in accounts if not re.fullmatch(_ACCOUNT, account)]
     if bad:
         raise PublishError(
             f"--account {', '.join(bad)}: an AWS account id is 12 digits, such as 123456789012"
@@ -256,7 +254,7 @@ def principals_of(public: bool, accounts: Sequence[str]) -> list[str]:
 def regions_of(text: str) -> list[str]:
     """``eu-west-1,us-east-1`` as a list, each checked to look like a region."""
     regions = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [region for region in regions if not _REGION.fullmatch(region)]
+    bad = [region for region in regions if not re.fullmatch(_REGION, region)]
     if not regions or bad:
         raise PublishError(
             f"--regions {text!r}: expected region names separated by commas, such as "
@@ -347,7 +345,7 @@ def document(published: Sequence[Published], skipped: dict[str, str]) -> dict[st
     """What the JSON file holds."""
     return {
         "handler": HANDLER,
-        "layers": [asdict(item) for item in published],
+        "layers": [item._asdict() for item in published],
         "skipped": [{"python": python, "reason": why} for python, why in skipped.items()],
     }
 
@@ -417,7 +415,7 @@ def run(
     try:
         regions = regions_of(args.regions)
         principals = principals_of(args.public, args.account)
-        if not _LAYER_NAME.fullmatch(args.name) or len(args.name) > 40:
+        if not re.fullmatch(_LAYER_NAME, args.name) or len(args.name) > 40:
             raise PublishError(
                 f"--name {args.name!r}: letters, digits, - and _ only, at most 40 characters "
                 "(the Python and the architecture are appended)"
@@ -451,7 +449,7 @@ def run(
         )
     except PublishError as exc:
         if exc.published:
-            # The versions published before the error exist: list them as on success.
+            # Only publish(), after the plan, raises with versions published: list them.
             print("published before the error:", file=sys.stderr)
             _report(exc.published, chosen.skipped, args.json or folder / "layers.json")
         print(f"layer publish: error: {exc}", file=sys.stderr)

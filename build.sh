@@ -7,6 +7,7 @@
 #   ./build.sh docs   regenerate docs/schema/function.json, build the manual into build/site/
 #   ./build.sh layer  build the Lambda Layer zips into build/layer/
 #   ./build.sh binary build build/binary/supervisor, the static executable for Batch/OSCAR jobs
+#   ./build.sh release  the wheel, sdist, layer zips and binary in build/release/, with SHA256SUMS
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -89,7 +90,7 @@ check() {
   "$VENV/bin/ruff" format --check .
   log "mypy --strict"
   "$VENV/bin/mypy"
-  "$VENV/bin/mypy" --strict layer/build.py layer/binary.py
+  "$VENV/bin/mypy" --strict layer/build.py layer/binary.py layer/release.py
   docs_site --check
 }
 
@@ -137,6 +138,13 @@ case "${1:-help}" in
     binary_packages
     # layer/binary.py uses only the standard library and builds in its own environment.
     python3 layer/binary.py "${@:2}"
+    ;;
+  release)
+    # --no-binary leaves the slow binary out; --python and --arch go to the layer build.
+    install
+    case " ${*:2} " in *" --no-binary "*) ;; *) binary_packages ;; esac
+    "$PY" -m pip install -q build
+    "$PY" layer/release.py "${@:2}"
     ;;
   *)
     sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'

@@ -2,10 +2,11 @@
 
 Each zip holds ``python/``, which Lambda extracts to ``/opt/python`` and puts on
 ``sys.path``: the packages ``supervisor``, ``handlers`` and ``batch_entrypoint``,
-``faassupervisor`` (the entry that functions deployed by SCAR call), and the
-runtime dependencies of ``layer/requirements.txt`` as pip installs them for the target
-(``manylinux2014`` binary wheels for the target CPython and architecture, such as
-pydantic-core's).
+``faassupervisor`` (the entry that functions deployed by SCAR call), the project's own
+``serverless_supervisor-VERSION.dist-info`` (its version, for ``importlib.metadata``, and
+its licence, ``licenses/LICENSE``), and the runtime dependencies of
+``layer/requirements.txt`` as pip installs them for the target (``manylinux2014`` binary
+wheels for the target CPython and architecture, such as pydantic-core's).
 
 boto3 comes from the Lambda runtime, which ships boto3, botocore, s3transfer and their
 dependencies (``RUNTIME_PROVIDED``): pip pulls them in (watchtower requires boto3) and the
@@ -41,6 +42,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "layer" / "requirements.txt"
+LICENSE = ROOT / "LICENSE"
+# The one place the version is written; pyproject.toml reads it too.
+VERSION_SOURCE = ROOT / "supervisor" / "__init__.py"
 DEFAULT_OUT = ROOT / "build" / "layer"
 
 PROJECT_PACKAGES = ("supervisor", "handlers", "batch_entrypoint", "faassupervisor")
@@ -168,6 +172,32 @@ def _reports_version(interpreter: Path, version: str) -> bool:
     return result.returncode == 0 and result.stdout.strip() == version
 
 
+def project_version(source: Path = VERSION_SOURCE) -> str:
+    """``__version__`` of the supervisor package, read without importing it."""
+    found = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", source.read_text(), re.MULTILINE)
+    if found is None:
+        raise BuildError(f'{source} has no __version__ = "..." line')
+    return found.group(1)
+
+
+def write_metadata(site: Path, version: str) -> Path:
+    """The project's dist-info folder in ``site``: its name, version and licence."""
+    dist_info = site / f"serverless_supervisor-{version}.dist-info"
+    (dist_info / "licenses").mkdir(parents=True)
+    shutil.copyfile(LICENSE, dist_info / "licenses" / "LICENSE")
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.4\n"
+        "Name: serverless-supervisor\n"
+        f"Version: {version}\n"
+        "Summary: Event-driven file processing runtime for AWS Lambda and AWS Batch\n"
+        "License-Expression: Apache-2.0\n"
+        "License-File: LICENSE\n",
+        encoding="utf-8",
+    )
+    (dist_info / "top_level.txt").write_text("\n".join(PROJECT_PACKAGES) + "\n")
+    return dist_info
+
+
 def build(target: Target, interpreter: Path, out: Path, *, with_boto3: bool = False) -> Path:
     """Install, compile and zip one target; return the zip's path."""
     with tempfile.TemporaryDirectory(prefix=f"layer-{target.name}-") as scratch:
@@ -179,6 +209,7 @@ def build(target: Target, interpreter: Path, out: Path, *, with_boto3: bool = Fa
         # Console scripts point at the build machine's interpreter; nothing in Lambda runs them.
         shutil.rmtree(site / "bin", ignore_errors=True)
         _copy_project(site)
+        write_metadata(site, project_version())
         _compile(site, interpreter, target)
         out.mkdir(parents=True, exist_ok=True)
         zip_path = out / target.zip_name

@@ -143,6 +143,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     validate.set_defaults(command="validate", handler=_validate)
 
     _workflow_parser(commands)
+    _layer_parser(commands)
 
     job = commands.add_parser(
         "job",
@@ -157,6 +158,34 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     job.add_argument("--config", type=Path, help="the function definition (YAML or JSON)")
     job.set_defaults(command="job", handler=_job)
     return parser
+
+
+def _layer_parser(commands: Any) -> None:
+    from supervisor import publish
+
+    layer = commands.add_parser(
+        "layer",
+        help="publish the Lambda Layer and print its ARNs",
+        description="The Lambda Layer: build its zips and publish them as layer versions.",
+    )
+    actions = layer.add_subparsers(title="actions", metavar="ACTION", required=True)
+    publish_parser = actions.add_parser(
+        "publish",
+        help="publish the layer zips to AWS regions; print and write the ARNs",
+        description=(
+            "Publish one layer per Python and architecture to every region given (building the "
+            "zips first from a clone, unless --zip-dir has them), grant the permissions asked "
+            "for, print the table of layer version ARNs and write it as JSON."
+        ),
+    )
+    publish.configure_parser(publish_parser)
+    publish_parser.set_defaults(command="layer publish", handler=_layer_publish)
+
+
+def _layer_publish(args: argparse.Namespace) -> int:
+    from supervisor import publish
+
+    return publish.run(args)
 
 
 def _run_parser(commands: Any, prog: str) -> None:

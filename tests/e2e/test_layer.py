@@ -131,6 +131,19 @@ def test_a_zip_of_the_same_files_is_byte_identical(tmp_path: Path) -> None:
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
+def test_the_version_is_written_once_in_the_package() -> None:
+    import importlib.metadata
+
+    import supervisor
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    assert "version" not in project
+    assert project["dynamic"] == ["version"]
+    assert layer_build.project_version() == supervisor.__version__
+    assert importlib.metadata.version("serverless-supervisor") == supervisor.__version__
+
+
 def test_help_names_the_options() -> None:
     result = subprocess.run(
         [sys.executable, str(BUILD_SCRIPT), "--help"],
@@ -234,6 +247,11 @@ def test_the_layer_holds_the_supervisor_and_its_dependencies_but_not_boto3(
     assert "udocker" in top
     assert "python/handlers/lambda_handler.py" in names
     assert "python/faassupervisor/supervisor.py" in names
+    version = layer_build.project_version()
+    dist_info = f"python/serverless_supervisor-{version}.dist-info"
+    with zipfile.ZipFile(layer_zip) as archive:
+        assert archive.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        assert f"Version: {version}\n" in archive.read(f"{dist_info}/METADATA").decode()
     assert not top & {"boto3", "botocore", "s3transfer", "dateutil", "urllib3", "jmespath", "bin"}
     assert not [name for name in top if name.startswith(("boto3-", "botocore-"))]
 

@@ -98,7 +98,15 @@ def test_the_project_is_copied_in_and_installed_with_pip(dockerfile: Path) -> No
     copied = [shlex.split(arguments)[:-1] for arguments in of(dockerfile, "COPY")]
     sources = {source.rstrip("/") for sources in copied for source in sources}
 
-    assert {"pyproject.toml", "README.md", "supervisor", "handlers", "batch_entrypoint"} <= sources
+    # The installed package carries LICENSE (license-files in pyproject.toml).
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "supervisor",
+        "handlers",
+        "batch_entrypoint",
+    } <= sources
     for source in sources:
         assert (ROOT / source).exists(), source
         assert not ignored(source), f"{source} is excluded by .dockerignore"

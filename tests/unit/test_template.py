@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from supervisor.config import parse_config
+from supervisor.config import ContainerSettings, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "layer" / "template.yaml"
@@ -137,29 +137,69 @@ def test_the_function_uses_the_handler_of_the_layer(template: dict[str, Any]) ->
     runtime = parameters[function["Runtime"]["Ref"]]
     assert runtime["Default"] == "python3.12"
     assert set(runtime["AllowedValues"]) == {"python3.12", "python3.13"}
-    assert function["Layers"] == [
-        {
-            "Fn::If": [
-                "IsPython313",
-                {"Ref": "SupervisorLayerPy313"},
-                {"Ref": "SupervisorLayerPy312"},
-            ]
-        }
-    ]
+    assert function["Layers"] == [layer_choice()]
+    assert template["Outputs"]["LayerVersionArn"]["Value"] == layer_choice()
     assert parameters[function["Timeout"]["Ref"]]["MaxValue"] == 900
     assert parameters[function["EphemeralStorage"]["Size"]["Ref"]]["MaxValue"] == 10240
     assert "MemorySize" in function
     assert set(function["Environment"]["Variables"]) == {"FDL", "LOG_LEVEL", "SCRIPT"}
 
 
+def layer_choice() -> dict[str, Any]:
+    """The layer for the PythonRuntime and Architecture parameters."""
+
+    def by_arch(python: str) -> dict[str, Any]:
+        return {
+            "Fn::If": [
+                "IsArm64",
+                {"Ref": f"SupervisorLayerPy{python}Arm64"},
+                {"Ref": f"SupervisorLayerPy{python}X86"},
+            ]
+        }
+
+    return {"Fn::If": ["IsPython313", by_arch("313"), by_arch("312")]}
+
+
 @pytest.mark.parametrize("python", ["3.12", "3.13"])
-def test_each_layer_is_the_zip_built_for_its_python(template: dict[str, Any], python: str) -> None:
-    layer = template["Resources"][f"SupervisorLayerPy{python.replace('.', '')}"]["Properties"]
+@pytest.mark.parametrize(("arch", "suffix"), [("x86_64", "X86"), ("arm64", "Arm64")])
+def test_each_layer_is_the_zip_built_for_its_python_and_architecture(
+    template: dict[str, Any], python: str, arch: str, suffix: str
+) -> None:
+    name = f"SupervisorLayerPy{python.replace('.', '')}{suffix}"
+    resource = template["Resources"][name]
+    layer = resource["Properties"]
 
     zip_path = (TEMPLATE.parent / layer["ContentUri"]).resolve()
-    assert zip_path == ROOT / "build" / "layer" / f"serverless-supervisor-py{python}-x86_64.zip"
+    assert zip_path == ROOT / "build" / "layer" / f"serverless-supervisor-py{python}-{arch}.zip"
     assert layer["CompatibleRuntimes"] == [f"python{python}"]
-    assert layer["CompatibleArchitectures"] == ["x86_64"]
+    assert layer["CompatibleArchitectures"] == [arch]
+    assert layer["LicenseInfo"] == "Apache-2.0"
+    # Deployed exactly when the function runs that Python on that architecture.
+    conditions = template["Conditions"]
+    python_condition = "IsPython313" if python == "3.13" else "IsPython312"
+    arch_condition = "IsArm64" if arch == "arm64" else "IsX86"
+    assert conditions[resource["Condition"]] == {
+        "Fn::And": [{"Fn::Condition": python_condition}, {"Fn::Condition": arch_condition}]
+    }
+
+
+def test_the_architecture_parameter_sets_the_function_and_picks_the_layer(
+    template: dict[str, Any],
+) -> None:
+    (function,) = resources_of(template, "AWS::Serverless::Function").values()
+    parameter = template["Parameters"]["Architecture"]
+
+    assert parameter["Default"] == "x86_64"
+    assert parameter["AllowedValues"] == ["x86_64", "arm64"]
+    assert function["Architectures"] == [{"Ref": "Architecture"}]
+    assert template["Conditions"]["IsArm64"] == {"Fn::Equals": [{"Ref": "Architecture"}, "arm64"]}
+    assert template["Conditions"]["IsX86"] == {"Fn::Not": [{"Fn::Condition": "IsArm64"}]}
+
+
+def test_the_reserve_defaults_to_the_runtimes_default(template: dict[str, Any]) -> None:
+    default = ContainerSettings.model_fields["timeout_threshold"].default
+
+    assert template["Parameters"]["TimeoutThreshold"]["Default"] == default == 2
 
 
 def test_uploads_under_the_folder_invoke_the_function_and_failures_go_to_a_queue(

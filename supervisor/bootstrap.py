@@ -13,13 +13,9 @@ supervisor.
   backend) and prepares them, so that the first invocation pays for none of it.  It logs
   the definition's warnings, once logging is configured.
 
-OSCAR runs the service's container with the definition at
-``/oscar/config/function_config.yaml`` and the script at ``/oscar/config/script.sh``
-(``SUPERVISOR_OSCAR_DIR`` names another folder); when that definition is there and no
-other is given, the platform is ``oscar``: a job that runs its script here, like a Batch
-job.  OSCAR writes ``hidden`` for the keys of its MinIO providers and mounts the real ones
-at ``/var/run/secrets/providers/minio.ID/{accessKey,secretKey}``
-(``SUPERVISOR_OSCAR_SECRETS_DIR`` names another folder): they are read from there.
+In an OSCAR service (``/oscar/config``, or ``SUPERVISOR_OSCAR_DIR``) the platform is
+``oscar``, the script is that folder's ``script.sh``, and the MinIO keys that the definition
+names ``hidden`` are read from the files OSCAR mounts (``OSCAR_SECRETS_DIR``).
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """The function definition: where it comes from, what it may hold, how it is checked.
 
 ``load_config`` is the only reader of the definition and of the environment variables
-that override it.  It returns a validated, frozen ``FunctionConfig`` or raises a
-``ConfigError`` whose message names the key, the value and what was expected.
-``load_settings`` reads the few facts about the host (Lambda zip or image runtime,
-Batch, a local run) that the runtime needs to pick its parts.
-
-Sources, first found wins: an explicit path, the file ``/var/task/function_config.yaml``,
-then the environment variables ``FUNCTION_CONFIG`` and ``FDL``.  Each may hold YAML or
-JSON, plain or base64-encoded.  ``LOG_LEVEL``, ``EXECUTION_MODE``,
-``TIMEOUT_THRESHOLD`` and ``IMAGE_FILE`` (``container.image_file``) override what the
-definition says.  A relative ``init_script`` or ``container.image_file`` is relative to
-the definition file's folder (the working directory for a definition from the environment).
+that override it (the sources and overrides are in ``docs/definition.md``).  It returns a
+validated, frozen ``FunctionConfig`` or raises a ``ConfigError`` whose message names the
+key, the value and what was expected.  ``load_settings`` reads the few facts about the host
+(Lambda zip or image runtime, Batch, a local run) that the runtime needs to pick its parts.
 """
 
 from __future__ import annotations

@@ -1,24 +1,13 @@
 """Raw events -> typed records.
 
 One ``Record`` per unit of work: an object in a bucket (S3 and MinIO notifications, also
-wrapped in SQS, SNS or EventBridge envelopes), a request body (API Gateway REST and HTTP
-APIs, function URLs) or a whole direct invocation.  Object keys are URL-decoded here, once,
-except a key with a literal space, which only the events ``scar run`` makes up carry (as
-the bucket lists it, not URL-encoded).  Folder markers (keys ending in ``/``, which
-``scar put``, ``scar init`` and the S3 console create) are skipped with a log line.
-OSCAR's delegated event, ``{"storage_provider": ID, "event": "<the event as JSON>"}``, is
-unwrapped and its objects are read from that provider.  Anything that cannot be understood
-raises ``EventError`` with what is missing: an event nested deeper than ``MAX_DEPTH`` levels
-(no real event comes near; every later step that walks the event stays far from Python's
-recursion limit), and text that cannot be written as UTF-8 (a lone surrogate, which a JSON
-``\\ud800`` escape produces) in an API body, a query parameter, an event time or
-``cmd_args``, all of which reach the script.  (An object key that cannot be a file name is
-refused when the record is staged in, naming it.)
-
-What the function's caller may add at the top level of a direct invocation (never inside a
-record, an SQS body, an SNS message, or an API request): ``script`` (base64, run instead of
-the definition's script) and ``cmd_args`` (a JSON list of arguments, as ``scar run ARGS``
-sends them).  ``{}`` is a direct invocation with no input file.
+wrapped in SQS, SNS or EventBridge envelopes, and OSCAR's delegated event), a request body
+(API Gateway REST and HTTP APIs, function URLs) or a whole direct invocation with its
+``script`` and ``cmd_args``.  Keys are URL-decoded here, once, and folder markers skipped
+(``docs/events.md`` says what each event gives the script).  Anything that cannot be
+understood raises ``EventError`` naming what is missing; so does an event nested deeper
+than ``MAX_DEPTH`` levels, and text the script could not receive as UTF-8 (a lone
+surrogate).  An object key that cannot be a file name is refused later, by staging.
 """
 
 from __future__ import annotations

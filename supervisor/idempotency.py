@@ -1,30 +1,13 @@
 """Handing each delivery of an invocation to Batch once: a record per delivery in DynamoDB.
 
-Lambda retries a failed asynchronous invocation with the same request id (and may, rarely,
-deliver an event twice).  A retry would submit a second Batch job for work that a first
-job already does, unless the first submission left a mark.  ``DynamoDBIdempotency``
-keeps that mark with aws-lambda-powertools' idempotency utility and its DynamoDB
-persistence layer: one item per key, written with a conditional put.
-
-The key is the function's name (the record's prefix) and a hash of the request id and the
-record's index (``None`` for a ``batch``-mode job that carries the whole event; the index
-for a record that ``lambda-batch`` hands on alone).  For one key:
-
-- The first delivery writes an ``INPROGRESS`` item, builds and submits the job, then
-  marks the item ``COMPLETED`` with the job id; the item expires after
-  ``expires_after_seconds`` (the table's TTL attribute ``expiration``).
-- A later delivery finds the ``COMPLETED`` item and answers with the same job id, without
-  submitting anything.
-- A delivery that finds the item ``INPROGRESS`` fails with ``DelegationError`` (Lambda
-  retries it later).  An ``INPROGRESS`` item holds only until the deadline of the
-  invocation that wrote it (no deadline: 15 minutes, Lambda's longest): an attempt that
-  died between writing it and submitting does not block the retries after it.
-- A submission that fails removes the item, so that the retry submits.
-- When the table cannot be read or written, nothing is submitted and the delegation fails,
-  except once the job has been submitted: then the job id is answered and the failure
-  logged (the item stays ``INPROGRESS`` until that deadline).
-
-The table needs a partition key ``id`` (string); turn on TTL on ``expiration``.
+``DynamoDBIdempotency`` wraps a submission in aws-lambda-powertools' idempotency utility
+with its DynamoDB persistence layer: one item per key (the function's name, and a hash of
+the request id and the record's index, ``None`` for a ``batch``-mode job that carries the
+whole event), written with a conditional put.  The first delivery writes ``INPROGRESS``,
+submits, and stores the job id as ``COMPLETED``; a later one answers with that job id.  An
+``INPROGRESS`` item holds only until the deadline of the invocation that wrote it (15
+minutes without one), a failed submission removes it, and once a job is submitted a table
+error is logged, not raised.  What users see of it is in ``docs/failures.md``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ imported on first use, so that ``import supervisor`` costs a Lambda cold start n
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
     from supervisor.staging.providers import StorageProvider, UploadItem
 
 __version__ = "0.1.0"
+
+# A library logs nowhere until its application says where (``supervisor.logs`` for ours).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "Definition": "supervisor.bootstrap",

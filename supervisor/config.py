@@ -15,12 +15,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -31,9 +29,7 @@ from pydantic import (
 )
 
 from supervisor.errors import ConfigError
-
-if TYPE_CHECKING:
-    import yaml
+from supervisor.validation import FrozenModel, describe, load_yaml
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -143,13 +139,7 @@ Strings = Annotated[
 ]
 
 
-class _Model(BaseModel):
-    # Unknown keys are not refused here: ``supervisor.checks`` names them, as errors or as
-    # warnings (``parse_config``'s ``strict``).
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-
-class StorageLocation(_Model):
+class StorageLocation(FrozenModel):
     """An input or output: ``storage_provider`` is ``TYPE`` or ``TYPE.ID``; ``path`` is
     ``bucket/folder``."""
 
@@ -218,7 +208,7 @@ class OutputLocation(StorageLocation):
     )
 
 
-class S3Provider(_Model):
+class S3Provider(FrozenModel):
     """AWS S3 (or an S3-compatible ``endpoint``); unset keys come from boto3's own chain."""
 
     access_key: OptionalSecret = Field(
@@ -234,7 +224,7 @@ class S3Provider(_Model):
     )
 
 
-class MinioProvider(_Model):
+class MinioProvider(FrozenModel):
     """A MinIO server, reached with path-style addressing.
 
     OSCAR writes all five keys for the MinIO of its cluster (``minio.default``), with
@@ -265,13 +255,13 @@ class MinioProvider(_Model):
         }
 
 
-class LocalProvider(_Model):
+class LocalProvider(FrozenModel):
     """A folder holding one subfolder per bucket."""
 
     root: Path = Field(description="Folder holding one subfolder per bucket.")
 
 
-class WebdavProvider(_Model):
+class WebdavProvider(FrozenModel):
     """A WebDAV server (dCache, Nextcloud...) with basic authentication.
 
     ``hostname`` is ``host[:port][/path]``, reached over HTTPS as OSCAR and faas-supervisor
@@ -310,7 +300,7 @@ class WebdavProvider(_Model):
         return f"https://{self.hostname}"
 
 
-class OnedataProvider(_Model):
+class OnedataProvider(FrozenModel):
     """A Onedata space (accepted in a definition; not reachable from here)."""
 
     oneprovider_host: OptionalText = Field(default=None, description="Oneprovider host.")
@@ -318,7 +308,7 @@ class OnedataProvider(_Model):
     space: OptionalText = Field(default=None, description="Onedata space name.")
 
 
-class RucioProvider(_Model):
+class RucioProvider(FrozenModel):
     """A Rucio storage element (accepted in a definition; not reachable from here)."""
 
     host: OptionalText = Field(default=None, description="Rucio server.")
@@ -330,7 +320,7 @@ class RucioProvider(_Model):
     token_endpoint: OptionalText = Field(default=None, description="OIDC token endpoint.")
 
 
-class StorageProviders(_Model):
+class StorageProviders(FrozenModel):
     s3: dict[str, S3Provider] = Field(
         default_factory=dict, description="AWS S3 or S3-compatible servers, by ID."
     )
@@ -355,7 +345,7 @@ class StorageProviders(_Model):
     def secrets(self) -> tuple[str, ...]:
         """Every credential value held here, for the log redaction filter."""
         found: list[str] = []
-        providers: tuple[_Model, ...] = (
+        providers: tuple[FrozenModel, ...] = (
             *self.s3.values(),
             *self.minio.values(),
             *self.webdav.values(),
@@ -387,7 +377,7 @@ _PLACEHOLDERS = ("hidden",)
 _SECRET_FIELDS = ("access_key", "secret_key", "session_token", "password", "token", "refresh_token")
 
 
-class ContainerEnvironment(_Model):
+class ContainerEnvironment(FrozenModel):
     variables: dict[str, Text] = Field(
         default_factory=dict,
         alias="Variables",
@@ -395,7 +385,7 @@ class ContainerEnvironment(_Model):
     )
 
 
-class ContainerSettings(_Model):
+class ContainerSettings(FrozenModel):
     image: str | None = Field(
         default=None,
         description="Image to run the script in with udocker (Lambda zip runtime only).",
@@ -423,7 +413,7 @@ class ContainerSettings(_Model):
     )
 
 
-class UdockerSettings(_Model):
+class UdockerSettings(FrozenModel):
     """How udocker runs ``container.image`` (the Lambda zip runtime).
 
     ``execmode`` ``None`` lets the runtime choose: F1 in Lambda, where ptrace (and so
@@ -436,14 +426,14 @@ class UdockerSettings(_Model):
     )
 
 
-class MultiNodeSettings(_Model):
+class MultiNodeSettings(FrozenModel):
     enabled: bool = Field(
         default=False,
         description="Submit multi-node parallel jobs (the environment goes to nodes `0:`).",
     )
 
 
-class BatchSettings(_Model):
+class BatchSettings(FrozenModel):
     job_queue: str | None = Field(
         default=None, description="Job queue; unset: the function's name."
     )
@@ -488,7 +478,7 @@ _TABLE_PATTERN = (
 )
 
 
-class IdempotencySettings(_Model):
+class IdempotencySettings(FrozenModel):
     """Hand each delivery of an invocation to Batch once, with records in a DynamoDB table.
 
     ``table`` (a name or an ARN; partition key ``id``, a string) turns it on; a record keeps
@@ -520,7 +510,7 @@ class IdempotencySettings(_Model):
 _SCRIPT_USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$"
 
 
-class FunctionConfig(_Model):
+class FunctionConfig(FrozenModel):
     """One function's definition, as deployment tools write it."""
 
     name: str = Field(
@@ -735,7 +725,7 @@ def _parse_text(text: str, origin: str) -> dict[str, Any]:
     # the values, credentials included, and a traceback would print them.
     data: Any = _as_json(text)
     if data is None:
-        data = _load_yaml(text, origin)
+        data = load_yaml(text, origin, kind="YAML or JSON")
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
     return data
@@ -746,7 +736,7 @@ def _validate(data: dict[str, Any], base: Path | None) -> tuple[FunctionConfig |
     try:
         config = FunctionConfig.model_validate(data)
     except ValidationError as exc:
-        return None, _describe(exc)
+        return None, describe(exc)
     if config.init_script is not None and not config.init_script.is_absolute() and base:
         config = config.model_copy(update={"init_script": base / config.init_script})
     image_file = config.container.image_file
@@ -869,22 +859,6 @@ def _short_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _load_yaml(text: str, origin: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML or JSON: {_yaml_problem(exc)}") from None
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        # PyYAML's constructors raise these for values it parsed but cannot build: a date
-        # like 2001-13-14, a bad !!float or !!timestamp, nesting deeper than Python's stack.
-        raise ConfigError(
-            f"{origin}: not valid YAML or JSON: a value cannot be read "
-            f"({type(exc).__name__}; an impossible date, a bad !!tag or too deep nesting)"
-        ) from None
-
-
 def _read(path: Path) -> str:
     try:
         return _decode(path.read_text(encoding="utf-8"))
@@ -914,57 +888,6 @@ def _set_nested(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None
             node[key] = child
         node = child
     node[keys[-1]] = value
-
-
-# Values under these keys, or under a key with one of these words, are never shown.
-_SECRET_SECTIONS = ("storage_providers", "container.environment")
-_SECRET_WORDS = ("key", "token", "secret", "password")
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    lines = []
-    for error in exc.errors(include_url=False):
-        key = _location(error["loc"]) or "(top level)"
-        if error["type"] == "missing":
-            lines.append(f"{key}: missing (required)")
-            continue
-        shown = _shown(key, error.get("input"))
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{key}: {shown} is invalid: {message}")
-    return lines
-
-
-def _location(parts: tuple[int | str, ...]) -> str:
-    """``output[0].suffix``: keys joined with dots, list positions in brackets."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
-def _shown(key: str, value: Any) -> str:
-    """The invalid value as a message may show it: never one that may hold a credential."""
-    if key.startswith(_SECRET_SECTIONS) or any(word in key.lower() for word in _SECRET_WORDS):
-        return "<hidden>"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return repr(value)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """What PyYAML found and where, without its quote of the line (which may hold a secret)."""
-    problem = getattr(exc, "problem", None) or "syntax error"
-    context = getattr(exc, "context", None)
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{context}: {problem}{where}" if context else f"{problem}{where}"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -45,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from supervisor import gpu
 from supervisor.environment import DEFAULT_PATH, IMAGE_OWN_VARIABLES
 from supervisor.errors import DeadlineError, ExecutionError
 from supervisor.execution import ExecutionResult, ProcessExecutor, ScriptRun
@@ -52,13 +52,11 @@ from supervisor.reaper import process_reaper
 from supervisor.watchdog import Watchdog, kill_group
 
 __all__ = [
-    "NO_GPU",
     "ImageKind",
     "Udocker",
     "UdockerExecutor",
     "UdockerResult",
     "container_environment",
-    "gpu_present",
     "image_kind",
     "saved_image_name",
 ]
@@ -66,9 +64,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ImageKind = Literal["docker-save", "rootfs"]
-
-# NVIDIA_VISIBLE_DEVICES values with which the NVIDIA container runtime exposes no GPU.
-NO_GPU = ("", "void", "none")
 
 # Settings of the host that mean nothing inside the image, which brings its own.
 # Top-level members of a `docker save` (or OCI) archive; a root file system has none.
@@ -296,7 +291,7 @@ class UdockerExecutor:
             udocker=Udocker(directory, environ),
             image_file=Path(image_file) if image_file else None,
             execmode=execmode,
-            gpu=lambda: gpu_present(environ),
+            gpu=lambda: gpu.present(environ),
             host=environ,
         )
 
@@ -509,26 +504,6 @@ def saved_image_name(path: Path) -> str:
         f"container.image_file {path} names no image: set container.image to the "
         "repository:tag to run"
     )
-
-
-def gpu_present(
-    environ: Mapping[str, str],
-    *,
-    exists: Callable[[str], bool] = os.path.exists,
-    which: Callable[..., str | None] = shutil.which,
-) -> bool:
-    """Whether the host has NVIDIA GPUs for the container.
-
-    ``NVIDIA_VISIBLE_DEVICES`` decides when set (``void``, ``none`` or empty: no GPU, as
-    the NVIDIA container runtime reads it); else ``/dev/nvidia0`` or ``nvidia-smi`` on
-    ``PATH``.
-    """
-    visible = environ.get("NVIDIA_VISIBLE_DEVICES")
-    if visible is not None:
-        return visible.strip().lower() not in NO_GPU
-    if exists("/dev/nvidia0"):
-        return True
-    return which("nvidia-smi", path=environ.get("PATH", os.defpath)) is not None
 
 
 def container_environment(

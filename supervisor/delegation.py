@@ -46,6 +46,7 @@ from supervisor.environment import (
     LOCAL_HOST_VARIABLES,
 )
 from supervisor.errors import DelegationError
+from supervisor.sessions import create_client
 
 if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
@@ -298,19 +299,13 @@ class BatchBackend:
 
     def client(self) -> BatchClient:
         if self._client is None:
-            # botocore alone: boto3 would import s3transfer too, for nothing in batch mode.
-            import botocore.session
-            from botocore.config import Config
-
-            session = self._session() if self._session else botocore.session.get_session()
-            client = session.create_client(
+            client = create_client(
                 "batch",
-                config=Config(
-                    connect_timeout=self.policy.connect_timeout,
-                    read_timeout=self.policy.read_timeout,
-                    # One attempt per call: the loop in ``submit`` retries against the deadline.
-                    retries={"mode": "standard", "total_max_attempts": 1},
-                ),
+                session=self._session,
+                connect_timeout=self.policy.connect_timeout,
+                read_timeout=self.policy.read_timeout,
+                # One attempt per call: the loop in ``submit`` retries against the deadline.
+                max_attempts=1,
             )
             self._client = cast("BatchClient", client)
         return self._client

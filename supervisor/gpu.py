@@ -6,6 +6,10 @@ creates ``/dev/nvidia0``... and mounts ``nvidia-smi`` and the driver's libraries
 container.  ``inventory`` reads those three signs and, when ``nvidia-smi`` is there, asks
 it for each GPU's index, name, memory and the driver version.
 
+``present`` is the quick answer, without ``nvidia-smi``, that decides whether a udocker
+container gets the NVIDIA libraries: ``NVIDIA_VISIBLE_DEVICES`` when set, else
+``/dev/nvidia0`` or ``nvidia-smi`` on ``PATH``.
+
 ``inventory`` never raises: what goes wrong (``nvidia-smi`` missing, failing, timing out
 or printing something unexpected) is logged as a WARNING and kept in ``problems``, since
 a job whose script needs no GPU must still run.  ``NVIDIA_VISIBLE_DEVICES`` set to
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
@@ -29,12 +34,15 @@ __all__ = [
     "Gpu",
     "GpuInventory",
     "inventory",
+    "present",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEVICES_GLOB: Final = "/dev/nvidia[0-9]*"
+# NVIDIA_VISIBLE_DEVICES values with which the NVIDIA container runtime exposes no GPU.
 NO_DEVICES: Final = ("", "void", "none")
+_FIRST_DEVICE: Final = "/dev/nvidia0"
 QUERY: Final = (
     "--query-gpu=index,name,memory.total,driver_version",
     "--format=csv,noheader",
@@ -99,6 +107,25 @@ class GpuInventory:
         else:
             reason = "; ".join(self.problems) or "nvidia-smi listed none"
         return [f"no GPU: {reason}"]
+
+
+def present(
+    environ: Mapping[str, str],
+    *,
+    exists: Callable[[str], bool] = os.path.exists,
+    which: Which = shutil.which,
+) -> bool:
+    """Whether the host has NVIDIA GPUs to hand to a container, without running anything.
+
+    ``NVIDIA_VISIBLE_DEVICES`` decides when set (``NO_DEVICES``: no GPU, as the NVIDIA
+    container runtime reads it); else ``/dev/nvidia0`` or ``nvidia-smi`` on ``PATH``.
+    """
+    visible = environ.get("NVIDIA_VISIBLE_DEVICES")
+    if visible is not None:
+        return not _hides_gpus(visible)
+    if exists(_FIRST_DEVICE):
+        return True
+    return which("nvidia-smi", path=environ.get("PATH", os.defpath)) is not None
 
 
 def inventory(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from supervisor.errors import DelegationError
+from supervisor.sessions import create_client
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -100,17 +101,12 @@ class DynamoDBIdempotency:
 
             client = self._client
             if client is None:
-                import botocore.session
-                from botocore.config import Config
-
-                session = self._session() if self._session else botocore.session.get_session()
-                client = session.create_client(
+                client = create_client(
                     "dynamodb",
-                    config=Config(
-                        connect_timeout=self._timeouts[0],
-                        read_timeout=self._timeouts[1],
-                        retries={"mode": "standard", "total_max_attempts": 2},
-                    ),
+                    session=self._session,
+                    connect_timeout=self._timeouts[0],
+                    read_timeout=self._timeouts[1],
+                    max_attempts=2,
                 )
             self._layer = DynamoDBPersistenceLayer(table_name=self.table, boto3_client=client)
         return self._layer

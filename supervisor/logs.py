@@ -18,10 +18,12 @@ lines, each of them starting with the record's prefix: the script's output (the
 does not pay for a record per line, and a traceback, whose lines read ``PREFIX | ...``.
 The JSON lines of Lambda escape control characters by themselves.
 
-Routing: the package loggers ``supervisor``, ``handlers`` and ``batch_entrypoint`` are the
-ones configured. In Lambda they stop propagating (the runtime's root handler would print
-every line twice) and the root handlers only get the filter; elsewhere our handlers sit on
-the root logger, whose level is left alone so that third-party libraries stay at WARNING.
+Routing: the package loggers (``supervisor``, ``handlers``, ``batch_entrypoint``,
+``faassupervisor``) are the ones configured; the root logger is never given a handler nor a
+level. In Lambda the package loggers stop propagating (the runtime's root handler would
+print every line twice) and the root handlers only get the filter. Elsewhere the plain-text
+handler sits on the package loggers and on those of the AWS libraries (``LIBRARY_LOGGERS``,
+whose levels are left alone, so that they stay at WARNING unless a caller lowers them).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from supervisor.distribution import PACKAGES
 from supervisor.environment import SECRET_VARIABLES
 from supervisor.escaping import escape, escape_lines
 
@@ -43,6 +45,9 @@ if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
 
 __all__ = [
+    "LIBRARY_LOGGERS",
+    "LINE_FORMAT",
+    "PACKAGE_LOGGERS",
     "SCRIPT_LOGGER",
     "CloudWatchHandle",
     "LineFormatter",
@@ -50,10 +55,23 @@ __all__ = [
     "attach_cloudwatch",
     "configure_cli",
     "configure_lambda",
+    "line_formatter",
     "secrets_from_environ",
 ]
 
-PACKAGE_LOGGERS: Final = ("supervisor", "handlers", "batch_entrypoint")
+PACKAGE_LOGGERS: Final = PACKAGES
+# The AWS libraries' loggers, whose records the plain-text handler prints too (botocore's
+# DEBUG dumps, when a caller lowers its level, go through the redacting filter).
+LIBRARY_LOGGERS: Final = (
+    "aws_lambda_powertools",
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "urllib3",
+    "watchtower",
+)
+# A plain-text line: ``2026-11-28T10:00:00Z INFO supervisor.runtime: message``.
+LINE_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Its records hold lines of the script's output, one per line of the message.
 SCRIPT_LOGGER: Final = "supervisor.script"
 REDACTED: Final = "***"
@@ -81,7 +99,6 @@ _OWNER_ATTRIBUTE: Final = "_supervisor_logs"
 _CONSOLE: Final = "console"
 _CLOUDWATCH: Final = "cloudwatch"
 
-_CLI_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CLI_DATE_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 _CLOUDWATCH_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
 _CLOUDWATCH_SEND_INTERVAL_S: Final = 5
@@ -236,16 +253,21 @@ class LineFormatter(logging.Formatter):
         return text
 
 
+def line_formatter() -> LineFormatter:
+    """The formatter of ``LINE_FORMAT`` lines, their time in UTC."""
+    formatter = LineFormatter(LINE_FORMAT, datefmt=_CLI_DATE_FORMAT)
+    formatter.converter = time.gmtime
+    return formatter
+
+
 def configure_cli(level: str, *, secrets: Iterable[str], stream: TextIO | None = None) -> None:
     """Print ``2026-11-28T10:00:00Z INFO supervisor.runtime: message`` lines on ``stream``.
 
-    ``stream`` defaults to ``sys.stderr`` as it is at the call. Calling it again replaces
-    the handler.
+    The package loggers get ``level``; the AWS libraries' loggers keep theirs. ``stream``
+    defaults to ``sys.stderr`` as it is at the call. Calling it again replaces the handler.
     """
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
-    formatter = LineFormatter(_CLI_FORMAT, datefmt=_CLI_DATE_FORMAT)
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
+    handler.setFormatter(line_formatter())
     handler.addFilter(RedactingFilter(secrets))
     setattr(handler, _OWNER_ATTRIBUTE, _CONSOLE)
     _detach(_CONSOLE)
@@ -253,7 +275,8 @@ def configure_cli(level: str, *, secrets: Iterable[str], stream: TextIO | None =
         package = logging.getLogger(name)
         package.setLevel(level.upper())
         package.propagate = True
-    logging.getLogger().addHandler(handler)
+    for logger in _routed_loggers():
+        logger.addHandler(handler)
 
 
 class CloudWatchHandle:
@@ -276,17 +299,6 @@ class CloudWatchHandle:
         for logger in self._loggers:
             logger.removeHandler(self._handler)
         self._handler.close()
-
-    def __enter__(self) -> CloudWatchHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def attach_cloudwatch(
@@ -318,11 +330,7 @@ def attach_cloudwatch(
     handler.addFilter(_exclude_cloudwatch_senders)
     handler.addFilter(RedactingFilter(secrets))
     setattr(handler, _OWNER_ATTRIBUTE, _CLOUDWATCH)
-    loggers = [logging.getLogger()]
-    for name in PACKAGE_LOGGERS:
-        package = logging.getLogger(name)
-        if not package.propagate:
-            loggers.append(package)
+    loggers = _routed_loggers()
     for logger in loggers:
         logger.addHandler(handler)
     return CloudWatchHandle(handler, loggers)
@@ -338,8 +346,13 @@ def _set_redacting_filter(handler: logging.Handler, redacting: RedactingFilter) 
     handler.addFilter(redacting)
 
 
+def _routed_loggers() -> list[logging.Logger]:
+    """The loggers that this module's handlers sit on: never the root logger."""
+    return [logging.getLogger(name) for name in (*PACKAGE_LOGGERS, *LIBRARY_LOGGERS)]
+
+
 def _detach(owner: str) -> None:
     """Remove the handlers of one kind that this module installed on the routed loggers."""
-    for logger in (logging.getLogger(), *map(logging.getLogger, PACKAGE_LOGGERS)):
+    for logger in _routed_loggers():
         for handler in [h for h in logger.handlers if getattr(h, _OWNER_ATTRIBUTE, "") == owner]:
             logger.removeHandler(handler)

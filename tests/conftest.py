@@ -20,9 +20,10 @@ import boto3
 import pytest
 
 from handlers import lambda_handler
+from supervisor import logs
 
 EVENTS_DIR = Path(__file__).parent / "events"
-ROUTED_LOGGERS = ("supervisor", "handlers", "batch_entrypoint", "botocore")
+ROUTED_LOGGERS = (*logs.PACKAGE_LOGGERS, *logs.LIBRARY_LOGGERS)
 REGION = "us-east-1"
 
 

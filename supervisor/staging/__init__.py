@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from supervisor.botocore_tweaks import send_small_bodies_at_once
 from supervisor.config import (
     FunctionConfig,
     MinioProvider,
@@ -43,6 +44,7 @@ from supervisor.sessions import Sessions
 from supervisor.staging import retries
 from supervisor.staging.paths import DEFAULT_BODY_NAME, input_path, safe_name
 from supervisor.staging.providers import (
+    MIB,
     LocalStorage,
     S3Storage,
     StorageProvider,
@@ -86,13 +88,10 @@ SessionFactory = Callable[[], "Session"]
 Clock = Callable[[], float]
 FreeSpace = Callable[[Path], int]
 
-MIB = 1024 * 1024
 # Room kept beside an input for the script, its log and small outputs.
 SPACE_MARGIN = MIB
 # URIs named in the message of an upload that failed part-way; the log has them all.
 _LISTED = 10
-# Bodies up to this size go with their request, without an ``Expect: 100-continue``.
-_SMALL_BODY = MIB
 # ENOSPC, or a user's quota (EDQUOT) on filesystems that have one.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 # The provider types a definition may name that no transfer here reaches, by their names.
@@ -584,27 +583,8 @@ def _client(
         config=config,
     )
     retries.log_retries(client)
-    client.meta.events.register_last(
-        "before-call.s3", _send_small_bodies_at_once, unique_id="supervisor-small-bodies"
-    )
+    send_small_bodies_at_once(client)
     return client
-
-
-def _send_small_bodies_at_once(params: dict[str, Any], **kwargs: Any) -> None:
-    """Drop the ``Expect: 100-continue`` that botocore puts on every upload from a file.
-
-    The header makes the client wait for the server's go-ahead before it sends the body, a
-    round trip per request (10 ms on a local server), worth it only when a rejected body
-    would be long to send: the parts of a multipart upload keep it.
-    """
-    from botocore.utils import determine_content_length
-
-    headers = params.get("headers", {})
-    if headers.get("Expect") != "100-continue":
-        return
-    size = determine_content_length(params.get("body"))
-    if size is not None and size <= _SMALL_BODY:
-        del headers["Expect"]
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

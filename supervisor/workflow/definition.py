@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from supervisor.checks import fdl_problems
 from supervisor.config import FunctionConfig, StorageLocation, parse_config
 from supervisor.errors import ConfigError
+from supervisor.validation import FrozenModel, describe, load_yaml
 
 __all__ = ["BatchResources", "Workflow", "WorkflowFunction", "load_workflow", "parse_workflow"]
 
@@ -40,20 +41,16 @@ DEFAULT_MEMORY = 512
 _M = TypeVar("_M", bound="BaseModel")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class _LambdaLimits(_Model):
+class _LambdaLimits(FrozenModel):
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, le=900)
     memory: int = Field(default=DEFAULT_MEMORY, ge=128, le=10240)
 
 
-class _ComputeResources(_Model):
+class _ComputeResources(FrozenModel):
     max_v_cpus: float | None = Field(default=None, gt=0)
 
 
-class _BatchSection(_Model):
+class _BatchSection(FrozenModel):
     vcpus: float = Field(default=1, gt=0)
     memory: int = Field(default=1024, gt=0)
     enable_gpu: bool = False
@@ -147,17 +144,7 @@ def parse_workflow(
 
 
 def _load(text: str, origin: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"{origin}: not valid YAML: {problem}{where}") from None
-    except (ValueError, TypeError, AttributeError, RecursionError):
-        raise ConfigError(f"{origin}: not valid YAML: a value cannot be read") from None
+    data = load_yaml(text, origin)
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping with a functions key")
     return data
@@ -200,11 +187,7 @@ def _validate(model: type[_M], data: Mapping[str, Any], where: str) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors(include_url=False)
-        )
-        raise ConfigError(f"{where}: {problems}") from None
+        raise ConfigError(f"{where}: {'; '.join(describe(exc))}") from None
 
 
 def _inside(location: StorageLocation, bucket: str, key: str) -> bool:

@@ -510,9 +510,7 @@ class _InvocationLogs(logging.Handler):
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__(logging.DEBUG)
         self._local = threading.local()
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        formatter.converter = time.gmtime
-        self.setFormatter(formatter)
+        self.setFormatter(logs.line_formatter())
         self.addFilter(logs.RedactingFilter(secrets))
 
     @contextmanager

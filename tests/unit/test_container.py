@@ -1,6 +1,6 @@
-"""The udocker executor's decisions, without udocker: which tarball is which, when a GPU
-is there, what the container's environment holds, which udocker commands prepare the
-container (once), and what the runtime does when preparing runs out of time."""
+"""The udocker executor's decisions, without udocker: which tarball is which, what the
+container's environment holds, which udocker commands prepare the container (once), and
+what the runtime does when preparing runs out of time."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from supervisor.container import (
     UdockerExecutor,
     UdockerResult,
     container_environment,
-    gpu_present,
     image_kind,
     saved_image_name,
 )
@@ -92,29 +91,6 @@ def test_saved_image_name(tmp_path: Path) -> None:
     assert saved_image_name(from_repositories) == "app:v2"
     with pytest.raises(ExecutionError, match=r"set container\.image"):
         saved_image_name(untagged)
-
-
-@pytest.mark.parametrize(
-    ("environ", "device", "smi", "expected"),
-    [
-        ({}, False, False, False),
-        ({}, True, False, True),
-        ({}, False, True, True),
-        ({"NVIDIA_VISIBLE_DEVICES": "all"}, False, False, True),
-        ({"NVIDIA_VISIBLE_DEVICES": "0,1"}, False, False, True),
-        ({"NVIDIA_VISIBLE_DEVICES": "void"}, True, True, False),
-        ({"NVIDIA_VISIBLE_DEVICES": "None"}, True, True, False),
-        ({"NVIDIA_VISIBLE_DEVICES": ""}, True, True, False),
-    ],
-)
-def test_gpu_present(environ: dict[str, str], device: bool, smi: bool, expected: bool) -> None:
-    def exists(path: str) -> bool:
-        return device and path == "/dev/nvidia0"
-
-    def which(name: str, path: str | None = None) -> str | None:
-        return "/usr/bin/nvidia-smi" if smi and name == "nvidia-smi" else None
-
-    assert gpu_present(environ, exists=exists, which=which) is expected
 
 
 def test_container_environment_leaves_the_hosts_paths_out() -> None:

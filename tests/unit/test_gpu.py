@@ -1,4 +1,5 @@
-"""gpu.inventory: what a job learns about its GPUs, with a fake nvidia-smi and fake /dev files."""
+"""gpu.inventory: what a job learns about its GPUs, with a fake nvidia-smi and fake /dev files;
+gpu.present: whether a container gets the NVIDIA libraries."""
 
 from __future__ import annotations
 
@@ -264,3 +265,26 @@ def test_the_script_sees_the_gpus_the_job_was_given() -> None:
 def test_exported_members() -> None:
     assert all(hasattr(gpu, name) for name in gpu.__all__)
     assert {"Gpu", "GpuInventory", "inventory"} <= set(gpu.__all__)
+
+
+@pytest.mark.parametrize(
+    ("environ", "device", "smi", "expected"),
+    [
+        ({}, False, False, False),
+        ({}, True, False, True),
+        ({}, False, True, True),
+        ({"NVIDIA_VISIBLE_DEVICES": "all"}, False, False, True),
+        ({"NVIDIA_VISIBLE_DEVICES": "0,1"}, False, False, True),
+        ({"NVIDIA_VISIBLE_DEVICES": "void"}, True, True, False),
+        ({"NVIDIA_VISIBLE_DEVICES": "None"}, True, True, False),
+        ({"NVIDIA_VISIBLE_DEVICES": ""}, True, True, False),
+    ],
+)
+def test_gpu_present(environ: dict[str, str], device: bool, smi: bool, expected: bool) -> None:
+    def exists(path: str) -> bool:
+        return device and path == "/dev/nvidia0"
+
+    def which(name: str, path: str | None = None) -> str | None:
+        return "/usr/bin/nvidia-smi" if smi and name == "nvidia-smi" else None
+
+    assert gpu.present(environ, exists=exists, which=which) is expected

@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -161,6 +163,34 @@ def test_cli_routes_every_package(name: str) -> None:
     logs.configure_cli("DEBUG", secrets=[], stream=stream)
     logging.getLogger(f"{name}.module").debug("hello")
     assert stream.getvalue().endswith(f" DEBUG {name}.module: hello\n")
+
+
+def test_cli_leaves_the_root_logger_and_the_libraries_levels_alone() -> None:
+    """An application that embeds the supervisor keeps its own root handlers and levels."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    logs.configure_cli("DEBUG", secrets=[SECRET], stream=stream)
+    logging.getLogger("botocore.endpoint").debug("not shown %s", SECRET)
+    logging.getLogger("urllib3.connectionpool").warning("shown %s", SECRET)
+
+    assert (root.handlers, root.level) == (handlers, level)
+    assert logging.getLogger("botocore").getEffectiveLevel() == logging.WARNING
+    assert "not shown" not in stream.getvalue()
+    assert stream.getvalue().endswith(" WARNING urllib3.connectionpool: shown ***\n")
+
+
+def test_the_package_logs_nowhere_until_an_application_says_where() -> None:
+    code = (
+        "import logging, supervisor\n"
+        "print(logging.getLogger('supervisor').handlers)\n"
+        "logging.getLogger('supervisor.runtime').warning('nobody asked')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[<NullHandler (NOTSET)>]"
+    assert done.stderr == ""
 
 
 def test_cli_redacts_at_debug_in_args_msg_and_traceback() -> None:
@@ -394,12 +424,12 @@ def test_lambda_redacts_the_runtime_root_handler(service: str) -> None:
 
 
 def test_cli_replaces_lambda(service: str) -> None:
-    logs.configure_lambda("INFO", service=service, secrets=[])
+    lambda_logger = logs.configure_lambda("INFO", service=service, secrets=[])
     stream = io.StringIO()
     logs.configure_cli("INFO", secrets=[], stream=stream)
     logging.getLogger("supervisor.x").info("plain")
 
-    assert logging.getLogger("supervisor").handlers == []
+    assert lambda_logger.registered_handler not in logging.getLogger("supervisor").handlers
     assert stream.getvalue().endswith(" INFO supervisor.x: plain\n")
 
 

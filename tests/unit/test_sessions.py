@@ -7,7 +7,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import UnknownServiceError
 
-from supervisor.sessions import Sessions
+from supervisor.sessions import Sessions, create_client
 
 
 @pytest.mark.parametrize("type_name", ["service-2", "endpoint-rule-set-1", "waiters-2"])
@@ -39,3 +39,20 @@ def test_clients_share_the_session_and_an_unknown_service_is_refused(
     )
     with pytest.raises(UnknownServiceError, match="no-such-service"):
         sessions.botocore().create_client("no-such-service")
+
+
+def test_a_client_of_its_own_has_the_timeouts_and_retries_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    sessions = Sessions()
+
+    shared = create_client(
+        "batch", session=sessions.botocore, connect_timeout=1.5, read_timeout=4, max_attempts=1
+    )
+    own = create_client("dynamodb", connect_timeout=1, read_timeout=2, max_attempts=2)
+
+    assert (shared.meta.config.connect_timeout, shared.meta.config.read_timeout) == (1.5, 4)
+    assert shared.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert own.meta.config.retries == {"mode": "standard", "total_max_attempts": 2}
+    assert own.meta.service_model.service_name == "dynamodb"

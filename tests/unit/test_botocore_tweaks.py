@@ -1,0 +1,122 @@
+"""What ``supervisor.botocore_tweaks`` assumes of botocore, pinned: a botocore upgrade that
+moves one of these fails here, rather than slowing every invocation or breaking uploads."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.loaders import Loader, create_loader
+from botocore.utils import determine_content_length
+
+from supervisor import botocore_tweaks
+from supervisor.sessions import Sessions
+
+
+class _Body:
+    def stream(self) -> Iterator[bytes]:
+        yield b""
+
+
+def test_the_loader_is_made_as_botocore_makes_its_own() -> None:
+    made = list(inspect.signature(Loader).parameters)
+    assert {"extra_search_paths", "include_default_search_paths"} <= set(made)
+    default = create_loader(botocore.session.get_session().get_config_variable("data_path"))
+    assert default.search_paths
+    assert callable(default.file_loader.exists)
+
+
+def test_botocore_asks_the_loader_whether_the_service_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the method overridden, called with the type name alone."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    asked: list[object] = []
+    contains = botocore_tweaks._Services.__contains__
+
+    def spy(self: botocore_tweaks._Services, name: object) -> bool:
+        asked.append(name)
+        return contains(self, name)
+
+    monkeypatch.setattr(botocore_tweaks._Services, "__contains__", spy)
+    session = botocore.session.get_session()
+    session.register_component("data_loader", botocore_tweaks.fast_loader(session))
+
+    session.create_client("s3")
+
+    assert "s3" in asked
+
+
+def test_a_client_is_made_without_listing_every_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore only asks ``name in services`` when it makes a client: the full list, which
+    costs a listing of some 450 folders, is never read."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    listed: list[str] = []
+    session = botocore.session.get_session()
+    loader = botocore_tweaks.fast_loader(session)
+    original = Loader.list_available_services
+
+    def listing(self: Loader, type_name: str) -> list[str]:
+        listed.append(type_name)
+        return original(self, type_name)
+
+    monkeypatch.setattr(Loader, "list_available_services", listing)
+    session.register_component("data_loader", loader)
+
+    for service in ("s3", "batch", "logs", "dynamodb"):
+        session.create_client(service)
+
+    assert listed == []
+    assert Sessions().botocore().get_component("data_loader").__class__.__name__ == "_Loader"
+
+
+def _expect_header(tmp_path: Path, size: int, *, tweaked: bool) -> Any:
+    """The ``Expect`` header of a PutObject of a file of ``size`` bytes, as botocore would
+    send it (the request is answered before it leaves the process)."""
+    session = botocore.session.get_session()
+    session.set_credentials("AKIDEXAMPLE", "not-a-secret")
+    client = session.create_client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    if tweaked:
+        botocore_tweaks.send_small_bodies_at_once(client)  # type: ignore[arg-type]
+    sent: dict[str, Any] = {}
+
+    def answer(request: Any, **kwargs: Any) -> AWSResponse:
+        sent["expect"] = request.headers.get("Expect")
+        return AWSResponse(request.url, 200, {}, _Body())
+
+    client.meta.events.register("before-send.s3.PutObject", answer)
+    path = tmp_path / "body.bin"
+    path.write_bytes(b"x" * size)
+    with path.open("rb") as body:
+        client.put_object(Bucket="bucket", Key="key", Body=body)
+    return sent["expect"]
+
+
+@pytest.mark.parametrize(
+    ("size", "tweaked", "expected"),
+    [
+        (1000, False, "100-continue"),
+        (1000, True, None),
+        (botocore_tweaks.SMALL_BODY, True, None),
+        (botocore_tweaks.SMALL_BODY + 1, True, "100-continue"),
+    ],
+)
+def test_botocore_asks_100_continue_and_a_small_body_goes_without(
+    tmp_path: Path, size: int, tweaked: bool, expected: str | None
+) -> None:
+    expect = _expect_header(tmp_path, size, tweaked=tweaked)
+    assert (expect.decode() if isinstance(expect, bytes) else expect) == expected
+
+
+def test_determine_content_length_reads_a_files_size(tmp_path: Path) -> None:
+    path = tmp_path / "body.bin"
+    path.write_bytes(b"x" * 1234)
+    with path.open("rb") as body:
+        assert determine_content_length(body) == 1234

@@ -4,9 +4,10 @@ Each zip holds ``python/``, which Lambda extracts to ``/opt/python`` and puts on
 ``sys.path``: the packages ``supervisor``, ``handlers`` and ``batch_entrypoint``,
 ``faassupervisor`` (the entry that functions deployed by SCAR call), the project's own
 ``serverless_supervisor-VERSION.dist-info`` (its version, for ``importlib.metadata``, and
-its licence, ``licenses/LICENSE``), and the runtime dependencies of
-``layer/requirements.txt`` as pip installs them for the target (``manylinux2014`` binary
-wheels for the target CPython and architecture, such as pydantic-core's).
+its licence, ``licenses/LICENSE``), and the runtime dependencies of ``pyproject.toml``
+(``layer_requirements``) as pip installs them for the target (``manylinux2014`` binary
+wheels for the target CPython and architecture, such as pydantic-core's).  The list of the
+project's packages is ``supervisor/distribution.py``'s, read without importing it.
 
 boto3 comes from the Lambda runtime, which ships boto3, botocore, s3transfer and their
 dependencies (``RUNTIME_PROVIDED``): pip pulls them in (watchtower requires boto3) and the
@@ -27,6 +28,7 @@ and prints both sizes of every zip.  Run it as ``./build.sh layer`` or
 from __future__ import annotations
 
 import argparse
+import ast
 import glob
 import os
 import re
@@ -35,19 +37,21 @@ import stat
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "layer" / "requirements.txt"
+PYPROJECT = ROOT / "pyproject.toml"
 LICENSE = ROOT / "LICENSE"
 # The one place the version is written; pyproject.toml reads it too.
 VERSION_SOURCE = ROOT / "supervisor" / "__init__.py"
+# The one place the project's top-level packages are listed.
+PACKAGES_SOURCE = ROOT / "supervisor" / "distribution.py"
 DEFAULT_OUT = ROOT / "build" / "layer"
 
-PROJECT_PACKAGES = ("supervisor", "handlers", "batch_entrypoint", "faassupervisor")
 PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 DEFAULT_PYTHONS = ("3.12", "3.13")
 # Lambda's name for an architecture -> the machine name in wheel tags and ELF headers.
@@ -180,6 +184,28 @@ def project_version(source: Path = VERSION_SOURCE) -> str:
     return found.group(1)
 
 
+def project_packages(source: Path = PACKAGES_SOURCE) -> tuple[str, ...]:
+    """``PACKAGES`` of ``supervisor/distribution.py``, read without importing it."""
+    for node in ast.parse(source.read_text(), str(source)).body:
+        if isinstance(node, ast.Assign) and [
+            target.id for target in node.targets if isinstance(target, ast.Name)
+        ] == ["PACKAGES"]:
+            return tuple(ast.literal_eval(node.value))
+    raise BuildError(f"{source} has no PACKAGES = (...) line")
+
+
+def layer_requirements(pyproject: Path = PYPROJECT) -> list[str]:
+    """The runtime dependencies of ``pyproject.toml``, less those the Lambda runtime ships
+    (``RUNTIME_PROVIDED``)."""
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    provided = {_canonical(name) for name in RUNTIME_PROVIDED}
+    return [
+        requirement
+        for requirement in dependencies
+        if _canonical(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]) not in provided
+    ]
+
+
 def write_metadata(site: Path, version: str) -> Path:
     """The project's dist-info folder in ``site``: its name, version and licence."""
     dist_info = site / f"serverless_supervisor-{version}.dist-info"
@@ -194,7 +220,7 @@ def write_metadata(site: Path, version: str) -> Path:
         "License-File: LICENSE\n",
         encoding="utf-8",
     )
-    (dist_info / "top_level.txt").write_text("\n".join(PROJECT_PACKAGES) + "\n")
+    (dist_info / "top_level.txt").write_text("\n".join(project_packages()) + "\n")
     return dist_info
 
 
@@ -237,12 +263,11 @@ def _install_requirements(target: Target, site: Path) -> None:
         "cp",
         "--only-binary=:all:",
         "--upgrade",
-        "--requirement",
-        str(REQUIREMENTS),
+        *layer_requirements(),
     ]
     if subprocess.run(command, check=False).returncode != 0:
         raise BuildError(
-            f"pip could not install {REQUIREMENTS.relative_to(ROOT)} for {target.name} "
+            f"pip could not install the dependencies of pyproject.toml for {target.name} "
             f"({target.platform}, CPython {target.python}); see pip's message above"
         )
 
@@ -290,7 +315,7 @@ def _remove_empty_folders(site: Path) -> None:
 
 
 def _copy_project(site: Path) -> None:
-    for package in PROJECT_PACKAGES:
+    for package in project_packages():
         destination = site / package
         if destination.exists():
             raise BuildError(f"a dependency installed a top-level {package!r}, as the project does")

@@ -69,11 +69,6 @@ def _canonical(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _requirements(path: Path) -> list[str]:
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
-
-
 def _project_dependencies() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     return list(project["dependencies"])
@@ -84,7 +79,7 @@ def _project_dependencies() -> list[str]:
 
 
 def test_requirements_are_the_runtime_dependencies_less_what_the_runtime_ships() -> None:
-    layer = {_canonical(line) for line in _requirements(ROOT / "layer" / "requirements.txt")}
+    layer = {_canonical(line) for line in layer_build.layer_requirements()}
     project = {_canonical(line) for line in _project_dependencies()}
     runtime = {_canonical(name) for name in layer_build.RUNTIME_PROVIDED}
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_STOPPED", "run_job"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -64,7 +64,7 @@ def run_job(
         definition = bootstrap.load(environ, path=config_path)
     except ConfigError as exc:
         logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ), stream=sys.stdout)
-        _log.error("%s", exc)
+        logger.error("%s", exc)
         return EXIT_CONFIG
     config, settings, secrets = definition.config, definition.settings, definition.secrets
     oscar = settings.platform == "oscar"
@@ -80,7 +80,7 @@ def run_job(
             _log_gpus(gpu_inventory(environ), job_id)
             code = _run(definition, environ, stdin, job_id, stdout)
         if stop.stopped:
-            _log.warning(
+            logger.warning(
                 "Stopped by %s: the script's processes were killed, nothing uploaded", stop.name
             )
             return stop.exit_code
@@ -109,17 +109,17 @@ def _run(
         context = InvocationContext.from_json(
             environ.get("CONTEXT", ""), function_name=config.name, timeout=config.batch.timeout
         )
-        _log.info("%s: running request %s", what, context.request_id)
+        logger.info("%s: running request %s", what, context.request_id)
         outcome = supervisor.invoke(event, context)
         code = outcome.exit_code
     except SupervisorError as exc:
-        _log.error("%s failed: %s", what, exc)
+        logger.error("%s failed: %s", what, exc)
         code = EXIT_ERROR
         return code
     finally:
         if supervisor is not None:
             _forget_event(environ, supervisor, definition, code)
-    _log.info("%s finished: %s", what, outcome.summary())
+    logger.info("%s finished: %s", what, outcome.summary())
     if platform == "oscar":
         out = stdout or sys.stdout.buffer
         out.write(outcome.output)
@@ -137,7 +137,7 @@ def _forget_event(
     attempts = definition.config.batch.attempts
     attempt = definition.settings.batch_job_attempt or 1
     if code != 0 and (attempts is None or attempt < attempts):
-        _log.info(
+        logger.info(
             "The stored event %s is kept for a retry (attempt %d of %s)",
             uri,
             attempt,
@@ -147,14 +147,14 @@ def _forget_event(
     try:
         staging.delete_bytes(supervisor.providers, uri)
     except SupervisorError as exc:
-        _log.warning("The stored event was not deleted: %s", exc)
+        logger.warning("The stored event was not deleted: %s", exc)
         return
-    _log.info("Deleted the stored event %s", uri)
+    logger.info("Deleted the stored event %s", uri)
 
 
 def _log_gpus(inventory: gpu.GpuInventory, job_id: str) -> None:
     for line in inventory.describe():
-        _log.info("Batch job %s: %s", job_id, line)
+        logger.info("Batch job %s: %s", job_id, line)
 
 
 def _event_text(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["handler", "reset"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 Serve = Callable[[Any, "LambdaContextLike"], dict[str, Any]]
 _built: tuple[Supervisor, Serve] | None = None
 
@@ -50,11 +50,11 @@ def _build() -> tuple[Supervisor, Serve]:
 
         definition = bootstrap.load(os.environ)
         config = definition.config
-        logger = logs.configure_lambda(
+        powertools = logs.configure_lambda(
             config.log_level, service=config.name, secrets=definition.secrets
         )
         supervisor = bootstrap.start(definition, os.environ)
-        serve: Serve = logger.inject_lambda_context(_serve_with(supervisor), clear_state=True)
+        serve: Serve = powertools.inject_lambda_context(_serve_with(supervisor), clear_state=True)
         _built = (supervisor, serve)
     return _built
 
@@ -66,13 +66,13 @@ def _serve_with(supervisor: Supervisor) -> Serve:
         try:
             outcome = supervisor.invoke(event, invocation)
         except EventError as exc:
-            _log.warning("Bad event: %s", exc)
+            logger.warning("Bad event: %s", exc)
             return responses.error(400, f"Bad event: {exc}", invocation)
         except SupervisorError as exc:
-            _log.error("Invocation failed: %s", exc)
+            logger.error("Invocation failed: %s", exc)
             return _fail(synchronous, str(exc), invocation)
         except Exception:
-            _log.exception("Invocation failed on an unexpected error")
+            logger.exception("Invocation failed on an unexpected error")
             return _fail(synchronous, "internal error (see the function's log)", invocation)
         return _respond(outcome, synchronous, invocation)
 
@@ -81,10 +81,10 @@ def _serve_with(supervisor: Supervisor) -> Serve:
 
 def _respond(outcome: Outcome, synchronous: bool, invocation: InvocationContext) -> dict[str, Any]:
     if outcome.status == "failed":
-        _log.error("Invocation failed: %s", outcome.summary())
+        logger.error("Invocation failed: %s", outcome.summary())
         failed = outcome.failed_messages
         if failed and len(failed) < len(outcome.message_ids):
-            _log.warning(
+            logger.warning(
                 "%d of %d SQS message(s) failed, to be delivered again: %s",
                 len(failed),
                 len(outcome.message_ids),

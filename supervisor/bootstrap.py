@@ -41,7 +41,7 @@ OSCAR_SECRETS_DIR = Path("/var/run/secrets/providers")
 _OSCAR_CONFIG = "function_config.yaml"
 _OSCAR_SCRIPT = "script.sh"
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def start(
     from supervisor.runtime import build_supervisor
 
     for warning in definition.config.warnings:
-        _log.warning("Function definition: %s", warning)
+        logger.warning("Function definition: %s", warning)
     settings = definition.settings
     supervisor = build_supervisor(
         definition.config,

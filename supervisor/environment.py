@@ -53,7 +53,7 @@ __all__ = [
     "script_environment",
 ]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Whether this process is a PyInstaller binary: a fact of the process, read once here and
 # handed to ``script_environment`` as an argument.
@@ -240,7 +240,7 @@ def _query_variables(query: Mapping[str, str]) -> dict[str, str]:
             sources.setdefault(variable, []).append(name)
     for variable, names in sources.items():
         if len(names) > 1:
-            _log.warning(
+            logger.warning(
                 "The query parameters %s all become %s: the script gets the value of %r",
                 ", ".join(repr(name) for name in names),
                 variable,

@@ -60,7 +60,7 @@ __all__ = [
     "workflow_secrets",
 ]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_LAMBDA_CONCURRENCY = 4
 # Jobs of one function running at once when its compute environment does not say.
@@ -340,7 +340,7 @@ class WorkflowRunner:
         written = int(path.name.partition("-")[0]) / 1e9 - self._started
         functions = self.workflow.triggered_by(record.bucket, record.key)
         if not functions:
-            _log.info("%s/%s triggers no function", record.bucket, record.key)
+            logger.info("%s/%s triggers no function", record.bucket, record.key)
         for function in functions:
             invocation = self.timeline.add(
                 function=function.name,
@@ -377,7 +377,7 @@ class WorkflowRunner:
         except SupervisorError as exc:
             invocation.status, invocation.error = "failed", str(exc)
         except Exception as exc:
-            _log.exception("invocation %s of %s", request_id, function.name)
+            logger.exception("invocation %s of %s", request_id, function.name)
             invocation.status, invocation.error = "failed", f"{type(exc).__name__}: {exc}"
         else:
             if outcome.output:

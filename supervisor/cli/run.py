@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from supervisor import report
     from supervisor.bootstrap import Definition
     from supervisor.config import FunctionConfig
+    from supervisor.context import InvocationContext
+    from supervisor.errors import SupervisorError
 
 __all__ = ["add_parser", "run"]
 
@@ -205,9 +207,9 @@ def _invoke(
 ) -> report.Run:
     """Invoke the function with the event, wait for the Batch jobs it started, and say what
     happened: the outcome, or the error and the response a caller would get."""
-    from supervisor import bootstrap, report, responses
+    from supervisor import bootstrap, report
     from supervisor.context import InvocationContext
-    from supervisor.errors import EventError, SupervisorError
+    from supervisor.errors import SupervisorError
 
     config = definition.config
     context = InvocationContext.local(config.name, timeout=timeout)
@@ -225,16 +227,9 @@ def _invoke(
             backend=backend,
         )
         outcome = supervisor.invoke(event_text, context)
-    except EventError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        status, response = "rejected", responses.error(400, f"Bad event: {exc}", context)
     except SupervisorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        status = "failed"
-        if synchronous:
-            response = responses.error(500, str(exc), context)
-        else:
-            response = report.function_error(str(exc))
+        status, response = _failure(exc, synchronous, context)
     else:
         status = outcome.status
         response = report.response(outcome, synchronous, context)
@@ -248,6 +243,22 @@ def _invoke(
         outcome=outcome,
         jobs=[] if outcome is None else _wait_all(backend, outcome.job_ids, local_run.keep_logs),
     )
+
+
+def _failure(
+    exc: SupervisorError, synchronous: bool, context: InvocationContext
+) -> tuple[str, dict[str, Any]]:
+    """The status and the response of an invocation that raised: a bad event is rejected
+    (400); any other error fails it, as a 500 to a caller who waits, else as Lambda's
+    function error."""
+    from supervisor import report, responses
+    from supervisor.errors import EventError
+
+    if isinstance(exc, EventError):
+        return "rejected", responses.error(400, f"Bad event: {exc}", context)
+    if synchronous:
+        return "failed", responses.error(500, str(exc), context)
+    return "failed", report.function_error(str(exc))
 
 
 def _local_backend(config: FunctionConfig, environ: dict[str, str], local_run: _LocalRun) -> Any:

@@ -63,35 +63,10 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
     if not output_dir.is_dir():
         logger.warning("The output folder %s does not exist; nothing to upload", output_dir)
         return []
-    root = output_dir.resolve()
-    walk = _Walk(root)
-    plans: list[PlannedUpload] = []
-    # Where each planned object comes from: one file may go to one place twice (outputs
-    # that differ only in their rules), two files may not.
-    planned: dict[tuple[str, str, str], str] = {}
-    clashes: list[str] = []
-    unmatched: list[str] = []
-    written = 0
+    walk = _Walk(output_dir.resolve())
+    plan = _Plan(outputs)
     for source, relative in walk.files():
-        written += 1
-        if not any(_matches(relative, location) for location in outputs):
-            unmatched.append(relative)
-        for location in outputs:
-            if not _matches(relative, location):
-                continue
-            _check_name(relative)
-            key = _key(location.folder, relative)
-            _check_key(relative, key, location)
-            target = (location.storage_provider, location.bucket, key)
-            first = planned.get(target)
-            if first is None:
-                planned[target] = relative
-                plans.append(PlannedUpload(source, location, relative, key))
-            elif first != relative:
-                clashes.append(
-                    f"{_shown(first)} and {_shown(relative)} both go to "
-                    f"{location.storage_provider} {location.bucket}/{_shown(key)}"
-                )
+        plan.add(source, relative)
     if walk.unreadable:
         shown = ", ".join(walk.unreadable[:_LISTED])
         left = len(walk.unreadable) - _LISTED
@@ -100,17 +75,54 @@ def plan_uploads(output_dir: Path, outputs: Sequence[OutputLocation]) -> list[Pl
             "nothing uploaded: the script left paths in the output folder that cannot be "
             f"read: {shown}{more}"
         )
-    if clashes:
+    if plan.clashes:
         raise StagingError(
-            "nothing uploaded: two output files would overwrite one object: " + "; ".join(clashes)
+            "nothing uploaded: two output files would overwrite one object: "
+            + "; ".join(plan.clashes)
         )
-    if written == 0:
+    if plan.written == 0:
         logger.warning(
             "The script wrote no file to its output folder (TMP_OUTPUT_DIR): nothing to upload"
         )
-    elif unmatched:
-        _warn_unmatched(unmatched, outputs)
-    return plans
+    elif plan.unmatched:
+        _warn_unmatched(plan.unmatched, outputs)
+    return plan.uploads
+
+
+@dataclass
+class _Plan:
+    """The uploads planned so far, the files written, those that match no output, and the
+    objects that two files would overwrite."""
+
+    outputs: Sequence[OutputLocation]
+    uploads: list[PlannedUpload] = field(default_factory=list)
+    # Where each planned object comes from: one file may go to one place twice (outputs
+    # that differ only in their rules), two files may not.
+    origins: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    clashes: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    written: int = 0
+
+    def add(self, source: Path, relative: str) -> None:
+        """Plan the file's upload to every output it matches."""
+        self.written += 1
+        matching = [location for location in self.outputs if _matches(relative, location)]
+        if not matching:
+            self.unmatched.append(relative)
+        for location in matching:
+            _check_name(relative)
+            key = _key(location.folder, relative)
+            _check_key(relative, key, location)
+            target = (location.storage_provider, location.bucket, key)
+            first = self.origins.get(target)
+            if first is None:
+                self.origins[target] = relative
+                self.uploads.append(PlannedUpload(source, location, relative, key))
+            elif first != relative:
+                self.clashes.append(
+                    f"{_shown(first)} and {_shown(relative)} both go to "
+                    f"{location.storage_provider} {location.bucket}/{_shown(key)}"
+                )
 
 
 def _warn_if_written(output_dir: Path) -> None:
@@ -222,26 +234,37 @@ class _Walk:
                 stack.pop()
                 continue
             relative = prefix + entry.name
-            path = folder / entry.name
-            try:
-                mode = _mode(entry)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                self._cannot_read(path, relative, exc)
-                continue
-            if stat.S_ISLNK(mode):
-                target = _link_target(self.root, path)
-                if target is not None:
-                    yield target, relative
-            elif stat.S_ISDIR(mode):
-                listing = self._listing(path, relative)
-                if listing is not None:
-                    stack.append((path, relative + "/", listing))
-            elif stat.S_ISREG(mode):
-                yield path, relative
-            else:
-                logger.warning("Skipping %s: not a regular file", path)
+            found = self._visit(folder / entry.name, relative, entry, stack)
+            if found is not None:
+                yield found, relative
+
+    def _visit(
+        self,
+        path: Path,
+        relative: str,
+        entry: os.DirEntry[str],
+        stack: list[tuple[Path, str, Iterator[os.DirEntry[str]]]],
+    ) -> Path | None:
+        """The file to read for one entry of a listing, or None: a folder's listing goes
+        on ``stack``, a link is followed, anything else is skipped with a word."""
+        try:
+            mode = _mode(entry)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._cannot_read(path, relative, exc)
+            return None
+        if stat.S_ISLNK(mode):
+            return _link_target(self.root, path)
+        if stat.S_ISDIR(mode):
+            listing = self._listing(path, relative)
+            if listing is not None:
+                stack.append((path, relative + "/", listing))
+            return None
+        if stat.S_ISREG(mode):
+            return path
+        logger.warning("Skipping %s: not a regular file", path)
+        return None
 
     def _listing(self, folder: Path, relative: str) -> Iterator[os.DirEntry[str]] | None:
         try:

@@ -1,20 +1,17 @@
 """Whole workflows on one machine: functions linked by bucket folders, run as the cloud would.
 
 ``definition`` reads a workflow file (the multi-function format of deployment tools),
-``runner`` runs it on the local storage provider with a Lambda-like concurrency limit and
-local Batch compute environments, and ``timeline`` records and draws what ran where.
+``schedule`` plans the uploads that start a run, ``runner`` runs it on the local storage
+provider with a Lambda-like concurrency limit and local Batch compute environments
+(``progress`` words each invocation's steps, ``invocation_logs`` keeps a log per
+invocation), and ``timeline`` records and draws what ran where.
 """
 
 from __future__ import annotations
 
 from supervisor.workflow.definition import Workflow, WorkflowFunction, load_workflow
-from supervisor.workflow.runner import (
-    RunResult,
-    Upload,
-    WorkflowRunner,
-    schedule_uploads,
-    workflow_secrets,
-)
+from supervisor.workflow.runner import RunResult, WorkflowRunner, workflow_secrets
+from supervisor.workflow.schedule import Upload, schedule_uploads
 from supervisor.workflow.timeline import Invocation, Timeline
 
 __all__ = [

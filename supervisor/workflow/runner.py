@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -31,10 +30,9 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from supervisor import bootstrap, events, logs, signals
 from supervisor.config import Settings
@@ -47,7 +45,10 @@ from supervisor.reaper import process_reaper
 from supervisor.runtime import Supervisor, read_script
 from supervisor.staging.providers import LocalStorage
 from supervisor.watchdog import kill_group
+from supervisor.workflow import progress
 from supervisor.workflow.definition import Workflow, WorkflowFunction
+from supervisor.workflow.invocation_logs import InvocationLogs
+from supervisor.workflow.schedule import Upload, schedule_uploads
 from supervisor.workflow.timeline import Invocation, Timeline
 
 __all__ = [
@@ -71,16 +72,6 @@ _STOP_GRACE = 1.0
 
 
 @dataclass(frozen=True)
-class Upload:
-    """A file to write as ``bucket/key`` ``at`` seconds after the run starts."""
-
-    source: Path
-    bucket: str
-    key: str
-    at: float = 0.0
-
-
-@dataclass(frozen=True)
 class RunResult:
     timeline: Timeline
     duration: float
@@ -94,48 +85,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.unfinished == 0
-
-
-def schedule_uploads(
-    schedule: str,
-    time_scale: float,
-    files: Sequence[Path],
-    target: str,
-    *,
-    repeat: bool = True,
-) -> list[Upload]:
-    """The uploads of ``schedule`` (``AT:COUNT,...``: COUNT files AT seconds, divided by
-    ``time_scale``) into ``target`` (``bucket/folder``), taking ``files`` in turn; a file
-    sent more than once gets a numbered name.  ``repeat=False`` sends every file once, at
-    the first instant of the schedule.  ``ValueError`` says what is wrong."""
-    if not (math.isfinite(time_scale) and time_scale > 0):
-        raise ValueError(f"the time scale must be a number above 0, got {time_scale:g}")
-    if not files:
-        raise ValueError("no file to upload")
-    bucket, _, folder = target.strip("/").partition("/")
-    if not bucket.strip():
-        raise ValueError(f"expected BUCKET/PATH to upload to, got {target!r}")
-    instants: list[float] = []
-    for part in schedule.split(","):
-        when, _, count = part.strip().partition(":")
-        try:
-            seconds, number = float(when), int(count or "1")
-        except ValueError:
-            raise ValueError(f"schedule: expected AT:COUNT, got {part.strip()!r}") from None
-        if not (math.isfinite(seconds) and seconds >= 0) or number < 1:
-            raise ValueError(f"schedule: {part.strip()!r} needs 0 <= AT < inf and COUNT >= 1")
-        instants += [seconds / time_scale] * number
-    instants.sort()
-    if not repeat:
-        instants = [instants[0]] * len(files)
-    # Numbered when a name would come twice: a file sent again, or two files of one name.
-    numbered = len(instants) > len({source.name for source in files})
-    uploads = []
-    for index, at in enumerate(instants):
-        source = files[index % len(files)]
-        name = f"{source.stem}-{index + 1:02d}{source.suffix}" if numbered else source.name
-        uploads.append(Upload(source, bucket, "/".join(p for p in (folder, name) if p), at))
-    return uploads
 
 
 def workflow_secrets(workflow: Workflow, environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -182,7 +131,7 @@ class WorkflowRunner:
         self._seen: set[str] = set()
         self._reported: dict[int, set[str]] = {}
         self._secrets = workflow_secrets(workflow, environ)
-        self._logs = _InvocationLogs(self._secrets)
+        self._logs = InvocationLogs(self._secrets)
         self._reaper = process_reaper()
 
     def _now(self) -> float:
@@ -415,41 +364,7 @@ class WorkflowRunner:
     def _report(self, invocation: Invocation) -> None:
         """Say each step of an invocation once, in the order they happened."""
         said = self._reported.setdefault(invocation.number, set())
-        name = f"{invocation.function} #{invocation.number}"
-        steps: list[tuple[str, str]] = []
-        if invocation.status != "queued":
-            steps.append(("running", f"{name}: running in Lambda"))
-        if invocation.lambda_end is not None and invocation.lambda_start is not None:
-            took = f"{invocation.lambda_end - invocation.lambda_start:.2f} s"
-            if invocation.status == "succeeded":
-                files = len(invocation.uploaded)
-                steps.append(
-                    ("ended", f"{name}: done in Lambda in {took}, {files} file(s) written")
-                )
-            elif invocation.status == "failed":
-                steps.append(
-                    ("ended", f"{name}: FAILED in Lambda after {took}: {invocation.error}")
-                )
-            elif invocation.job_id is not None:
-                steps.append(
-                    ("ended", f"{name}: handed to Batch after {took}: job {invocation.job_id}")
-                )
-        if invocation.job_id is not None and "ended" in {step for step, _ in steps}:
-            if invocation.batch_started is not None:
-                steps.append(("job-running", f"{name}: Batch job running"))
-            elif invocation.job_status == "RUNNABLE":
-                steps.append(("job-pending", f"{name}: Batch job pending in the job queue"))
-            if invocation.job_status == "SUCCEEDED":
-                steps.append(("job-ended", f"{name}: Batch job succeeded"))
-            elif invocation.job_status == "FAILED":
-                steps.append(
-                    (
-                        "job-ended",
-                        f"{name}: Batch job FAILED (exit code {invocation.exit_code}): "
-                        f"{invocation.error or 'see its log'} {invocation.job_log}",
-                    )
-                )
-        for step, message in steps:
+        for step, message in progress.steps(invocation):
             if step not in said:
                 said.add(step)
                 self._say(message)
@@ -458,9 +373,8 @@ class WorkflowRunner:
         self._sync()
         now = self._now()
         items = self.timeline.invocations
-        failed = sum(item.failed for item in items)
-        unfinished = sum(not item.finished for item in items)
         json_path = self.work_dir / "timeline.json"
+        names = [function.name for function in self.workflow]
         self.timeline.to_json(
             json_path,
             now=now,
@@ -470,63 +384,38 @@ class WorkflowRunner:
                 "lambda_concurrency": self.lambda_concurrency,
                 "interrupted": interrupted,
             },
-            functions=[function.name for function in self.workflow],
+            functions=names,
         )
-        png_path: Path | None = None
-        if self._draw:
-            png_path = self.work_dir / "timeline.png"
-            try:
-                self.timeline.draw(
-                    png_path,
-                    now=now,
-                    title=f"{self.workflow.path.name}: {len(items)} invocations",
-                    functions=[function.name for function in self.workflow],
-                )
-            except ImportError:
-                self._say("matplotlib is not installed: no timeline.png (pip install matplotlib)")
-                png_path = None
-        names = [function.name for function in self.workflow]
+        png_path = self._chart(now, names) if self._draw else None
         self._out.write("\n" + self.timeline.report(names) + "\n")
         self._out.flush()
         return RunResult(
             self.timeline,
             now,
-            failed,
-            unfinished,
+            sum(item.failed for item in items),
+            sum(not item.finished for item in items),
             json_path,
             png_path,
             self.work_dir / "workflow.log",
             interrupted,
         )
 
+    def _chart(self, now: float, functions: list[str]) -> Path | None:
+        """Draw the timeline into timeline.png; None when matplotlib is not installed."""
+        png_path = self.work_dir / "timeline.png"
+        count = len(self.timeline.invocations)
+        try:
+            self.timeline.draw(
+                png_path,
+                now=now,
+                title=f"{self.workflow.path.name}: {count} invocations",
+                functions=functions,
+            )
+        except ImportError:
+            self._say("matplotlib is not installed: no timeline.png (pip install matplotlib)")
+            return None
+        return png_path
+
     def _say(self, message: str) -> None:
         self._out.write(f"[{self._now():8.2f} s] {message}\n")
         self._out.flush()
-
-
-class _InvocationLogs(logging.Handler):
-    """Sends each log record to the log file of the invocation running in its thread."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__(logging.DEBUG)
-        self._local = threading.local()
-        self.setFormatter(logs.line_formatter())
-        self.addFilter(logs.RedactingFilter(secrets))
-
-    @contextmanager
-    def capture(self, path: Path) -> Iterator[None]:
-        with path.open("a", encoding="utf-8") as stream:
-            self._local.stream = stream
-            try:
-                yield
-            finally:
-                self._local.stream = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        stream: IO[str] | None = getattr(self._local, "stream", None)
-        if stream is None:
-            return
-        try:
-            stream.write(self.format(record) + "\n")
-        except Exception:
-            self.handleError(record)

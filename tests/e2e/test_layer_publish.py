@@ -392,34 +392,12 @@ def test_a_function_created_with_the_published_arn_runs_the_layer(
     interpreter = builder.find_interpreter(PYTHON)
     if interpreter is None:
         pytest.skip(f"no bare Python {PYTHON} under ~/.pyenv/versions or on PATH")
-    zips, out, region = tmp_path / "zips", tmp_path / "arns.json", "eu-west-1"
+    region = "eu-west-1"
     name = f"sup{uuid.uuid4().hex[:8]}"
-
-    # Nothing in --zip-dir: the command builds the zip there from this clone.
-    done = subprocess.run(
-        [sys.executable, "-m", "supervisor", "layer", "publish", "--regions", region,
-         "--python", PYTHON, "--arch", str(HOST_ARCH), "--zip-dir", str(zips), "--name", name,
-         "--account", "111122223333", "--json", str(out)],
-        env={**clean_environ, **aws_env},
-        capture_output=True,
-        text=True,
-        timeout=840,
-        check=False,
-    )  # fmt: skip
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"building the Python {PYTHON} layer zips into {zips}" in done.stderr
-    (item,) = json.loads(out.read_text())["layers"]
-    assert item["supervisor_version"] == supervisor.__version__
+    item = _publish_the_built_layer(tmp_path, region, name, {**clean_environ, **aws_env})
     arn = item["arn"]
-    assert arn in done.stdout
 
     client = lambda_in(region)
-    iam = boto3.client("iam", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=region)
-    role = iam.create_role(
-        RoleName=f"{name}-role",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )["Role"]["Arn"]
     bucket_in, bucket_out = make_bucket("input"), make_bucket("output")
     s3.put_object(Bucket=bucket_in, Key="incoming/report.txt", Body=b"twelve bytes")
     task = tmp_path / "task"
@@ -432,6 +410,76 @@ def test_a_function_created_with_the_published_arn_runs_the_layer(
         "input": [{"storage_provider": "s3", "path": f"{bucket_in}/incoming"}],
         "output": [{"storage_provider": "s3", "path": f"{bucket_out}/results"}],
     }
+    _create_function(client, aws_env, tmp_path, name, arn, definition)
+
+    # What Lambda would run: the function's configuration and its layer, read back.
+    configuration = client.get_function_configuration(FunctionName=name)
+    opt = _check_the_attached_layer(client, configuration, arn, item, tmp_path)
+
+    runtime = _LambdaRuntime(interpreter, opt, lambda_runtime, task, tmp_path)
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "awsRegion": region,
+                "eventTime": "2026-12-03T10:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": bucket_in},
+                    "object": {"key": "incoming/report.txt", "size": 12},
+                },
+            }
+        ]
+    }
+    invocation, log = runtime.invoke(name, configuration, aws_env, event)
+
+    assert invocation.outcome == "response", log.read_text(errors="replace")
+    response = invocation.json()
+    assert response["statusCode"] == 200, log.read_text(errors="replace")
+    assert base64.b64decode(response["body"]).decode() == "processed incoming/report.txt\n"
+    landed = s3.get_object(Bucket=bucket_out, Key="results/copy-of-report.txt")["Body"].read()
+    assert landed == b"twelve bytes"
+
+
+def _publish_the_built_layer(
+    tmp_path: Path, region: str, name: str, environment: dict[str, str]
+) -> dict[str, Any]:
+    """Publish with nothing in --zip-dir: the command builds the zip there from this clone."""
+    zips, out = tmp_path / "zips", tmp_path / "arns.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor", "layer", "publish", "--regions", region,
+         "--python", PYTHON, "--arch", str(HOST_ARCH), "--zip-dir", str(zips), "--name", name,
+         "--account", "111122223333", "--json", str(out)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"building the Python {PYTHON} layer zips into {zips}" in done.stderr
+    (item,) = json.loads(out.read_text())["layers"]
+    assert item["supervisor_version"] == supervisor.__version__
+    assert item["arn"] in done.stdout
+    return dict(item)
+
+
+def _create_function(
+    client: Any,
+    aws_env: dict[str, str],
+    tmp_path: Path,
+    name: str,
+    arn: str,
+    definition: dict[str, Any],
+) -> None:
+    """A function in moto with the layer's ARN, its handler, and the definition in FDL."""
+    region = client.meta.region_name
+    iam = boto3.client("iam", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=region)
+    role = iam.create_role(
+        RoleName=f"{name}-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
     placeholder = tmp_path / "function.zip"
     with zipfile.ZipFile(placeholder, "w") as archive:
         archive.writestr("README", "the handler is in the layer\n")
@@ -449,8 +497,12 @@ def test_a_function_created_with_the_published_arn_runs_the_layer(
         },
     )
 
-    # What Lambda would run: the function's configuration and its layer, read back.
-    configuration = client.get_function_configuration(FunctionName=name)
+
+def _check_the_attached_layer(
+    client: Any, configuration: dict[str, Any], arn: str, item: dict[str, Any], tmp_path: Path
+) -> Path:
+    """The function's layer is the published zip, for the function's runtime and
+    architecture; the zip unpacked as Lambda's /opt."""
     (attached,) = configuration["Layers"]
     assert attached["Arn"] == arn
     # (moto answers GetLayerVersionByArn with an error: the ARN's parts are asked for instead.)
@@ -468,65 +520,68 @@ def test_a_function_created_with_the_published_arn_runs_the_layer(
         archive.extractall(opt)
     license_file = opt / "python" / f"serverless_supervisor-{item['supervisor_version']}.dist-info"
     assert (license_file / "licenses" / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    return opt
 
-    api = RuntimeAPI(name).start()
-    bootstrap = tmp_path / "bootstrap.py"
-    bootstrap.write_text(BOOTSTRAP)
-    log = tmp_path / "function.log"
-    environment = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "LANG": "C.UTF-8",
-        **aws_env,
-        **configuration["Environment"]["Variables"],
-        "AWS_LAMBDA_RUNTIME_API": api.address,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{configuration['Runtime']}",
-        "AWS_LAMBDA_FUNCTION_NAME": name,
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": f"2026/12/03/[$LATEST]{uuid.uuid4().hex}",
-        "LAMBDA_TASK_ROOT": str(task),
-        "_HANDLER": configuration["Handler"],
-        "SUPERVISOR_WORK_DIR": str(tmp_path / "tmp"),
-    }
-    command = [str(interpreter), "-I", "-S", str(bootstrap), str(opt / "python")]
-    command += [str(lambda_runtime), configuration["Handler"]]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command, env=environment, cwd=task, stdout=sink, stderr=subprocess.STDOUT
-        )
-    try:
-        event = {
-            "Records": [
-                {
-                    "eventSource": "aws:s3",
-                    "awsRegion": region,
-                    "eventTime": "2026-12-03T10:00:00.000Z",
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {
-                        "bucket": {"name": bucket_in},
-                        "object": {"key": "incoming/report.txt", "size": 12},
-                    },
-                }
-            ]
+
+class _LambdaRuntime:
+    """The unpacked layer run as the Lambda Python runtime runs it: a bare interpreter,
+    awslambdaric's bootstrap, and a Runtime API that hands it one event."""
+
+    def __init__(
+        self, interpreter: Path, opt: Path, packages: Path, task: Path, tmp_path: Path
+    ) -> None:
+        self.interpreter, self.opt, self.packages = interpreter, opt, packages
+        self.task, self.tmp_path = task, tmp_path
+
+    def invoke(
+        self,
+        name: str,
+        configuration: dict[str, Any],
+        aws_env: dict[str, str],
+        event: dict[str, Any],
+    ) -> tuple[Any, Path]:
+        """The invocation of the event, answered, and the function's log."""
+        tmp_path = self.tmp_path
+        api = RuntimeAPI(name).start()
+        bootstrap = tmp_path / "bootstrap.py"
+        bootstrap.write_text(BOOTSTRAP)
+        log = tmp_path / "function.log"
+        environment = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            **aws_env,
+            **configuration["Environment"]["Variables"],
+            "AWS_LAMBDA_RUNTIME_API": api.address,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{configuration['Runtime']}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"2026/12/03/[$LATEST]{uuid.uuid4().hex}",
+            "LAMBDA_TASK_ROOT": str(self.task),
+            "_HANDLER": configuration["Handler"],
+            "SUPERVISOR_WORK_DIR": str(tmp_path / "tmp"),
         }
-        invocation = api.invoke(event, 60)
-        give_up = time.monotonic() + 120
-        while not invocation.done.wait(0.1):
-            if process.poll() is not None or time.monotonic() > give_up:
-                pytest.fail(f"no answer; the function's log:\n{log.read_text(errors='replace')}")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        api.close()
-
-    assert invocation.outcome == "response", log.read_text(errors="replace")
-    response = invocation.json()
-    assert response["statusCode"] == 200, log.read_text(errors="replace")
-    assert base64.b64decode(response["body"]).decode() == "processed incoming/report.txt\n"
-    landed = s3.get_object(Bucket=bucket_out, Key="results/copy-of-report.txt")["Body"].read()
-    assert landed == b"twelve bytes"
+        command = [str(self.interpreter), "-I", "-S", str(bootstrap), str(self.opt / "python")]
+        command += [str(self.packages), configuration["Handler"]]
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                command, env=environment, cwd=self.task, stdout=sink, stderr=subprocess.STDOUT
+            )
+        try:
+            invocation = api.invoke(event, 60)
+            give_up = time.monotonic() + 120
+            while not invocation.done.wait(0.1):
+                if process.poll() is not None or time.monotonic() > give_up:
+                    pytest.fail(
+                        f"no answer; the function's log:\n{log.read_text(errors='replace')}"
+                    )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            api.close()
+        return invocation, log
 
 
 def test_a_region_that_fails_stops_the_command_listing_what_was_published(

@@ -115,7 +115,7 @@ def test_the_wheel_carries_the_licence_the_version_and_the_project_urls(release:
             f"Issues, {REPOSITORY}/issues",
         ]
     )
-    assert "supervisor/cli.py" in names
+    assert "supervisor/cli/__init__.py" in names
     assert not [name for name in names if name.startswith(("layer/", "tests/"))]
 
 

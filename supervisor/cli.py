@@ -403,9 +403,9 @@ def _run_event(
     are read into the report; their files are named there when ``keep_logs``."""
     from supervisor import bootstrap, logs, report, responses
     from supervisor.context import InvocationContext
-    from supervisor.delegation import LocalBatchBackend, definition_environment
     from supervisor.environment import local_host
     from supervisor.errors import ConfigError, EventError, SupervisorError
+    from supervisor.local.batch import LocalBatchBackend, definition_environment
     from supervisor.runtime import read_script
 
     environ = local_host(os.environ, sys.executable)

@@ -260,7 +260,6 @@ else:
             for kind in _STORAGE_TYPES
         },
     )
-    StorageProviders.__doc__ = None
 
 
 class ContainerEnvironment(_Model):

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from supervisor.execution import ExecutionResult, Executor, ScriptRun
     from supervisor.runtime import Outcome, RecordOutcome, Supervisor
     from supervisor.staging import ProviderSet
-    from supervisor.staging.providers import StorageProvider, UploadItem
+    from supervisor.storage.base import StorageProvider, UploadItem
 
 __version__ = "0.1.0"
 
@@ -77,8 +77,8 @@ _EXPORTS = {
     "RecordOutcome": "supervisor.runtime",
     "Supervisor": "supervisor.runtime",
     "ProviderSet": "supervisor.staging",
-    "StorageProvider": "supervisor.staging.providers",
-    "UploadItem": "supervisor.staging.providers",
+    "StorageProvider": "supervisor.storage.base",
+    "UploadItem": "supervisor.storage.base",
 }
 
 __all__ = [

@@ -133,7 +133,7 @@ def _with_mounted_minio_keys(config: FunctionConfig, secrets_dir: Path) -> Funct
     mounts the real ones as files (``SECRETS_DIR/minio.ID/accessKey`` and ``secretKey``)."""
     from pydantic import SecretStr
 
-    minio = dict(config.storage_providers.minio)
+    minio = dict(config.storage_providers.of("minio"))
     changed = False
     for ident, provider in minio.items():
         folder = secrets_dir / f"minio.{ident}"

@@ -24,12 +24,16 @@ from pydantic import (
     SecretStr,
     ValidationError,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from supervisor import storage
 from supervisor.errors import ConfigError
-from supervisor.validation import FrozenModel, describe, load_yaml
+from supervisor.models import Model as _Model
+from supervisor.storage.s3 import DEFAULT_MINIO_ENDPOINT
+from supervisor.validation import describe, load_yaml
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -43,17 +47,12 @@ __all__ = [
     "ExecutionMode",
     "FunctionConfig",
     "IdempotencySettings",
-    "LocalProvider",
-    "MinioProvider",
-    "OnedataProvider",
     "OutputLocation",
     "Platform",
-    "S3Provider",
     "Settings",
     "StorageLocation",
     "StorageProviders",
     "UdockerSettings",
-    "WebdavProvider",
     "fdl_functions",
     "load_config",
     "load_definition_data",
@@ -64,12 +63,12 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
-PROVIDER_TYPES = ("s3", "minio", "local", "webdav", "onedata", "rucio")
+# The storage types, as ``supervisor.storage`` registers them; no type is added afterwards.
+_STORAGE_TYPES = storage.freeze()
+PROVIDER_TYPES = tuple(kind.name for kind in _STORAGE_TYPES)
 # Types an OSCAR definition may hold that no transfer here can use: a definition naming
 # them is valid, and an invocation that routes an input or output to one fails.
-UNSUPPORTED_PROVIDER_TYPES = ("onedata", "rucio")
-# The MinIO that an OSCAR cluster runs (faas-supervisor's default when ``endpoint`` is absent).
-DEFAULT_MINIO_ENDPOINT = "http://minio-service.minio:9000"
+UNSUPPORTED_PROVIDER_TYPES = tuple(kind.name for kind in _STORAGE_TYPES if kind.unsupported)
 
 ExecutionMode = Literal["lambda", "batch", "lambda-batch"]
 # timeout: ran past the deadline; failure: a non-zero exit; resources: the input does not fit
@@ -111,13 +110,6 @@ def _log_level(value: object) -> object:
 _LOG_LEVEL_ALIASES = {"": "INFO", "NOTSET": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}
 
 
-def _blank_is_none(value: object) -> object:
-    """OSCAR writes every field of a provider, ``""`` for those not set: read it as absent."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return value
-
-
 def _as_tuple(value: object) -> object:
     if value is None:
         return ()
@@ -130,8 +122,6 @@ def _as_tuple(value: object) -> object:
 Text = Annotated[
     str, BeforeValidator(_to_text), WithJsonSchema({"type": ["string", "number", "boolean"]})
 ]
-OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
-OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
 Strings = Annotated[
     tuple[str, ...],
     BeforeValidator(_as_tuple),
@@ -139,7 +129,7 @@ Strings = Annotated[
 ]
 
 
-class StorageLocation(FrozenModel):
+class StorageLocation(_Model):
     """An input or output: ``storage_provider`` is ``TYPE`` or ``TYPE.ID``; ``path`` is
     ``bucket/folder``."""
 
@@ -208,176 +198,69 @@ class OutputLocation(StorageLocation):
     )
 
 
-class S3Provider(FrozenModel):
-    """AWS S3 (or an S3-compatible ``endpoint``); unset keys come from boto3's own chain."""
+class _StorageSections(_Model):
+    """``storage_providers``: one section per storage type (the fields of ``StorageProviders``,
+    derived from the registry), each mapping a provider ID to its settings."""
 
-    access_key: OptionalSecret = Field(
-        default=None, description="Access key ID; unset: the function's own credentials."
-    )
-    secret_key: OptionalSecret = Field(default=None, description="Secret access key.")
-    session_token: OptionalSecret = Field(
-        default=None, description="Session token, for temporary credentials."
-    )
-    region: OptionalText = Field(default=None, description="AWS region of the buckets.")
-    endpoint: OptionalText = Field(
-        default=None, description="URL of an S3-compatible server instead of AWS S3."
-    )
-
-
-class MinioProvider(FrozenModel):
-    """A MinIO server, reached with path-style addressing.
-
-    OSCAR writes all five keys for the MinIO of its cluster (``minio.default``), with
-    ``access_key`` and ``secret_key`` ``hidden`` where it mounts the real ones as a secret;
-    faas-supervisor read an absent or empty ``endpoint`` as the cluster's MinIO, an empty
-    ``region`` as none (us-east-1 for the S3 client) and an empty ``verify`` as true.
-    """
-
-    endpoint: str = Field(
-        default=DEFAULT_MINIO_ENDPOINT,
-        description="URL of the MinIO server; absent or empty: an OSCAR cluster's own MinIO.",
-    )
-    verify: bool = Field(default=True, description="Verify the server's TLS certificate.")
-    region: str = Field(default="us-east-1", description="Region name the server expects.")
-    access_key: OptionalSecret = Field(default=None, description="Access key.")
-    secret_key: OptionalSecret = Field(default=None, description="Secret key.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults_for_blanks(cls, data: object) -> object:
-        if not isinstance(data, Mapping):
-            return data
-        blank = ("endpoint", "verify", "region")
-        return {
-            key: value
-            for key, value in data.items()
-            if key not in blank or _blank_is_none(value) is not None
-        }
-
-
-class LocalProvider(FrozenModel):
-    """A folder holding one subfolder per bucket."""
-
-    root: Path = Field(description="Folder holding one subfolder per bucket.")
-
-
-class WebdavProvider(FrozenModel):
-    """A WebDAV server (dCache, Nextcloud...) with basic authentication.
-
-    ``hostname`` is ``host[:port][/path]``, reached over HTTPS as OSCAR and faas-supervisor
-    reach it; a value that starts with ``http://`` or ``https://`` is used as it is.  The
-    first part of an input or output ``path`` is the top folder under it.
-    """
-
-    hostname: str = Field(
-        min_length=1,
-        description="`host[:port][/path]`, reached over HTTPS; or a URL starting with "
-        "`http://` or `https://`.",
-    )
-    login: OptionalText = Field(default=None, description="User name for basic authentication.")
-    password: OptionalSecret = Field(default=None, description="Password for basic authentication.")
-
-    @field_validator("hostname")
-    @classmethod
-    def _plain_hostname(cls, value: str) -> str:
-        cleaned = value.strip().rstrip("/")
-        scheme, separator, rest = cleaned.rpartition("://")
-        if separator and scheme.lower() not in ("http", "https"):
-            raise ValueError("expected host[:port][/path], or a URL starting with https://")
-        if separator:
-            cleaned = f"{scheme.lower()}://{rest}"
-        if not rest or rest.startswith("/") or "@" in rest.split("/", 1)[0]:
-            raise ValueError("expected host[:port][/path] (put the login in 'login')")
-        if any(char.isspace() or char in "?#" for char in rest):
-            raise ValueError("expected host[:port][/path] without spaces, '?' or '#'")
-        return cleaned
-
-    @property
-    def url(self) -> str:
-        """The base URL of the server's tree."""
-        if self.hostname.startswith(("http://", "https://")):
-            return self.hostname
-        return f"https://{self.hostname}"
-
-
-class OnedataProvider(FrozenModel):
-    """A Onedata space (accepted in a definition; not reachable from here)."""
-
-    oneprovider_host: OptionalText = Field(default=None, description="Oneprovider host.")
-    token: OptionalSecret = Field(default=None, description="Onedata access token.")
-    space: OptionalText = Field(default=None, description="Onedata space name.")
-
-
-class RucioProvider(FrozenModel):
-    """A Rucio storage element (accepted in a definition; not reachable from here)."""
-
-    host: OptionalText = Field(default=None, description="Rucio server.")
-    auth_host: OptionalText = Field(default=None, description="Rucio authentication server.")
-    account: OptionalText = Field(default=None, description="Rucio account.")
-    rse: OptionalText = Field(default=None, description="Rucio storage element.")
-    refresh_token: OptionalSecret = Field(default=None, description="OIDC refresh token.")
-    oidc_audience: OptionalText = Field(default=None, description="OIDC audience.")
-    token_endpoint: OptionalText = Field(default=None, description="OIDC token endpoint.")
-
-
-class StorageProviders(FrozenModel):
-    s3: dict[str, S3Provider] = Field(
-        default_factory=dict, description="AWS S3 or S3-compatible servers, by ID."
-    )
-    minio: dict[str, MinioProvider] = Field(
-        default_factory=dict, description="MinIO servers, by ID."
-    )
-    local: dict[str, LocalProvider] = Field(
-        default_factory=dict, description="Local folders standing for buckets, by ID."
-    )
-    webdav: dict[str, WebdavProvider] = Field(
-        default_factory=dict, description="WebDAV servers (dCache, Nextcloud...), by ID."
-    )
-    onedata: dict[str, OnedataProvider] = Field(
-        default_factory=dict,
-        description="Onedata spaces, by ID: accepted, but an input or output there fails.",
-    )
-    rucio: dict[str, RucioProvider] = Field(
-        default_factory=dict,
-        description="Rucio storage elements, by ID: accepted, but an input or output there fails.",
-    )
+    def of(self, kind: str) -> dict[str, Any]:
+        """The providers of type ``kind``, by ID."""
+        providers: dict[str, Any] = getattr(self, kind)
+        return providers
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential value held here, for the log redaction filter."""
         found: list[str] = []
-        providers: tuple[FrozenModel, ...] = (
-            *self.s3.values(),
-            *self.minio.values(),
-            *self.webdav.values(),
-            *self.onedata.values(),
-            *self.rucio.values(),
-        )
-        for provider in providers:
-            for field in _SECRET_FIELDS:
-                secret = getattr(provider, field, None)
-                value = secret.get_secret_value() if secret is not None else ""
-                if value and value not in _PLACEHOLDERS:
-                    found.append(value)
+        for kind in type(self).model_fields:
+            for provider in self.of(kind).values():
+                for field in type(provider).model_fields:
+                    secret = getattr(provider, field)
+                    value = secret.get_secret_value() if isinstance(secret, SecretStr) else ""
+                    if value and value not in _PLACEHOLDERS:
+                        found.append(value)
         return tuple(dict.fromkeys(found))
 
-    @field_validator("s3", "minio", "local", "webdav", "onedata", "rucio", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _null_is_empty(cls, value: object) -> object:
+    def _null_is_empty(cls, data: object) -> object:
         """``null`` for a type, or for an ID, is an empty mapping (YAML's ``webdav:`` alone)."""
-        if value is None:
-            return {}
-        if isinstance(value, Mapping):
-            return {key: {} if item is None else item for key, item in value.items()}
-        return value
+        if not isinstance(data, Mapping):
+            return data
+        return {
+            key: _empty_if_null(value) if key in cls.model_fields else value
+            for key, value in data.items()
+        }
+
+
+def _empty_if_null(value: object) -> object:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {key: {} if item is None else item for key, item in value.items()}
+    return value
 
 
 # What OSCAR writes for the keys of its own MinIO, whose real keys it mounts as a secret:
 # no credential, and redacting the word from every log line would only garble them.
 _PLACEHOLDERS = ("hidden",)
-_SECRET_FIELDS = ("access_key", "secret_key", "session_token", "password", "token", "refresh_token")
+
+if TYPE_CHECKING:
+    StorageProviders = _StorageSections
+else:
+    StorageProviders = create_model(
+        "StorageProviders",
+        __base__=_StorageSections,
+        __module__=__name__,
+        **{
+            kind.name: (
+                dict[str, kind.settings],
+                Field(default_factory=dict, description=kind.description),
+            )
+            for kind in _STORAGE_TYPES
+        },
+    )
 
 
-class ContainerEnvironment(FrozenModel):
+class ContainerEnvironment(_Model):
     variables: dict[str, Text] = Field(
         default_factory=dict,
         alias="Variables",
@@ -385,7 +268,7 @@ class ContainerEnvironment(FrozenModel):
     )
 
 
-class ContainerSettings(FrozenModel):
+class ContainerSettings(_Model):
     image: str | None = Field(
         default=None,
         description="Image to run the script in with udocker (Lambda zip runtime only).",
@@ -413,7 +296,7 @@ class ContainerSettings(FrozenModel):
     )
 
 
-class UdockerSettings(FrozenModel):
+class UdockerSettings(_Model):
     """How udocker runs ``container.image`` (the Lambda zip runtime).
 
     ``execmode`` ``None`` lets the runtime choose: F1 in Lambda, where ptrace (and so
@@ -426,14 +309,14 @@ class UdockerSettings(FrozenModel):
     )
 
 
-class MultiNodeSettings(FrozenModel):
+class MultiNodeSettings(_Model):
     enabled: bool = Field(
         default=False,
         description="Submit multi-node parallel jobs (the environment goes to nodes `0:`).",
     )
 
 
-class BatchSettings(FrozenModel):
+class BatchSettings(_Model):
     job_queue: str | None = Field(
         default=None, description="Job queue; unset: the function's name."
     )
@@ -478,7 +361,7 @@ _TABLE_PATTERN = (
 )
 
 
-class IdempotencySettings(FrozenModel):
+class IdempotencySettings(_Model):
     """Hand each delivery of an invocation to Batch once, with records in a DynamoDB table.
 
     ``table`` (a name or an ARN; partition key ``id``, a string) turns it on; a record keeps
@@ -510,7 +393,7 @@ class IdempotencySettings(FrozenModel):
 _SCRIPT_USER = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$"
 
 
-class FunctionConfig(FrozenModel):
+class FunctionConfig(_Model):
     """One function's definition, as deployment tools write it."""
 
     name: str = Field(

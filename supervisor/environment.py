@@ -4,7 +4,7 @@
 supervisor's own), the invocation's facts and the definition's settings to the whole
 environment of the user's script, as a fresh dict.  The named lists below are also where
 the log redaction (``logs.secrets_from_environ``) and the local Batch job
-(``delegation.definition_environment``) take their names from.
+(``local.batch.definition_environment``) take their names from.
 
 Layers, later ones winning: the host's variables the platform lets through
 (``HOST_VARIABLES`` in Lambda, ``LOCAL_HOST_VARIABLES`` locally, the container's own less

@@ -39,8 +39,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 RecordSource = Literal["s3", "minio", "api", "direct"]
-# Storage provider types an object event can name (OSCAR's delegated events).
-_PROVIDER_TYPES = ("s3", "minio", "webdav", "onedata")
 # Levels of objects and lists an event may nest: storage and API events use fewer than 10.
 MAX_DEPTH = 200
 
@@ -78,7 +76,7 @@ class Record:
         """The storage provider type an object record is read from."""
         if self.storage_provider is not None:
             kind, dot, _ = self.storage_provider.partition(".")
-            if dot or kind in _PROVIDER_TYPES:
+            if dot or kind in _event_types():
                 return kind
         return "minio" if self.source == "minio" else "s3"
 
@@ -94,7 +92,15 @@ class Record:
         kind, dot, ident = self.storage_provider.partition(".")
         if dot:
             return ident or "default"
-        return "default" if kind in _PROVIDER_TYPES else kind
+        return "default" if kind in _event_types() else kind
+
+
+def _event_types() -> frozenset[str]:
+    """The storage types an object event can name (OSCAR's delegated events)."""
+    # The registry holds pydantic models: imported for the events that name a provider.
+    from supervisor import storage
+
+    return storage.event_types()
 
 
 @dataclass(frozen=True)

@@ -629,6 +629,12 @@ def build_supervisor(
     of them is.
     """
     sessions = Sessions()
+    announce = None
+    if storage_events is not None:
+        # A job of a local workflow: its local storage announces what it writes.
+        from supervisor.local.notifications import announcer
+
+        announce = announcer(storage_events)
     if executor is None:
         container = config.container
         if platform == "lambda-zip" and (container.image or container.image_file):
@@ -651,7 +657,7 @@ def build_supervisor(
         or staging.build_providers(
             config,
             storage_root=storage_root,
-            storage_events=storage_events,
+            announce=announce,
             session_factory=sessions.boto3,
         ),
         executor=executor,

@@ -1,6 +1,6 @@
-"""How definitions are read and their faults told: the frozen base of their pydantic models,
-YAML read into a ``ConfigError`` on any fault, and validation errors described one line
-each, without a value that may hold a credential.
+"""How definitions are read and their faults told: YAML read into a ``ConfigError`` on any
+fault, and validation errors described one line each, without a value that may hold a
+credential (the models' base is ``supervisor.models.Model``).
 
 Messages never quote the text they were read from: PyYAML's and pydantic's errors quote
 values, credentials included, so they are rewritten here and raised ``from None``.
@@ -11,29 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from supervisor.errors import ConfigError
 
 if TYPE_CHECKING:
     import yaml
 
-__all__ = ["FrozenModel", "describe", "load_yaml"]
+__all__ = ["describe", "load_yaml"]
 
 # Values under these keys, or under a key with one of these words, are never shown.
 _SECRET_SECTIONS: Final = ("storage_providers", "container.environment")
 _SECRET_WORDS: Final = ("key", "token", "secret", "password")
 _SHOWN_LENGTH: Final = 80
-
-
-class FrozenModel(BaseModel):
-    """A section of a definition: immutable once read.
-
-    Unknown keys are not refused here: ``supervisor.checks`` names them, as errors or as
-    warnings (``parse_config``'s ``strict``).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
 def describe(exc: ValidationError) -> list[str]:

@@ -264,7 +264,7 @@ def _failure(
 def _local_backend(config: FunctionConfig, environ: dict[str, str], local_run: _LocalRun) -> Any:
     """The local Batch backend that runs what the function hands to Batch, recorded in
     ``local_run.backends`` so that a stop signal stops its jobs."""
-    from supervisor.delegation import LocalBatchBackend, definition_environment
+    from supervisor.local.batch import LocalBatchBackend, definition_environment
     from supervisor.runtime import read_script
 
     backend = LocalBatchBackend(

@@ -1,10 +1,10 @@
 """Staging: inputs downloaded into the input folder, planned outputs uploaded.
 
 This package owns the storage providers of a function (``ProviderSet``, built once by
-``build_providers`` from the definition's ``storage_providers``), the choice of provider
-for a record, the local file name of a staged input (``paths``) and the transfers
-themselves (``providers``).  Clients are created on first use, or up front by
-``ProviderSet.prepare`` so that no client is built while the deadline runs; their retries
+``build_providers`` from the definition's ``storage_providers`` with the storage types of
+``supervisor.storage``, which do the transfers), the choice of provider for a record and
+the local file name of a staged input (``paths``).  Clients are created on first use, or up
+front by ``ProviderSet.prepare`` so that no client is built while the deadline runs; their retries
 and timeouts are those of ``retries``.  An upload of several files that fails part-way
 names, in its error and in the log, the files stored before the failure.
 
@@ -29,35 +29,22 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from supervisor import storage
 from supervisor.botocore_tweaks import send_small_bodies_at_once
-from supervisor.config import (
-    FunctionConfig,
-    MinioProvider,
-    S3Provider,
-    StorageLocation,
-    WebdavProvider,
-)
+from supervisor.config import FunctionConfig, StorageLocation
 from supervisor.errors import ConfigError, DeadlineError, NoSpaceError, StagingError
 from supervisor.events import Record
 from supervisor.filtering import PlannedUpload
 from supervisor.sessions import Sessions
 from supervisor.staging import retries
 from supervisor.staging.paths import DEFAULT_BODY_NAME, input_path, safe_name
-from supervisor.staging.providers import (
-    MIB,
-    LocalStorage,
-    S3Storage,
-    StorageProvider,
-    UnsupportedStorage,
-    UploadItem,
-)
+from supervisor.storage.base import MIB, Clients, StorageProvider, UploadItem
+from supervisor.storage.local import Announce, LocalStorage
+from supervisor.storage.s3 import S3Storage
 
 if TYPE_CHECKING:
     from boto3.session import Session
     from mypy_boto3_s3 import S3Client
-    from pydantic import SecretStr
-
-    from supervisor.staging.webdav import WebdavStorage
 
 __all__ = [
     "SPACE_MARGIN",
@@ -94,8 +81,6 @@ SPACE_MARGIN = MIB
 _LISTED = 10
 # ENOSPC, or a user's quota (EDQUOT) on filesystems that have one.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-# The provider types a definition may name that no transfer here reaches, by their names.
-_UNSUPPORTED = {"onedata": "Onedata", "rucio": "Rucio"}
 
 
 class ProviderSet:
@@ -144,45 +129,42 @@ def build_providers(
     config: FunctionConfig,
     *,
     storage_root: Path | None = None,
-    storage_events: Path | None = None,
+    announce: Announce | None = None,
     session_factory: SessionFactory | None = None,
     max_concurrency: int = 10,
 ) -> ProviderSet:
-    """The providers a function may use; with ``storage_root`` every one is that local folder
-    (which announces the objects it writes in ``storage_events``, when given).
+    """The providers a function may use, each built by its storage type (``supervisor.storage``);
+    with ``storage_root`` every one is that local folder (which calls ``announce`` for each
+    object it writes, when given).
 
     Their S3 clients come from ``session_factory`` (a boto3 session), by default one session
     shared by all of them, which loads the S3 service model once.
     """
     if storage_root is not None:
-        return ProviderSet({}, fallback=partial(LocalStorage, storage_root, storage_events))
+        return ProviderSet({}, fallback=partial(LocalStorage, storage_root, announce=announce))
     sessions = session_factory or Sessions().boto3
-    defined = config.storage_providers
-    factories: dict[ProviderKey, ProviderFactory] = {
-        ("s3", "default"): partial(_s3_storage, sessions, S3Provider(), max_concurrency)
-    }
-    for ident, s3_settings in defined.s3.items():
-        factories["s3", ident] = partial(_s3_storage, sessions, s3_settings, max_concurrency)
-    for ident, minio_settings in defined.minio.items():
-        factories["minio", ident] = partial(
-            _minio_storage, sessions, minio_settings, max_concurrency
-        )
-    for ident, local_settings in defined.local.items():
-        factories["local", ident] = partial(LocalStorage, local_settings.root)
-    for ident, webdav_settings in defined.webdav.items():
-        factories["webdav", ident] = partial(_webdav_storage, ident, webdav_settings)
-    for kind, label in _UNSUPPORTED.items():
-        for ident in getattr(defined, kind):
-            factories[kind, ident] = partial(UnsupportedStorage, f"{kind}.{ident}", label)
+    clients = Clients(partial(_client, sessions, max_concurrency), max_concurrency)
+    factories: dict[ProviderKey, ProviderFactory] = {}
+    for kind in storage.registered():
+        defined = dict(config.storage_providers.of(kind.name))
+        if kind.implicit_default:
+            defined = {"default": kind.settings(), **defined}
+        for ident, settings in defined.items():
+            factories[kind.name, ident] = partial(kind.build, ident, settings, clients)
     _warn_unsupported(config)
     return ProviderSet(factories)
+
+
+def _unsupported(provider_type: str) -> str | None:
+    """The name of a type that no transfer here reaches (Onedata), else None."""
+    return storage.get(provider_type).unsupported
 
 
 def _warn_unsupported(config: FunctionConfig) -> None:
     """Say at start which inputs and outputs will fail: their provider cannot be reached."""
     for what, locations in (("input", config.input), ("output", config.output)):
         for location in locations:
-            label = _UNSUPPORTED.get(location.provider_type)
+            label = _unsupported(location.provider_type)
             if label is not None:
                 logger.warning(
                     "The %s %s on storage provider %s will fail: %s is not supported here",
@@ -263,7 +245,7 @@ def upload(
     stored: list[str] = []
     # A provider that cannot be reached (Onedata) goes last, so that the files for the others
     # are stored before its group fails the upload.
-    ordered = sorted(groups.items(), key=lambda group: group[0][0] in _UNSUPPORTED)
+    ordered = sorted(groups.items(), key=lambda group: _unsupported(group[0][0]) is not None)
     for (provider_type, provider_id), indexes in ordered:
         provider = providers.get(provider_type, provider_id)
         items = [_upload_item(plans[index]) for index in indexes]
@@ -508,46 +490,6 @@ def _undefined(provider_type: str, provider_id: str) -> str:
     )
 
 
-def _s3_storage(sessions: SessionFactory, settings: S3Provider, max_concurrency: int) -> S3Storage:
-    client = _client(
-        sessions,
-        max_concurrency,
-        region_name=settings.region,
-        endpoint_url=settings.endpoint,
-        aws_access_key_id=_reveal(settings.access_key),
-        aws_secret_access_key=_reveal(settings.secret_key),
-        aws_session_token=_reveal(settings.session_token),
-    )
-    return S3Storage(client, max_concurrency=max_concurrency)
-
-
-def _webdav_storage(ident: str, settings: WebdavProvider) -> WebdavStorage:
-    from supervisor.staging.webdav import WebdavStorage
-
-    return WebdavStorage(
-        f"webdav.{ident}",
-        settings.url,
-        login=settings.login,
-        password=_reveal(settings.password),
-    )
-
-
-def _minio_storage(
-    sessions: SessionFactory, settings: MinioProvider, max_concurrency: int
-) -> S3Storage:
-    client = _client(
-        sessions,
-        max_concurrency,
-        path_style=True,
-        region_name=settings.region,
-        endpoint_url=settings.endpoint,
-        verify=settings.verify,
-        aws_access_key_id=_reveal(settings.access_key),
-        aws_secret_access_key=_reveal(settings.secret_key),
-    )
-    return S3Storage(client, max_concurrency=max_concurrency)
-
-
 def _client(
     sessions: SessionFactory,
     max_concurrency: int,
@@ -586,6 +528,3 @@ def _client(
     send_small_bodies_at_once(client)
     return client
 
-
-def _reveal(secret: SecretStr | None) -> str | None:
-    return secret.get_secret_value() if secret is not None else None

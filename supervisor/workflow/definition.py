@@ -30,7 +30,8 @@ from pydantic import BaseModel, Field, ValidationError
 from supervisor.checks import fdl_problems
 from supervisor.config import FunctionConfig, StorageLocation, parse_config
 from supervisor.errors import ConfigError
-from supervisor.validation import FrozenModel, describe, load_yaml
+from supervisor.models import Model
+from supervisor.validation import describe, load_yaml
 
 __all__ = ["BatchResources", "Workflow", "WorkflowFunction", "load_workflow", "parse_workflow"]
 
@@ -41,16 +42,16 @@ DEFAULT_MEMORY = 512
 _M = TypeVar("_M", bound="BaseModel")
 
 
-class _LambdaLimits(FrozenModel):
+class _LambdaLimits(Model):
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, le=900)
     memory: int = Field(default=DEFAULT_MEMORY, ge=128, le=10240)
 
 
-class _ComputeResources(FrozenModel):
+class _ComputeResources(Model):
     max_v_cpus: float | None = Field(default=None, gt=0)
 
 
-class _BatchSection(FrozenModel):
+class _BatchSection(Model):
     vcpus: float = Field(default=1, gt=0)
     memory: int = Field(default=1024, gt=0)
     enable_gpu: bool = False

@@ -2,7 +2,7 @@
 
 Buckets are folders of the local storage provider (``storage_root/BUCKET/KEY``).  Every
 object written there, by an upload or by a function, is announced as an S3
-``ObjectCreated`` notification (``staging.providers.notify``) in the run's notification
+``ObjectCreated`` notification (``local.notifications.notify``) in the run's notification
 folder; the runner turns each into an invocation of every function whose input folder
 holds the object, with that event, as a bucket notification would.
 
@@ -37,13 +37,14 @@ from typing import Any, TextIO
 from supervisor import bootstrap, events, logs, signals
 from supervisor.config import Settings
 from supervisor.context import InvocationContext
-from supervisor.delegation import LocalBatchBackend, LocalJob, definition_environment
 from supervisor.environment import local_host
 from supervisor.errors import SupervisorError
 from supervisor.gpu import inventory
+from supervisor.local.batch import LocalBatchBackend, LocalJob, definition_environment
+from supervisor.local.notifications import announcer
 from supervisor.reaper import process_reaper
 from supervisor.runtime import Supervisor, read_script
-from supervisor.staging.providers import LocalStorage
+from supervisor.storage.local import LocalStorage
 from supervisor.watchdog import kill_group
 from supervisor.workflow import progress
 from supervisor.workflow.definition import Workflow, WorkflowFunction
@@ -122,7 +123,7 @@ class WorkflowRunner:
         self._environ = local_host(environ, sys.executable)
         self._out = out
         self._draw = draw
-        self._storage = LocalStorage(storage_root, self.notifications)
+        self._storage = LocalStorage(storage_root, announce=announcer(self.notifications))
         self._started = time.time()
         self.timeline = Timeline(self._started)
         self._wake = threading.Event()

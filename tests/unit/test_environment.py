@@ -17,7 +17,6 @@ import pytest
 
 from supervisor import config, logs
 from supervisor.config import Platform
-from supervisor.delegation import definition_environment
 from supervisor.environment import (
     AWS_CREDENTIAL_VARIABLES,
     CONTRACT_VARIABLES,
@@ -32,6 +31,7 @@ from supervisor.environment import (
 )
 from supervisor.errors import ExecutionError
 from supervisor.execution import build_environment
+from supervisor.local.batch import definition_environment
 
 PLATFORMS: tuple[Platform, ...] = ("lambda-zip", "lambda-image", "batch", "oscar", "local")
 LAMBDA = frozenset({"lambda-zip", "lambda-image"})

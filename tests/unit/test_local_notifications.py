@@ -12,11 +12,13 @@ import pytest
 
 from supervisor import events
 from supervisor.config import load_settings
-from supervisor.delegation import definition_environment
 from supervisor.errors import StagingError
 from supervisor.events import object_created
-from supervisor.staging import providers
-from supervisor.staging.providers import LocalStorage, UploadItem, notify
+from supervisor.local import notifications
+from supervisor.local.batch import definition_environment
+from supervisor.local.notifications import announcer, notify
+from supervisor.storage.base import UploadItem
+from supervisor.storage.local import LocalStorage
 
 KEYS = [
     "movie.mp4",
@@ -112,7 +114,7 @@ def source(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("key", ["start/movie.mp4", "start/my movie+1.mp4", "a/b/c/ñ.mp4"])
 def test_put_writes_the_object_and_one_notification(tmp_path: Path, source: Path, key: str) -> None:
     root, inbox = tmp_path / "storage", tmp_path / "notifications"
-    storage = LocalStorage(root, notifications=inbox)
+    storage = LocalStorage(root, announce=announcer(inbox))
 
     dest = storage.put(source, "scar-av-workflow", key)
 
@@ -127,7 +129,7 @@ def test_put_writes_the_object_and_one_notification(tmp_path: Path, source: Path
 
 def test_put_creates_the_notification_folder(tmp_path: Path, source: Path) -> None:
     inbox = tmp_path / "deep" / "down" / "notifications"
-    LocalStorage(tmp_path / "storage", notifications=inbox).put(source, "b", "k.mp4")
+    LocalStorage(tmp_path / "storage", announce=announcer(inbox)).put(source, "b", "k.mp4")
     assert len(_notifications(inbox)) == 1
 
 
@@ -135,14 +137,14 @@ def test_put_an_empty_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     inbox = tmp_path / "notifications"
-    LocalStorage(tmp_path / "storage", notifications=inbox).put(empty, "b", "in/empty.txt")
+    LocalStorage(tmp_path / "storage", announce=announcer(inbox)).put(empty, "b", "in/empty.txt")
     (notification,) = _notifications(inbox)
     assert _read(notification).size == 0
 
 
 def test_put_over_an_object_announces_it_again(tmp_path: Path, source: Path) -> None:
     inbox = tmp_path / "notifications"
-    storage = LocalStorage(tmp_path / "storage", notifications=inbox)
+    storage = LocalStorage(tmp_path / "storage", announce=announcer(inbox))
     storage.put(source, "b", "in/movie.mp4")
     source.write_bytes(b"shorter")
     storage.put(source, "b", "in/movie.mp4")
@@ -153,7 +155,7 @@ def test_put_over_an_object_announces_it_again(tmp_path: Path, source: Path) -> 
 def test_without_notifications_only_the_object_is_written(tmp_path: Path, source: Path) -> None:
     root = tmp_path / "storage"
     storage = LocalStorage(root)
-    assert storage.notifications is None
+    assert storage.announce is None
 
     storage.put(source, "b", "in/movie.mp4")
     storage.upload_many([UploadItem(source, "b", "in/again.mp4")])
@@ -172,7 +174,7 @@ def test_without_notifications_only_the_object_is_written(tmp_path: Path, source
 
 def test_upload_many_notifies_each_object_in_order(tmp_path: Path, source: Path) -> None:
     root, inbox = tmp_path / "storage", tmp_path / "notifications"
-    storage = LocalStorage(root, notifications=inbox)
+    storage = LocalStorage(root, announce=announcer(inbox))
     keys = [f"video/part-{n}.avi" for n in (3, 1, 2)] + ["audio/track.wav", "video/z a.avi"]
 
     uris = storage.upload_many([UploadItem(source, "scar-av-workflow", key) for key in keys])
@@ -190,7 +192,7 @@ def test_upload_many_stops_at_the_first_failure_and_announces_only_what_was_writ
     tmp_path: Path, source: Path
 ) -> None:
     inbox = tmp_path / "notifications"
-    storage = LocalStorage(tmp_path / "storage", notifications=inbox)
+    storage = LocalStorage(tmp_path / "storage", announce=announcer(inbox))
     items = [
         UploadItem(source, "b", "out/one.mp4"),
         UploadItem(tmp_path / "missing.mp4", "b", "out/two.mp4"),
@@ -222,7 +224,7 @@ def test_notify_leaves_no_temporary_file_when_it_fails(
     def refuse(source: object, dest: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(providers.os, "replace", refuse)
+    monkeypatch.setattr(notifications.os, "replace", refuse)
     with pytest.raises(OSError, match="No space left"):
         notify(tmp_path, "b", "in/x.txt", 1)
     assert list(tmp_path.iterdir()) == []
@@ -233,7 +235,7 @@ def test_a_reader_skips_the_temporary_files(tmp_path: Path, source: Path) -> Non
     inbox.mkdir()
     # What a writer leaves for an instant: a reader listing the folder must not take it.
     (inbox / ".tmp-abc123.json").write_text("{")
-    LocalStorage(tmp_path / "storage", notifications=inbox).put(source, "b", "in/m.mp4")
+    LocalStorage(tmp_path / "storage", announce=announcer(inbox)).put(source, "b", "in/m.mp4")
     (notification,) = _notifications(inbox)
     assert _read(notification).key == "in/m.mp4"
 
@@ -330,11 +332,11 @@ def test_notifications_sort_in_write_order_on_a_coarse_clock(
 ) -> None:
     # A clock that does not move between two writes, and random parts that happen to fall
     # in decreasing order.
-    monkeypatch.setattr(providers.time, "time_ns", lambda: 1_700_000_000_000_000_000)
+    monkeypatch.setattr(notifications.time, "time_ns", lambda: 1_700_000_000_000_000_000)
     parts = iter(uuid.UUID(int=n) for n in range(100, 0, -1))
-    monkeypatch.setattr(providers.uuid, "uuid4", lambda: next(parts))
+    monkeypatch.setattr(notifications.uuid, "uuid4", lambda: next(parts))
     inbox = tmp_path / "notifications"
-    storage = LocalStorage(tmp_path / "storage", notifications=inbox)
+    storage = LocalStorage(tmp_path / "storage", announce=announcer(inbox))
     keys = ["in/first.mp4", "in/second.mp4", "in/third.mp4"]
     storage.upload_many([UploadItem(source, "b", key) for key in keys])
     assert [_read(path).key for path in _notifications(inbox)] == keys

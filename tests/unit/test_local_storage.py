@@ -139,6 +139,23 @@ def test_upload_past_the_timeout_raises_deadline_error(root: Path, tmp_path: Pat
         LocalStorage(root).upload_many([UploadItem(source, "bucket", "k")], timeout=0)
 
 
+def test_an_upload_that_runs_out_of_time_part_way_names_what_it_stored(
+    root: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "f"
+    source.write_text("x")
+    # Each look at the clock is 4 seconds later: the second file starts 8 s into a 5 s budget.
+    ticks = iter(range(0, 400, 4))
+    storage = LocalStorage(root, clock=lambda: float(next(ticks)))
+    items = [UploadItem(source, "bucket", "one"), UploadItem(source, "bucket", "two")]
+
+    with pytest.raises(DeadlineError, match="no time left to upload") as caught:
+        storage.upload_many(items, timeout=5)
+
+    assert caught.value.uploaded == (str(root / "bucket" / "one"),)
+    assert not (root / "bucket" / "two").exists()
+
+
 def test_a_local_run_maps_every_provider_to_one_folder(root: Path) -> None:
     config = FunctionConfig(name="f")
 

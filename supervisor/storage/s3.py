@@ -1,16 +1,10 @@
-"""Storage providers: moving one object between a bucket and a local file.
+"""The ``s3`` and ``minio`` storage types: any S3-compatible endpoint, through s3transfer.
 
-``StorageProvider`` is what the staging functions need from a store.  Two implement it:
-
-- ``S3Storage``: any S3-compatible endpoint (AWS S3, MinIO) through s3transfer, which
-  streams to disk, splits big objects into parts and runs the transfers of one call in
-  parallel through one ``TransferManager`` with a bounded number of requests.
-- ``LocalStorage``: a folder holding one subfolder per bucket, the embedded default of a
-  local run.  Every path stays inside the folder and every write is atomic.
-
-``WebdavStorage`` (in ``webdav``) is the third.  ``UnsupportedStorage`` stands for a
-provider a definition may name but no transfer here can reach (Onedata, Rucio): each of
-its transfers raises ``StagingError`` saying so.
+``S3Storage`` streams to disk, splits big objects into parts and runs the transfers of one
+call in parallel through one ``TransferManager`` with a bounded number of requests.  The
+settings of ``storage_providers.s3.ID`` (``S3Provider``: AWS S3, or an S3-compatible
+``endpoint``) and of ``storage_providers.minio.ID`` (``MinioProvider``: path-style
+addressing, OSCAR's defaults) become a client made by the shared ``Clients``.
 
 Provider errors become ``StagingError`` (with ``raise ... from``) naming the object on one
 line, never a credential or a request URL; a transfer that outlives its ``timeout`` raises
@@ -21,83 +15,44 @@ s3transfer and botocore are imported by ``S3Storage`` itself, never at module im
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
-import time
-import uuid
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
-from supervisor.events import object_created
+from pydantic import Field, model_validator
+
+from supervisor.errors import DeadlineError, StagingError
+from supervisor.models import Model, OptionalSecret, OptionalText, blank_is_none
+from supervisor.storage.base import MIB, Clients, StorageType, UploadItem
+from supervisor.storage.base import endpoint as _endpoint
+from supervisor.storage.base import one_line as _one_line
 
 if TYPE_CHECKING:
     from botocore.exceptions import BotoCoreError, ClientError
     from mypy_boto3_s3 import S3Client
+    from pydantic import SecretStr
     from s3transfer.futures import TransferFuture
     from s3transfer.manager import TransferManager
     from s3transfer.subscribers import BaseSubscriber
 
 __all__ = [
-    "LocalStorage",
+    "DEFAULT_MINIO_ENDPOINT",
+    "MINIO",
+    "S3",
+    "MinioProvider",
+    "S3Provider",
     "S3Storage",
-    "StorageProvider",
-    "UnsupportedStorage",
-    "UploadItem",
-    "notify",
 ]
 
 logger = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 # Bytes read from a download's body per write, and writes queued for the disk at most.
 IO_CHUNK = 64 * 1024
 IO_QUEUE = 64
-
-
-class UploadItem(NamedTuple):
-    """A local file to store as ``key`` in ``bucket``."""
-
-    source: Path
-    bucket: str
-    key: str
-
-
-class StorageProvider(Protocol):
-    """A store of objects addressed by bucket and key."""
-
-    def uri(self, bucket: str, key: str) -> str:
-        """Where the object is, for logs and responses (``s3://bucket/key`` or a file path)."""
-        ...
-
-    def download(
-        self,
-        bucket: str,
-        key: str,
-        dest: Path,
-        *,
-        timeout: float | None = None,
-        size: int | None = None,
-        etag: str | None = None,
-    ) -> None:
-        """Write the object to ``dest``; raise ``DeadlineError`` after ``timeout`` seconds.
-
-        ``size`` and ``etag``, when the event gave them, may spare a request for them.
-        """
-        ...
-
-    def upload_many(
-        self, items: Sequence[UploadItem], *, timeout: float | None = None
-    ) -> list[str]:
-        """Store every item (in parallel where the store allows); return their URIs in order."""
-        ...
+# The MinIO that an OSCAR cluster runs (faas-supervisor's default when ``endpoint`` is absent).
+DEFAULT_MINIO_ENDPOINT = "http://minio-service.minio:9000"
 
 
 class _Completion:
@@ -328,24 +283,6 @@ def _client_error_message(exc: ClientError, action: str, uri: str, where: str, b
     return f"cannot {action} {where}: {detail}{attempts}"
 
 
-def _endpoint(url: str) -> str:
-    """``scheme://host:port`` of an endpoint URL, without user information or path."""
-    parts = urlsplit(url)
-    host = parts.hostname or "the endpoint"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    scheme = f"{parts.scheme}://" if parts.scheme else ""
-    return f"{scheme}{host}{port}"
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def _subscriber(subscriber: _Completion | _Known) -> BaseSubscriber:
     # s3transfer calls any object's on_queued and on_done; subclassing BaseSubscriber would
     # import it eagerly.
@@ -370,184 +307,86 @@ def _abandon(manager: TransferManager, futures: Sequence[TransferFuture] = ()) -
     threading.Thread(target=manager.shutdown, name="s3transfer-cancel", daemon=True).start()
 
 
-class LocalStorage:
-    """A folder with one subfolder per bucket; object ``key`` is the file ``root/bucket/key``.
+class S3Provider(Model):
+    """AWS S3 (or an S3-compatible ``endpoint``); unset keys come from boto3's own chain."""
 
-    With ``notifications`` (a folder), every object written is announced there as a bucket
-    would announce it: one file per object holding the S3 ``ObjectCreated`` event (see
-    ``notify``), which a local workflow turns into invocations.
+    access_key: OptionalSecret = Field(
+        default=None, description="Access key ID; unset: the function's own credentials."
+    )
+    secret_key: OptionalSecret = Field(default=None, description="Secret access key.")
+    session_token: OptionalSecret = Field(
+        default=None, description="Session token, for temporary credentials."
+    )
+    region: OptionalText = Field(default=None, description="AWS region of the buckets.")
+    endpoint: OptionalText = Field(
+        default=None, description="URL of an S3-compatible server instead of AWS S3."
+    )
+
+
+class MinioProvider(Model):
+    """A MinIO server, reached with path-style addressing.
+
+    OSCAR writes all five keys for the MinIO of its cluster (``minio.default``), with
+    ``access_key`` and ``secret_key`` ``hidden`` where it mounts the real ones as a secret;
+    faas-supervisor read an absent or empty ``endpoint`` as the cluster's MinIO, an empty
+    ``region`` as none (us-east-1 for the S3 client) and an empty ``verify`` as true.
     """
 
-    def __init__(self, root: Path, notifications: Path | None = None) -> None:
-        self.root = root
-        self.notifications = notifications
+    endpoint: str = Field(
+        default=DEFAULT_MINIO_ENDPOINT,
+        description="URL of the MinIO server; absent or empty: an OSCAR cluster's own MinIO.",
+    )
+    verify: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    region: str = Field(default="us-east-1", description="Region name the server expects.")
+    access_key: OptionalSecret = Field(default=None, description="Access key.")
+    secret_key: OptionalSecret = Field(default=None, description="Secret key.")
 
-    def uri(self, bucket: str, key: str) -> str:
-        return str(self.root / bucket / key)
-
-    def path(self, bucket: str, key: str) -> Path:
-        """The file holding the object; ``UnsafeKeyError`` if outside ``root/bucket``."""
-        problem = _part_problem("bucket name", bucket, allow_slash=False) or _part_problem(
-            "key", key, allow_slash=True
-        )
-        if problem is None:
-            folder = (self.root / bucket).resolve()
-            path = self.root / bucket / key
-            if not path.resolve().is_relative_to(folder):
-                problem = f"{path} is outside {folder}"
-        if problem is not None:
-            raise UnsafeKeyError(
-                f"unsafe local object {bucket}/{key!r}: {problem}", bucket=bucket, key=key
-            )
-        return self.root / bucket / key
-
-    def download(
-        self,
-        bucket: str,
-        key: str,
-        dest: Path,
-        *,
-        timeout: float | None = None,
-        size: int | None = None,
-        etag: str | None = None,
-    ) -> None:
-        """Copy the object to ``dest``; a local copy is not bounded by ``timeout``."""
-        source = self.path(bucket, key)
-        if not source.is_file():
-            raise StagingError(
-                f"cannot download {source}: the object {bucket}/{key} does not exist",
-                bucket=bucket,
-                key=key,
-            )
-        _copy(source, dest, bucket, key)
-
-    def upload_many(
-        self, items: Sequence[UploadItem], *, timeout: float | None = None
-    ) -> list[str]:
-        end = None if timeout is None else time.monotonic() + timeout
-        uris: list[str] = []
-        for item in items:
-            if end is not None and time.monotonic() >= end:
-                raise DeadlineError(
-                    f"no time left to upload {item.source} to {item.bucket}", uploaded=uris
-                )
-            try:
-                self.put(item.source, item.bucket, item.key)
-            except StagingError as exc:
-                exc.uploaded = tuple(uris)
-                raise
-            uris.append(self.uri(item.bucket, item.key))
-        return uris
-
-    def put(self, source: Path, bucket: str, key: str) -> Path:
-        """Store the file ``source`` as ``bucket/key`` (atomically) and announce it."""
-        dest = self.path(bucket, key)
-        _copy(source, dest, bucket, key)
-        if self.notifications is not None:
-            notify(self.notifications, bucket, key, dest.stat().st_size)
-        return dest
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_for_blanks(cls, data: object) -> object:
+        if not isinstance(data, Mapping):
+            return data
+        blank = ("endpoint", "verify", "region")
+        return {
+            key: value
+            for key, value in data.items()
+            if key not in blank or blank_is_none(value) is not None
+        }
 
 
-class UnsupportedStorage:
-    """A provider of a type this supervisor cannot reach; every transfer fails, saying so."""
-
-    def __init__(self, name: str, kind: str) -> None:
-        self.name = name
-        self.kind = kind
-
-    def uri(self, bucket: str, key: str) -> str:
-        return f"{self.name}:{bucket}/{key}"
-
-    def download(
-        self,
-        bucket: str,
-        key: str,
-        dest: Path,
-        *,
-        timeout: float | None = None,
-        size: int | None = None,
-        etag: str | None = None,
-    ) -> None:
-        raise StagingError(
-            f"cannot download {bucket}/{key} from storage provider {self.name}: "
-            f"{self.kind} is not supported here",
-            bucket=bucket,
-            key=key,
-        )
-
-    def upload_many(
-        self, items: Sequence[UploadItem], *, timeout: float | None = None
-    ) -> list[str]:
-        first = items[0] if items else UploadItem(Path(), "", "")
-        names = ", ".join(f"{item.bucket}/{item.key}" for item in items[:3])
-        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-        raise StagingError(
-            f"cannot upload {len(items)} file(s) ({names}{more}) to storage provider "
-            f"{self.name}: {self.kind} is not supported here",
-            bucket=first.bucket,
-            key=first.key,
-        )
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
 
 
-_notification_lock = threading.Lock()
-_last_notification = 0
+def _s3_storage(ident: str, settings: S3Provider, clients: Clients) -> S3Storage:
+    client = clients.s3(
+        region_name=settings.region,
+        endpoint_url=settings.endpoint,
+        aws_access_key_id=_reveal(settings.access_key),
+        aws_secret_access_key=_reveal(settings.secret_key),
+        aws_session_token=_reveal(settings.session_token),
+    )
+    return S3Storage(client, max_concurrency=clients.max_concurrency)
 
 
-def notify(folder: Path, bucket: str, key: str, size: int) -> Path:
-    """Write the ``ObjectCreated`` event of ``bucket/key`` into ``folder``, atomically.
-
-    File names sort in the order the objects were written (nanoseconds since the epoch,
-    then a random part); a reader skips the temporary ``.tmp-*`` files.
-    """
-    global _last_notification
-    with _notification_lock:
-        # Strictly increasing in this process, even on a coarse clock or one set back.
-        now = _last_notification = max(time.time_ns(), _last_notification + 1)
-    folder.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(object_created(bucket, key, size, when=now / 1e9)).encode()
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        path = folder / f"{now:020d}-{uuid.uuid4().hex}.json"
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return path
+def _minio_storage(ident: str, settings: MinioProvider, clients: Clients) -> S3Storage:
+    client = clients.s3(
+        path_style=True,
+        region_name=settings.region,
+        endpoint_url=settings.endpoint,
+        verify=settings.verify,
+        aws_access_key_id=_reveal(settings.access_key),
+        aws_secret_access_key=_reveal(settings.secret_key),
+    )
+    return S3Storage(client, max_concurrency=clients.max_concurrency)
 
 
-def _part_problem(what: str, value: str, *, allow_slash: bool) -> str | None:
-    parts = value.split("/")
-    if not value or "\x00" in value:
-        return f"the {what} is empty or contains NUL"
-    if not allow_slash and len(parts) > 1:
-        return f"the {what} contains '/'"
-    if any(part in ("", ".", "..") for part in parts):
-        return f"the {what} has an empty, '.' or '..' part (or starts or ends with '/')"
-    return None
-
-
-def _copy(source: Path, dest: Path, bucket: str, key: str) -> None:
-    try:
-        _copy_atomic(source, dest)
-    except OSError as exc:
-        raise StagingError(
-            f"cannot copy {source} to {dest}: {exc.strerror or exc}", bucket=bucket, key=key
-        ) from exc
-
-
-def _copy_atomic(source: Path, dest: Path) -> None:
-    """Copy through a temporary file in the destination folder so no half-written file is seen."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, MIB)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, dest)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
+S3 = StorageType(
+    "s3",
+    S3Provider,
+    "AWS S3 or S3-compatible servers, by ID.",
+    _s3_storage,
+    in_events=True,
+    implicit_default=True,
+)
+MINIO = StorageType("minio", MinioProvider, "MinIO servers, by ID.", _minio_storage, in_events=True)

@@ -1,14 +1,15 @@
-"""The WebDAV storage provider: objects as files under a WebDAV server's tree.
+"""The ``webdav`` storage type: objects as files under a WebDAV server's tree.
 
 ``WebdavStorage`` serves ``storage_provider: webdav.ID`` (dCache, Nextcloud, any RFC 4918
-server) with basic authentication: object ``key`` of ``bucket`` is the file
-``BASE/bucket/key``, read with GET and written with PUT, after MKCOL of each folder above it
-that this provider has not made or seen yet.  It speaks HTTP through the standard library,
-one connection per request, so that every step is bounded: a connection within
-``CONNECT_TIMEOUT`` seconds, each read or write within ``READ_TIMEOUT``, and a whole
-transfer within the ``timeout`` it is given (``DeadlineError`` past it).  Redirects (dCache
-sends a transfer to a pool) are followed a few times, never from HTTPS to HTTP, and the
-credentials go only to the server they were given for.
+server; settings in ``WebdavProvider``) with basic authentication: object ``key`` of
+``bucket`` is the file ``BASE/bucket/key``, read with GET and written with PUT, after MKCOL
+of each folder above it that this provider has not made or seen yet.  It speaks HTTP
+through the standard library, one connection per request, so that every step is bounded:
+a connection within ``CONNECT_TIMEOUT`` seconds, each read or write within
+``READ_TIMEOUT``, and a whole transfer within the ``timeout`` it is given
+(``DeadlineError`` past it).  Redirects (dCache sends a transfer to a pool) are followed a
+few times, never from HTTPS to HTTP, and the credentials go only to the server they were
+given for.
 
 Bucket and key become path segments, each percent-encoded, and a key with an empty, ``.``
 or ``..`` part raises ``UnsafeKeyError``: a name cannot reach outside its folder on the
@@ -35,14 +36,20 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from pydantic import Field, field_validator
+
 from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
-from supervisor.staging.providers import UploadItem, _endpoint, _one_line, _part_problem
+from supervisor.models import Model, OptionalSecret, OptionalText
+from supervisor.storage.base import Clients, StorageType, UploadItem
+from supervisor.storage.base import endpoint as _endpoint
+from supervisor.storage.base import one_line as _one_line
+from supervisor.storage.base import part_problem as _part_problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from http.client import HTTPConnection, HTTPResponse
 
-__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "WebdavStorage"]
+__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "WEBDAV", "WebdavProvider", "WebdavStorage"]
 
 logger = logging.getLogger(__name__)
 
@@ -405,3 +412,61 @@ class WebdavStorage:
         if status in _REDIRECTS:
             return f"a redirect that is not followed (HTTP {status})"
         return f"HTTP {status}"
+
+
+class WebdavProvider(Model):
+    """A WebDAV server (dCache, Nextcloud...) with basic authentication.
+
+    ``hostname`` is ``host[:port][/path]``, reached over HTTPS as OSCAR and faas-supervisor
+    reach it; a value that starts with ``http://`` or ``https://`` is used as it is.  The
+    first part of an input or output ``path`` is the top folder under it.
+    """
+
+    hostname: str = Field(
+        min_length=1,
+        description="`host[:port][/path]`, reached over HTTPS; or a URL starting with "
+        "`http://` or `https://`.",
+    )
+    login: OptionalText = Field(default=None, description="User name for basic authentication.")
+    password: OptionalSecret = Field(default=None, description="Password for basic authentication.")
+
+    @field_validator("hostname")
+    @classmethod
+    def _plain_hostname(cls, value: str) -> str:
+        cleaned = value.strip().rstrip("/")
+        scheme, separator, rest = cleaned.rpartition("://")
+        if separator and scheme.lower() not in ("http", "https"):
+            raise ValueError("expected host[:port][/path], or a URL starting with https://")
+        if separator:
+            cleaned = f"{scheme.lower()}://{rest}"
+        if not rest or rest.startswith("/") or "@" in rest.split("/", 1)[0]:
+            raise ValueError("expected host[:port][/path] (put the login in 'login')")
+        if any(char.isspace() or char in "?#" for char in rest):
+            raise ValueError("expected host[:port][/path] without spaces, '?' or '#'")
+        return cleaned
+
+    @property
+    def url(self) -> str:
+        """The base URL of the server's tree."""
+        if self.hostname.startswith(("http://", "https://")):
+            return self.hostname
+        return f"https://{self.hostname}"
+
+
+def _webdav_storage(ident: str, settings: WebdavProvider, clients: Clients) -> WebdavStorage:
+    password = settings.password
+    return WebdavStorage(
+        f"webdav.{ident}",
+        settings.url,
+        login=settings.login,
+        password=password.get_secret_value() if password is not None else None,
+    )
+
+
+WEBDAV = StorageType(
+    "webdav",
+    WebdavProvider,
+    "WebDAV servers (dCache, Nextcloud...), by ID.",
+    _webdav_storage,
+    in_events=True,
+)

@@ -527,4 +527,3 @@ def _client(
     retries.log_retries(client)
     send_small_bodies_at_once(client)
     return client
-

@@ -22,7 +22,6 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from functools import partial
@@ -36,6 +35,7 @@ from supervisor.config import (
     StorageLocation,
     WebdavProvider,
 )
+from supervisor.deadline import Deadline
 from supervisor.errors import ConfigError, DeadlineError, NoSpaceError, StagingError
 from supervisor.events import Record
 from supervisor.filtering import PlannedUpload
@@ -83,7 +83,6 @@ logger = logging.getLogger(__name__)
 ProviderKey = tuple[str, str]
 ProviderFactory = Callable[[], StorageProvider]
 SessionFactory = Callable[[], "Session"]
-Clock = Callable[[], float]
 FreeSpace = Callable[[Path], int]
 
 MIB = 1024 * 1024
@@ -95,6 +94,7 @@ _LISTED = 10
 _SMALL_BODY = MIB
 # ENOSPC, or a user's quota (EDQUOT) on filesystems that have one.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NO_DEADLINE = Deadline.none()
 # The provider types a definition may name that no transfer here reaches, by their names.
 _UNSUPPORTED = {"onedata": "Onedata", "rucio": "Rucio"}
 
@@ -205,8 +205,7 @@ def download(
     input_dir: Path,
     *,
     inputs: Sequence[StorageLocation] = (),
-    deadline: float | None = None,
-    clock: Clock = time.monotonic,
+    deadline: Deadline = _NO_DEADLINE,
     free_space: FreeSpace = disk_free,
     margin: int = SPACE_MARGIN,
 ) -> Path:
@@ -223,7 +222,7 @@ def download(
     dest = input_path(input_dir, record.key, bucket=record.bucket)
     provider = providers.get(*_input_provider(record, inputs))
     uri = provider.uri(record.bucket, record.key)
-    timeout = _remaining(deadline, clock, f"download {uri}")
+    timeout = deadline.timeout(f"download {uri}")
     input_dir.mkdir(parents=True, exist_ok=True)
     _check_room(record, uri, input_dir, free_space, margin)
     logger.info("Downloading %s to %s", uri, dest)
@@ -252,10 +251,10 @@ def upload(
     plans: Sequence[PlannedUpload],
     providers: ProviderSet,
     *,
-    deadline: float | None = None,
-    clock: Clock = time.monotonic,
+    deadline: Deadline = _NO_DEADLINE,
 ) -> list[str]:
-    """Upload the planned files, in parallel per provider; return their URIs in plan order."""
+    """Upload the planned files, in parallel per provider, each group within what is left
+    before ``deadline``; return their URIs in plan order."""
     groups: dict[ProviderKey, list[int]] = {}
     for index, plan in enumerate(plans):
         location = plan.location
@@ -269,7 +268,7 @@ def upload(
         provider = providers.get(provider_type, provider_id)
         items = [_upload_item(plans[index]) for index in indexes]
         try:
-            timeout = _remaining(deadline, clock, f"upload {len(indexes)} file(s)")
+            timeout = deadline.timeout(f"upload {len(indexes)} file(s)")
             group = provider.upload_many(items, timeout=timeout)
         except (StagingError, DeadlineError) as exc:
             done = [*stored, *exc.uploaded]
@@ -420,15 +419,6 @@ def _input_provider(record: Record, inputs: Sequence[StorageLocation]) -> Provid
     if chosen is None:
         return record.provider_type, "default"
     return chosen.provider_type, chosen.provider_id
-
-
-def _remaining(deadline: float | None, clock: Clock, step: str) -> float | None:
-    if deadline is None:
-        return None
-    left = deadline - clock()
-    if left <= 0:
-        raise DeadlineError(f"no time left to {step}")
-    return left
 
 
 def _save_body(record: Record, input_dir: Path) -> Path:

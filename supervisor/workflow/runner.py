@@ -39,6 +39,7 @@ from typing import IO, Any, TextIO
 from supervisor import bootstrap, events, logs, signals
 from supervisor.config import Settings
 from supervisor.context import InvocationContext
+from supervisor.deadline import Deadline
 from supervisor.delegation import LocalBatchBackend, LocalJob, definition_environment
 from supervisor.environment import local_host
 from supervisor.errors import SupervisorError
@@ -369,7 +370,7 @@ class WorkflowRunner:
             memory_limit_in_mb=function.memory_mb,
             log_group_name=f"/aws/lambda/{function.name}",
             log_stream_name=request_id,
-            deadline=time.monotonic() + function.timeout,
+            deadline=Deadline.after(function.timeout),
         )
         try:
             with self._logs.capture(Path(invocation.log)):

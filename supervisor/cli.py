@@ -406,7 +406,7 @@ def _run_event(
     from supervisor.delegation import LocalBatchBackend, definition_environment
     from supervisor.environment import local_host
     from supervisor.errors import ConfigError, EventError, SupervisorError
-    from supervisor.runtime import read_script
+    from supervisor.wiring import read_script
 
     environ = local_host(os.environ, sys.executable)
     level = "DEBUG" if args.verbose else "ERROR" if args.quiet else args.log_level

@@ -13,8 +13,10 @@ not send (the kernel's out-of-memory killer), as ``batch.delegate_on`` says.  No
 uploaded from a run that timed out or was delegated.  A record's outcome holds the last
 ``OUTPUT_LIMIT`` bytes of the script's output at most (the whole of it is in the log).
 
-``build_supervisor`` creates the parts (storage clients, the executor, the Batch
-backend) once per process; ``Supervisor.invoke`` is called per event.
+``supervisor.wiring.build_supervisor`` creates the parts (storage clients, the executor,
+the Batch backend) once per process; ``Supervisor.invoke`` is called per event, with the
+invocation's context and its deadline (``supervisor.deadline`` says how the reserve before
+it is spent).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import signal
 import socket
 from collections.abc import Mapping
@@ -32,14 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor import allocator, events, filtering, staging, workspace
 from supervisor.deadline import SUBMIT_MARGIN, Deadline
-from supervisor.delegation import Backend, BatchBackend, RetryPolicy, build_job
+from supervisor.delegation import Backend, build_job
 from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, script_environment
 from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
 from supervisor.event_store import EventStore
-from supervisor.execution import ExecutionResult, Executor, ProcessExecutor, ScriptRun
+from supervisor.execution import ExecutionResult, Executor, ScriptRun
 from supervisor.outcome import Outcome, RecordOutcome
-from supervisor.sessions import Sessions
-from supervisor.users import check_reachable, hand_over, script_user
+from supervisor.users import check_reachable, hand_over
 from supervisor.watchdog import Watchdog
 from supervisor.workspace import InvocationPaths
 
@@ -54,9 +54,6 @@ __all__ = [
     "Outcome",
     "RecordOutcome",
     "Supervisor",
-    "build_supervisor",
-    "read_script",
-    "script_user",
 ]
 
 _log = logging.getLogger(__name__)
@@ -442,104 +439,3 @@ def _diagnose(result: ExecutionResult, memory_mb: int) -> tuple[tuple[DelegateRe
             f"SIGKILL (out of memory?{memory})"
         )
     return ("failure",), f"the script exited with {result.exit_code}"
-
-
-def build_supervisor(
-    config: FunctionConfig,
-    *,
-    platform: Platform,
-    environ: Mapping[str, str],
-    work_root: Path,
-    storage_root: Path | None = None,
-    storage_events: Path | None = None,
-    backend: Backend | None = None,
-    providers: staging.ProviderSet | None = None,
-    executor: Executor | None = None,
-    free_space: staging.FreeSpace = staging.disk_free,
-    idempotency: Idempotency | None = None,
-    euid: int | None = None,
-) -> Supervisor:
-    """The wiring: pick the executor, the storage and the Batch backend for this host, and
-    who runs the script (``script_user``; ``euid`` is this process's effective user id).
-
-    Their AWS clients share one botocore session (``Sessions``), created when the first
-    of them is.
-    """
-    sessions = Sessions()
-    if executor is None:
-        container = config.container
-        if platform == "lambda-zip" and (container.image or container.image_file):
-            from supervisor.container import UdockerExecutor
-
-            executor = UdockerExecutor.for_host(
-                container.image,
-                image_file=container.image_file,
-                # No ptrace in Lambda, so no proot (P modes): fakechroot unless told.
-                execmode=config.udocker.execmode or "F1",
-                environ=environ,
-                work_root=work_root,
-            )
-        else:
-            executor = ProcessExecutor()
-    return Supervisor(
-        config,
-        platform=platform,
-        providers=providers
-        or staging.build_providers(
-            config,
-            storage_root=storage_root,
-            storage_events=storage_events,
-            session_factory=sessions.boto3,
-        ),
-        executor=executor,
-        backend=backend
-        or BatchBackend(
-            policy=RetryPolicy.for_reserve(config.timeout_threshold), session=sessions.botocore
-        ),
-        script=read_script(config, environ),
-        host_environ=environ,
-        work_root=work_root,
-        free_space=free_space,
-        idempotency=idempotency or _idempotency(config, platform, sessions),
-        script_user=script_user(config, platform, environ, os.geteuid() if euid is None else euid),
-    )
-
-
-def _idempotency(
-    config: FunctionConfig, platform: Platform, sessions: Sessions
-) -> Idempotency | None:
-    """DynamoDB records when the definition names a table and this is Lambda, where retries
-    reuse the request id (elsewhere each run has a request id of its own)."""
-    settings = config.idempotency
-    if settings.table is None or platform not in ("lambda-zip", "lambda-image"):
-        return None
-    from supervisor.idempotency import DynamoDBIdempotency
-
-    policy = RetryPolicy.for_reserve(config.timeout_threshold)
-    return DynamoDBIdempotency(
-        settings.table,
-        key_prefix=config.name,
-        expires_after_seconds=settings.expires_after_seconds,
-        session=sessions.botocore,
-        connect_timeout=policy.connect_timeout,
-        read_timeout=policy.read_timeout,
-    )
-
-
-def read_script(config: FunctionConfig, environ: Mapping[str, str]) -> str | None:
-    """The script as base64: the job's ``SCRIPT``, else the ``init_script`` file, read once."""
-    if environ.get("SCRIPT", "").strip():
-        script = environ["SCRIPT"].strip()
-        try:
-            base64.b64decode(script, validate=True)
-        except ValueError as exc:  # binascii.Error, or a character outside ASCII
-            raise ConfigError("SCRIPT: expected the script encoded in base64") from exc
-        return script
-    if config.init_script is None:
-        return None
-    try:
-        return base64.b64encode(config.init_script.read_bytes()).decode("ascii")
-    except OSError as exc:
-        raise ConfigError(
-            f"init_script: cannot read {str(config.init_script)!r}: {exc.strerror}"
-        ) from exc

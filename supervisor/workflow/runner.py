@@ -45,9 +45,10 @@ from supervisor.environment import local_host
 from supervisor.errors import SupervisorError
 from supervisor.gpu import inventory
 from supervisor.reaper import process_reaper
-from supervisor.runtime import Supervisor, read_script
+from supervisor.runtime import Supervisor
 from supervisor.staging.providers import LocalStorage
 from supervisor.watchdog import kill_group
+from supervisor.wiring import read_script
 from supervisor.workflow.definition import Workflow, WorkflowFunction
 from supervisor.workflow.timeline import Invocation, Timeline
 

@@ -30,8 +30,8 @@ from supervisor.deadline import Deadline
 from supervisor.delegation import JobRequest
 from supervisor.errors import ConfigError, DeadlineError, ExecutionError
 from supervisor.execution import ExecutionResult, ProcessExecutor, ScriptRun
-from supervisor.runtime import build_supervisor
 from supervisor.watchdog import Watchdog
+from supervisor.wiring import build_supervisor
 
 LAYER = "0123456789abcdef" * 4
 NO_LIMIT = Watchdog(Deadline.none(), 0.0)

@@ -10,7 +10,7 @@ from supervisor.config import parse_config
 from supervisor.deadline import Deadline
 from supervisor.errors import ConfigError
 from supervisor.idempotency import NO_DEADLINE_HOLD, DynamoDBIdempotency, _TimeLeft
-from supervisor.runtime import build_supervisor
+from supervisor.wiring import build_supervisor
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""The runtime: wires the components for one execution mode and runs an invocation.
+"""The runtime: runs an invocation through the components, in one execution mode.
 
 This is the only place that decides.  A record whose object lies outside the function's
 ``input`` locations is refused first, before any download or hand-over (unless
 ``allow_any_input``): an event of refused records only is an ``EventError``, and among
-others a refused record fails while they run.  Per record of the event it stages the input in,
-runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
+others a refused record fails while they run.  Per record of the event it stages the input
+in, runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
 it hands the event to Batch straight away, and in ``lambda-batch`` mode it hands on a
 record whose run timed out or failed, or that ran out of resources: an input too large
 for the free space of the work folder (``/tmp``), known from the event's size before any

@@ -1,10 +1,10 @@
 """The timeout watchdog: owns the deadline of one invocation and enforces it.
 
 The script may run until ``kill_at``, the deadline less the reserve; the reserve is left to
-the supervisor (to submit a Batch job, to answer: how it is spent is in
-``supervisor.deadline``).  At ``kill_at`` the whole process group
-of the script gets SIGTERM, then SIGKILL after a short grace, so that no grandchild
-outlives the invocation.  The same group kill cleans up the background processes a
+the supervisor (to submit a Batch job, to answer: ``supervisor.deadline`` says how it is
+spent).  At ``kill_at`` the whole process group of the script gets SIGTERM, then SIGKILL
+after a short grace, so that no grandchild outlives the invocation.  Every wait here is
+timed by the deadline's clock.  The same group kill cleans up the background processes a
 script leaves behind when it exits normally, so that a warm container starts clean.
 
 A process that left the group (``setsid``, a daemon) is out of reach of the group kill:

@@ -153,7 +153,7 @@ def _wait_group_gone(
     it has none."""
     deadline = Deadline.after(timeout, clock)
     if process is not None and process.returncode is None:
-        _wait_exit(process, timeout)
+        _wait_exit(process, deadline.cap(timeout))
 
     def gone() -> bool:
         _reap(pgid, process)

@@ -340,6 +340,26 @@ def test_kill_group_of_an_empty_group_returns() -> None:
     assert process.returncode == 0
 
 
+def test_the_group_kill_times_its_grace_by_the_clock_it_is_given(tmp_path: Path) -> None:
+    """A grace of an hour on a clock that has already passed it: SIGKILL follows SIGTERM at
+    once (on the real clock the call would wait an hour for a script that ignores TERM)."""
+    pidfile = tmp_path / "script.pid"
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 1; done"],
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    ticks = iter(range(0, 10**9, 10_000))
+
+    kill_group(process.pid, 3600.0, process=process, clock=lambda: float(next(ticks)))
+
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    assert gone(process.pid)
+
+
 def test_watchdog_arithmetic() -> None:
     now = [100.0]
     watchdog = Watchdog(Deadline(110.0, lambda: now[0]), 3.0)

@@ -211,6 +211,8 @@ def download(
 ) -> Path:
     """Stage the record's object (or body) into ``input_dir``; return the file's path.
 
+    The transfer gets what is left before ``deadline``; ``DeadlineError`` when nothing is.
+
     ``NoSpaceError`` when the object's size (from the event) plus ``margin`` is more than
     ``free_space(input_dir)``, before any request; or when the download ran out of space,
     after removing what it had written.

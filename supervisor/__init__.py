@@ -44,7 +44,8 @@ if TYPE_CHECKING:
         SupervisorError,
     )
     from supervisor.execution import ExecutionResult, Executor, ScriptRun
-    from supervisor.runtime import Outcome, RecordOutcome, Supervisor
+    from supervisor.outcome import Outcome, RecordOutcome
+    from supervisor.runtime import Supervisor
     from supervisor.staging import ProviderSet
     from supervisor.storage.base import StorageProvider, UploadItem
 
@@ -73,8 +74,8 @@ _EXPORTS = {
     "ExecutionResult": "supervisor.execution",
     "Executor": "supervisor.execution",
     "ScriptRun": "supervisor.execution",
-    "Outcome": "supervisor.runtime",
-    "RecordOutcome": "supervisor.runtime",
+    "Outcome": "supervisor.outcome",
+    "RecordOutcome": "supervisor.outcome",
     "Supervisor": "supervisor.runtime",
     "ProviderSet": "supervisor.staging",
     "StorageProvider": "supervisor.storage.base",

@@ -101,9 +101,9 @@ def start(
 
     ``parts`` replace the ones built by default: ``providers``, ``executor``, ``backend``,
     ``free_space``, ``idempotency``, ``storage_events`` (see
-    ``supervisor.runtime.build_supervisor``).
+    ``supervisor.wiring.build_supervisor``).
     """
-    from supervisor.runtime import build_supervisor
+    from supervisor.wiring import build_supervisor
 
     for warning in definition.config.warnings:
         logger.warning("Function definition: %s", warning)

@@ -10,8 +10,9 @@ that runs the script in it.
 The container is prepared once per execution environment under ``UDOCKER_DIR`` (default:
 ``udocker`` in the work folder) and reused by the warm invocations, and by a later process
 of the same environment: a marker file says that its preparation finished.  Preparation
-counts against the invocation's deadline: each step runs with the watchdog's remaining
-time as its timeout, and ``DeadlineError`` is raised when it cannot finish in time.
+counts against the invocation's deadline: each step runs with the time left before the
+watchdog's kill instant (``Watchdog.kill``) as its timeout, and ``DeadlineError`` is raised
+when it cannot finish in time.
 
 udocker is driven through its Python API (``udocker.umain.UMain``) in a child
 ``python -c`` process, never through the ``udocker`` console script, whose first line
@@ -419,7 +420,7 @@ class UdockerExecutor:
     def _call(
         self, args: list[str], watchdog: Watchdog | None = None, *, check: bool = True
     ) -> UdockerResult:
-        timeout = None if watchdog is None else watchdog.remaining()
+        timeout = None if watchdog is None else watchdog.kill.remaining()
         if timeout is not None and timeout <= 0:
             raise DeadlineError(
                 f"no time left before the deadline less the reserve to run udocker {args[0]} "

@@ -1,8 +1,9 @@
 """The invocation context: who asked, under which request id, and until when.
 
 Built from a Lambda context object, from the ``CONTEXT`` variable of a delegated Batch
-job, or for a local run.  ``deadline`` is a ``time.monotonic()`` instant (or ``None``
-for no deadline); the watchdog works against it.
+job, or for a local run.  ``deadline`` is a ``supervisor.deadline.Deadline`` (with no
+instant when the invocation has no time limit); every step of the invocation works
+against it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from supervisor.deadline import Deadline
 
 __all__ = ["InvocationContext", "LambdaContextLike"]
 
@@ -36,7 +39,7 @@ class InvocationContext:
     memory_limit_in_mb: int = 0
     log_group_name: str = ""
     log_stream_name: str = ""
-    deadline: float | None = None
+    deadline: Deadline = field(default_factory=Deadline.none)
 
     @classmethod
     def from_lambda(
@@ -49,7 +52,7 @@ class InvocationContext:
             memory_limit_in_mb=_int(context.memory_limit_in_mb),
             log_group_name=str(context.log_group_name),
             log_stream_name=str(context.log_stream_name),
-            deadline=clock() + remaining,
+            deadline=Deadline.after(remaining, clock),
         )
 
     @classmethod
@@ -74,7 +77,7 @@ class InvocationContext:
             memory_limit_in_mb=_int(data.get("memory_limit_in_mb", 0)),
             log_group_name=str(data.get("log_group_name") or ""),
             log_stream_name=str(data.get("log_stream_name") or ""),
-            deadline=None if timeout is None else clock() + timeout,
+            deadline=Deadline.after(timeout, clock),
         )
 
     @classmethod
@@ -89,7 +92,7 @@ class InvocationContext:
         return cls(
             request_id=request_id or str(uuid.uuid4()),
             function_name=function_name,
-            deadline=None if timeout is None else clock() + timeout,
+            deadline=Deadline.after(timeout, clock),
         )
 
     def to_json(self) -> str:

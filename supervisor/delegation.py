@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from supervisor.deadline import Deadline, attempt_timeouts
 from supervisor.errors import DelegationError
 from supervisor.sessions import create_client
 
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 MAX_REQUEST_BYTES = 30 * 1024
+_NO_DEADLINE = Deadline.none()
 _log = logging.getLogger(__name__)
 _JOB_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -152,10 +154,9 @@ class Backend(Protocol):
     def prepare(self) -> None:
         """Get ready to submit in one call (create clients, connections)."""
 
-    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
-        """Submit the job and return its id, finishing before ``deadline`` (a
-        ``time.monotonic`` instant, ``None`` for none); raise ``DelegationError`` when it
-        cannot."""
+    def submit(self, job: JobRequest, deadline: Deadline = _NO_DEADLINE) -> str:
+        """Submit the job and return its id, finishing before ``deadline``; raise
+        ``DelegationError`` when it cannot."""
 
 
 # What botocore's standard retry mode treats as throttling or as a transient fault.
@@ -198,15 +199,10 @@ class RetryPolicy:
 
     @classmethod
     def for_reserve(cls, reserve: float) -> RetryPolicy:
-        """Client timeouts that let a retry fit in the seconds reserved to submit.
-
-        The reserve also pays the watchdog's grace and the safety margin; a connection in
-        the region takes milliseconds, an answer from Batch a few hundred at most.
-        """
-        return cls(
-            connect_timeout=min(max(reserve / 8, 0.2), 1.0),
-            read_timeout=min(max(reserve / 2, 0.5), 5.0),
-        )
+        """Client timeouts that let a retry fit in the seconds reserved to submit
+        (``supervisor.deadline.attempt_timeouts``)."""
+        connect, read = attempt_timeouts(reserve)
+        return cls(connect_timeout=connect, read_timeout=read)
 
     @property
     def attempt_time(self) -> float:
@@ -252,10 +248,10 @@ class _Failure:
 class BatchBackend:
     """AWS Batch through boto3, with retries that end before the deadline.
 
-    ``clock`` (``time.monotonic`` instants, as deadlines are), ``sleep`` and ``jitter``
-    (a number in [0, 1)) are injectable, so that the retry loop can be tested without
-    waiting.  Without a ``client``, one is created from ``session`` (a botocore session,
-    shared with the supervisor's other clients), else from a session of its own.
+    ``sleep`` and ``jitter`` (a number in [0, 1)) are injectable, and the clock comes with
+    the deadline, so that the retry loop can be tested without waiting.  Without a
+    ``client``, one is created from ``session`` (a botocore session, shared with the
+    supervisor's other clients), else from a session of its own.
     """
 
     def __init__(
@@ -264,14 +260,12 @@ class BatchBackend:
         *,
         policy: RetryPolicy | None = None,
         session: Callable[[], BotocoreSession] | None = None,
-        clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._client = client
         self.policy = policy or RetryPolicy()
         self._session = session
-        self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
 
@@ -291,7 +285,7 @@ class BatchBackend:
             self._client = cast("BatchClient", client)
         return self._client
 
-    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
+    def submit(self, job: JobRequest, deadline: Deadline = _NO_DEADLINE) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
         client, request = self.client(), job.submit_kwargs()
@@ -331,14 +325,16 @@ class BatchBackend:
         )
         return job_id
 
-    def _backoff(self, attempt: int, deadline: float | None) -> float | None:
+    def _backoff(self, attempt: int, deadline: Deadline) -> float | None:
         """The wait before the next attempt, or ``None`` when there is to be none."""
         if attempt >= self.policy.max_attempts:
             return None
         delay = self._jitter() * self.policy.ceiling(attempt)
-        if deadline is None:
+        # The last instant at which a whole attempt still fits before the deadline.
+        latest = deadline.less(self.policy.attempt_time).at
+        if latest is None:
             return delay
-        room = deadline - self._clock() - self.policy.attempt_time
+        room = latest - deadline.clock()
         if room < 0:
             return None
         return min(delay, room)

@@ -29,6 +29,8 @@ from supervisor.errors import ExecutionError
 
 if TYPE_CHECKING:
     from supervisor.config import Platform
+    from supervisor.events import Record
+    from supervisor.workspace import InvocationPaths
 
 __all__ = [
     "AWS_CREDENTIAL_VARIABLES",
@@ -170,6 +172,32 @@ class InvocationFacts:
     tmp_dir: Path | None = None
     # The file that holds ``event_json``, given as EVENT_FILE.
     event_file: Path | None = None
+
+    @classmethod
+    def for_record(
+        cls,
+        paths: InvocationPaths,
+        record: Record,
+        *,
+        input_file: Path | None,
+        event_json: str,
+        request_id: str,
+        instance_ip: str,
+    ) -> InvocationFacts:
+        """The facts of ``record`` run in the folders of ``paths``."""
+        return cls(
+            input_file=input_file,
+            input_dir=paths.input_dir,
+            output_dir=paths.output_dir,
+            object_key=record.key,
+            event_time=record.event_time,
+            event_json=event_json,
+            request_id=request_id,
+            instance_ip=instance_ip,
+            query=record.query,
+            tmp_dir=paths.scratch,
+            event_file=paths.event_file,
+        )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from supervisor.deadline import LATE_DRAIN
 from supervisor.environment import (
     AWS_CREDENTIAL_VARIABLES as AWS_CREDENTIAL_VARIABLES,
 )
@@ -66,8 +67,6 @@ _READ_SIZE = 1024 * 1024
 # A larger pipe than the 64 KiB default lets the script write on while a block is logged.
 _PIPE_SIZE = 1024 * 1024
 _PUMP_POLL_MS = 200
-# Seconds the output may still take to end once the deadline less the reserve has passed.
-_LATE_DRAIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,8 @@ class ProcessExecutor:
     ``join_timeout`` bounds the wait for the end of the script's output once its process
     group and what it left behind are gone (a process that left the group holds the pipe
     until the ``reaper`` kills it, later when another script run of this process overlaps
-    this one); past the watchdog's kill instant the wait is 0.1 s, as the reserve pays for it.
+    this one); past the watchdog's kill instant the wait is ``LATE_DRAIN``, as the reserve pays
+    for it.
     ``reaper`` defaults to the one of this process (``supervisor.reaper.process_reaper``).
     """
 
@@ -203,7 +203,7 @@ class ProcessExecutor:
             timed_out = watchdog.supervise(process)
             duration = self._clock() - started
         finally:
-            kill_group(process.pid, watchdog.grace, process=process)
+            kill_group(process.pid, watchdog.grace, process=process, clock=watchdog.clock)
             self._reaper.end(watch)
             self._drain(thread, pump, process.pid, self._drain_time(watchdog))
         logger.info(
@@ -272,10 +272,10 @@ class ProcessExecutor:
         """``join_timeout``, cut to the time left before the watchdog's kill instant: past it,
         the wait would come out of the reserve that pays for the delegation, and what the
         dead group wrote is read within moments."""
-        left = watchdog.remaining()
+        left = watchdog.kill.remaining()
         if left is None:
             return self._join_timeout
-        return min(self._join_timeout, max(left, _LATE_DRAIN))
+        return min(self._join_timeout, max(left, LATE_DRAIN))
 
     def _drain(
         self, thread: threading.Thread, pump: _OutputPump, pgid: int, timeout: float

@@ -13,11 +13,11 @@ error is logged, not raised.  What users see of it is in ``docs/failures.md``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from supervisor.deadline import NO_DEADLINE_HOLD, Deadline
 from supervisor.errors import DelegationError
 from supervisor.sessions import create_client
 
@@ -30,9 +30,6 @@ __all__ = ["NO_DEADLINE_HOLD", "DynamoDBIdempotency", "Idempotency"]
 
 _log = logging.getLogger(__name__)
 
-# How long an "in progress" item holds off other deliveries when the invocation has no deadline.
-NO_DEADLINE_HOLD = 900.0
-
 
 class Idempotency(Protocol):
     def prepare(self) -> None:
@@ -44,7 +41,7 @@ class Idempotency(Protocol):
         record: int | None,
         submit: Callable[[], str],
         *,
-        deadline: float | None,
+        deadline: Deadline,
     ) -> str:
         """The job id of this delivery's job: ``submit()``'s, or the one recorded before."""
 
@@ -54,13 +51,13 @@ class _TimeLeft:
     """The part of a Lambda context powertools reads: the time left, which sets how long an
     ``INPROGRESS`` item holds off other deliveries."""
 
-    deadline: float | None
-    clock: Callable[[], float]
+    deadline: Deadline
 
     def get_remaining_time_in_millis(self) -> int:
-        if self.deadline is None:
+        left = self.deadline.remaining()
+        if left is None:
             return int(NO_DEADLINE_HOLD * 1000)
-        return max(0, int((self.deadline - self.clock()) * 1000))
+        return int(left * 1000)
 
 
 class DynamoDBIdempotency:
@@ -81,7 +78,6 @@ class DynamoDBIdempotency:
         session: Callable[[], BotocoreSession] | None = None,
         connect_timeout: float = 1.0,
         read_timeout: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.table = table
         self._key_prefix = key_prefix
@@ -89,7 +85,6 @@ class DynamoDBIdempotency:
         self._client = client
         self._session = session
         self._timeouts = (connect_timeout, read_timeout)
-        self._clock = clock
         self._layer: DynamoDBPersistenceLayer | None = None
 
     def prepare(self) -> None:
@@ -117,7 +112,7 @@ class DynamoDBIdempotency:
         record: int | None,
         submit: Callable[[], str],
         *,
-        deadline: float | None,
+        deadline: Deadline,
     ) -> str:
         from aws_lambda_powertools.utilities.idempotency import (
             IdempotencyConfig,
@@ -144,7 +139,7 @@ class DynamoDBIdempotency:
 
         config = IdempotencyConfig(
             expires_after_seconds=self._expires_after,
-            lambda_context=cast("LambdaContext", _TimeLeft(deadline, self._clock)),
+            lambda_context=cast("LambdaContext", _TimeLeft(deadline)),
         )
         guarded = idempotent_function(
             submit_once,

@@ -280,13 +280,16 @@ def _reaped(pid: int, timeout: float) -> bool:
     return poll_until(lambda: _reap(pid), timeout)
 
 
-def poll_until(done: Callable[[], bool], timeout: float) -> bool:
+def poll_until(
+    done: Callable[[], bool], timeout: float, clock: Callable[[], float] = time.monotonic
+) -> bool:
     """Call ``done`` until it is true, sleeping 1 ms then twice as long each time (20 ms at
-    most), for up to ``timeout`` s; whether it became true (it is called at least once)."""
-    end = time.monotonic() + timeout
+    most), for up to ``timeout`` s of ``clock``; whether it became true (it is called at
+    least once)."""
+    end = clock() + timeout
     delay = _POLL_FIRST
     while not done():
-        left = end - time.monotonic()
+        left = end - clock()
         if left <= 0:
             return False
         time.sleep(min(delay, left))

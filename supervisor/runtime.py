@@ -1,10 +1,10 @@
-"""The runtime: wires the components for one execution mode and runs an invocation.
+"""The runtime: runs an invocation through the components, in one execution mode.
 
 This is the only place that decides.  A record whose object lies outside the function's
 ``input`` locations is refused first, before any download or hand-over (unless
 ``allow_any_input``): an event of refused records only is an ``EventError``, and among
-others a refused record fails while they run.  Per record of the event it stages the input in,
-runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
+others a refused record fails while they run.  Per record of the event it stages the input
+in, runs the script under the watchdog, and uploads the filtered outputs; in ``batch`` mode
 it hands the event to Batch straight away, and in ``lambda-batch`` mode it hands on a
 record whose run timed out or failed, or that ran out of resources: an input too large
 for the free space of the work folder (``/tmp``), known from the event's size before any
@@ -13,8 +13,10 @@ not send (the kernel's out-of-memory killer), as ``batch.delegate_on`` says.  No
 uploaded from a run that timed out or was delegated.  A record's outcome holds the last
 ``OUTPUT_LIMIT`` bytes of the script's output at most (the whole of it is in the log).
 
-``build_supervisor`` creates the parts (storage clients, the executor, the Batch
-backend) once per process; ``Supervisor.invoke`` is called per event.
+``supervisor.wiring.build_supervisor`` creates the parts (storage clients, the executor,
+the Batch backend) once per process; ``Supervisor.invoke`` is called per event, with the
+invocation's context and its deadline (``supervisor.deadline`` says how the reserve before
+it is spent).
 """
 
 from __future__ import annotations
@@ -22,53 +24,40 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import signal
 import socket
-import stat
-import tempfile
-import time
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from supervisor import allocator, events, filtering, staging, workspace
-from supervisor.delegation import Backend, BatchBackend, RetryPolicy, build_job
-from supervisor.errors import ConfigError, DeadlineError, EventError, ExecutionError, NoSpaceError
-from supervisor.escaping import escape
-from supervisor.execution import (
-    ExecutionResult,
-    Executor,
-    ProcessExecutor,
-    ScriptRun,
-    build_environment,
-)
-from supervisor.hardening import ScriptUser, resolve_user
-from supervisor.sessions import Sessions
+from supervisor.deadline import SUBMIT_MARGIN, Deadline
+from supervisor.delegation import Backend, build_job
+from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, script_environment
+from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
+from supervisor.event_store import EventStore
+from supervisor.execution import ExecutionResult, Executor, ScriptRun
+from supervisor.outcome import Outcome, RecordOutcome
+from supervisor.users import check_reachable, hand_over
 from supervisor.watchdog import Watchdog
+from supervisor.workspace import InvocationPaths
 
 if TYPE_CHECKING:
     from supervisor.config import DelegateReason, FunctionConfig, Platform
     from supervisor.context import InvocationContext
     from supervisor.events import ParsedEvent, Record
+    from supervisor.hardening import ScriptUser
     from supervisor.idempotency import Idempotency
 
 __all__ = [
     "Outcome",
     "RecordOutcome",
     "Supervisor",
-    "build_supervisor",
-    "read_script",
-    "script_user",
 ]
 
 _log = logging.getLogger(__name__)
 
-Status = Literal["succeeded", "failed", "delegated"]
-# Seconds kept between the end of a Batch submission (retries included) and the Lambda deadline.
-SUBMIT_MARGIN = 0.2
 # The most of a script's output (its last bytes) that a record's outcome holds: a Lambda
 # response carries at most 6 MB, the body in base64 (4 MiB take 5.3), and each line of the
 # output is in the log anyway.
@@ -76,88 +65,6 @@ OUTPUT_LIMIT = 4 * 1024 * 1024
 _SIGKILL = int(signal.SIGKILL)
 # Where the supervisor runs a job handed to it, never deciding what runs from the event.
 _JOB_PLATFORMS = ("batch", "oscar")
-
-
-@dataclass(frozen=True)
-class RecordOutcome:
-    """What became of one record: done here, failed here, or handed to Batch."""
-
-    status: Status
-    record: Record
-    output: bytes = b""
-    exit_code: int | None = None
-    timed_out: bool = False
-    uploaded: tuple[str, ...] = ()
-    job_id: str | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of an invocation's records; for an SQS batch, its messages' ids and the
-    messages that could not be read (id, reason), which count as failed."""
-
-    request_id: str
-    records: tuple[RecordOutcome, ...] = field(default_factory=tuple)
-    message_ids: tuple[str, ...] = ()
-    rejected: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def status(self) -> Status:
-        statuses = {record.status for record in self.records}
-        if "failed" in statuses or self.rejected:
-            return "failed"
-        return "delegated" if "delegated" in statuses else "succeeded"
-
-    @property
-    def failed_messages(self) -> tuple[str, ...]:
-        """The ids of the SQS messages with a record that failed, or that were rejected."""
-        failed = {message for message, _ in self.rejected}
-        failed.update(
-            record.record.message_id
-            for record in self.records
-            if record.status == "failed" and record.record.message_id is not None
-        )
-        return tuple(message for message in self.message_ids if message in failed)
-
-    @property
-    def output(self) -> bytes:
-        return b"".join(record.output for record in self.records)
-
-    @property
-    def job_ids(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(r.job_id for r in self.records if r.job_id is not None))
-
-    @property
-    def uploaded(self) -> tuple[str, ...]:
-        return tuple(uri for record in self.records for uri in record.uploaded)
-
-    @property
-    def exit_code(self) -> int:
-        """The first failing record's exit code (1 when it has none), else 0."""
-        for record in self.records:
-            if record.status == "failed":
-                code = record.exit_code
-                if code is None or code == 0:
-                    return 1
-                return code if code > 0 else 128 - code
-        return 1 if self.rejected else 0
-
-    def summary(self) -> str:
-        """A one-paragraph account for a person: what ran where and what came out, a line
-        per record (a key's or a reason's control characters escaped)."""
-        lines = []
-        for record in self.records:
-            what = escape(record.record.key or record.record.file_name or "event")
-            reason = escape(record.reason)
-            if record.status == "delegated":
-                lines.append(f"{what}: delegated to Batch job {record.job_id} ({reason})")
-            elif record.status == "failed":
-                lines.append(f"{what}: failed ({reason})")
-            else:
-                lines.append(f"{what}: done, {len(record.uploaded)} file(s) uploaded")
-        lines += [f"SQS message {message}: rejected ({why})" for message, why in self.rejected]
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -184,10 +91,10 @@ class Supervisor:
         script: str | None,
         host_environ: Mapping[str, str],
         work_root: Path,
-        clock: Callable[[], float] = time.monotonic,
         free_space: staging.FreeSpace = staging.disk_free,
         idempotency: Idempotency | None = None,
         script_user: ScriptUser | None = None,
+        event_store: EventStore | None = None,
     ) -> None:
         self.config = config
         self.platform = platform
@@ -197,12 +104,17 @@ class Supervisor:
         self.script = script
         self._host = dict(host_environ)
         self._work_root = work_root
-        self._clock = clock
         self._free_space = free_space
         self.idempotency = idempotency
         self._instance_ip: str | None = None
         # Who runs the script, when not the supervisor's own user.
         self.script_user = script_user
+        # Where events too large for a job request go, for the delegation step.
+        self.event_store = event_store or EventStore(config, providers, work_root)
+        self._settings = ScriptSettings(
+            variables=config.container.environment.variables,
+            pass_aws_credentials=config.container.pass_aws_credentials,
+        )
 
     @property
     def mode(self) -> str:
@@ -213,7 +125,7 @@ class Supervisor:
         """Create clients and folders now, so that nothing of that is paid at the deadline."""
         self._work_root.mkdir(parents=True, exist_ok=True)
         if self.script_user is not None:
-            _check_reachable(self._work_root, self.script_user)
+            check_reachable(self._work_root, self.script_user)
         if self.mode in ("batch", "lambda-batch"):
             self.backend.prepare()
             if self.idempotency is not None:
@@ -258,10 +170,10 @@ class Supervisor:
         return Outcome(
             context.request_id,
             tuple(
-                _refused(record, refusal)
+                _refused(parsed.records[index], refusal)
                 if refusal
-                else self._process(parsed, record, run, context)
-                for record, refusal in zip(parsed.records, refusals, strict=True)
+                else self._process(parsed, index, run, context)
+                for index, refusal in enumerate(refusals)
             ),
             message_ids=messages,
             rejected=rejected,
@@ -337,76 +249,31 @@ class Supervisor:
             )
 
     def _process(
-        self,
-        parsed: ParsedEvent,
-        record: Record,
-        run: _Run,
-        context: InvocationContext,
+        self, parsed: ParsedEvent, index: int, run: _Run, context: InvocationContext
     ) -> RecordOutcome:
-        watchdog = Watchdog(context.deadline, self.config.timeout_threshold, clock=self._clock)
-        work = Path(tempfile.mkdtemp(prefix="invocation-", dir=self._work_root))
+        """Record number ``index`` run here: staged in, run under the watchdog, its outputs
+        uploaded; or handed on or failed where that cannot be done."""
+        record = parsed.records[index]
+        watchdog = Watchdog(context.deadline, self.config.timeout_threshold)
+        paths = InvocationPaths.create(self._work_root)
         try:
-            input_dir, output_dir = work / "input", work / "output"
-            input_dir.mkdir()
-            output_dir.mkdir()
             try:
-                input_file = self._stage_in(record, input_dir, watchdog)
+                input_file = self._stage_in(record, paths.input_dir, watchdog.kill)
             except DeadlineError as exc:
-                return self._give_up(parsed, record, context, "timeout", str(exc))
+                return self._delegate_or_fail(parsed, index, context, "timeout", str(exc))
             except NoSpaceError as exc:
                 _log.warning("Record %s: %s", record.key or record.source, exc)
-                return self._give_up(parsed, record, context, "resources", str(exc))
-            script_path = work / "script.sh"
-            if run.script is not None:
-                script_path.write_bytes(base64.b64decode(run.script))
-            scratch = work / "tmp"
-            scratch.mkdir()
-            event_json = json.dumps(events.record_event(parsed, record))
-            event_file = work / "event.json"
-            event_file.write_text(event_json, encoding="utf-8", errors="surrogatepass")
-            home = None
-            if self.script_user is not None:
-                home = work / "home"
-                home.mkdir()
-                _hand_over(work, self.script_user, (input_dir, output_dir, scratch, home))
-            environment = build_environment(
-                host=self._host,
-                input_file=input_file,
-                input_dir=input_dir,
-                output_dir=output_dir,
-                object_key=record.key,
-                event_time=record.event_time,
-                event_json=event_json,
-                request_id=context.request_id,
-                instance_ip=self._ip(),
-                variables=self.config.container.environment.variables,
-                query=record.query,
-                tmp_dir=scratch,
-                event_file=event_file,
-                aws_credentials=self.config.container.pass_aws_credentials,
-                platform=self.platform,
-            )
-            if home is not None:
-                # The host's HOME (``/root`` in most images) is not the script user's to write.
-                environment["HOME"] = str(home)
-            script_run = ScriptRun(
-                script_path,
-                environment,
-                work,
-                work / "output.log",
-                args=run.args,
-                image_command=run.image_command,
-                user=self.script_user,
-            )
+                return self._delegate_or_fail(parsed, index, context, "resources", str(exc))
+            script_run = self._script_run(parsed, record, run, paths, input_file, context)
             try:
                 result = self._executor.run(script_run, watchdog)
             except DeadlineError as exc:
-                return self._give_up(parsed, record, context, "timeout", str(exc))
-            return self._finish(parsed, record, result, output_dir, context)
+                return self._delegate_or_fail(parsed, index, context, "timeout", str(exc))
+            return self._finish(parsed, index, result, paths.output_dir, context)
         finally:
-            workspace.remove_tree(work)
+            workspace.remove_tree(paths.work)
 
-    def _stage_in(self, record: Record, input_dir: Path, watchdog: Watchdog) -> Path | None:
+    def _stage_in(self, record: Record, input_dir: Path, deadline: Deadline) -> Path | None:
         if record.is_object and self.config.file_stage_in:
             _log.info("file_stage_in is set: not downloading %s/%s", record.bucket, record.key)
             return None
@@ -417,19 +284,62 @@ class Supervisor:
             self.providers,
             input_dir,
             inputs=self.config.input,
-            deadline=watchdog.kill_at,
-            clock=self._clock,
+            deadline=deadline,
             free_space=self._free_space,
+        )
+
+    def _script_run(
+        self,
+        parsed: ParsedEvent,
+        record: Record,
+        run: _Run,
+        paths: InvocationPaths,
+        input_file: Path | None,
+        context: InvocationContext,
+    ) -> ScriptRun:
+        """The run of the script for ``record``: its files written, its folders given to its
+        user, its environment built."""
+        if run.script is not None:
+            paths.script.write_bytes(base64.b64decode(run.script))
+        paths.scratch.mkdir()
+        event_json = json.dumps(events.record_event(parsed, record))
+        paths.event_file.write_text(event_json, encoding="utf-8", errors="surrogatepass")
+        if self.script_user is not None:
+            paths.home.mkdir()
+            hand_over(paths, self.script_user)
+        facts = InvocationFacts.for_record(
+            paths,
+            record,
+            input_file=input_file,
+            event_json=event_json,
+            request_id=context.request_id,
+            instance_ip=self._ip(),
+        )
+        environment = script_environment(
+            self.platform, self._host, facts, self._settings, frozen=FROZEN
+        )
+        if self.script_user is not None:
+            # The host's HOME (``/root`` in most images) is not the script user's to write.
+            environment["HOME"] = str(paths.home)
+        return ScriptRun(
+            paths.script,
+            environment,
+            paths.work,
+            paths.log,
+            args=run.args,
+            image_command=run.image_command,
+            user=self.script_user,
         )
 
     def _finish(
         self,
         parsed: ParsedEvent,
-        record: Record,
+        index: int,
         result: ExecutionResult,
         output_dir: Path,
         context: InvocationContext,
     ) -> RecordOutcome:
+        record = parsed.records[index]
         output = result.output(OUTPUT_LIMIT)
         if result.succeeded:
             plans = filtering.plan_uploads(output_dir, self.config.output)
@@ -440,37 +350,26 @@ class Supervisor:
             )
         reasons, detail = _diagnose(result, context.memory_limit_in_mb)
         _log.warning("Record %s: %s", record.key or record.source, detail)
-        outcome = self._give_up(parsed, record, context, reasons, detail)
-        return RecordOutcome(
-            outcome.status,
-            record,
-            output,
-            result.exit_code,
-            result.timed_out,
-            job_id=outcome.job_id,
-            reason=outcome.reason,
-        )
+        outcome = self._delegate_or_fail(parsed, index, context, reasons, detail)
+        return replace(outcome, output=output, exit_code=result.exit_code)
 
-    def _give_up(
+    def _delegate_or_fail(
         self,
         parsed: ParsedEvent,
-        record: Record,
+        index: int,
         context: InvocationContext,
         reasons: DelegateReason | tuple[DelegateReason, ...],
         detail: str,
     ) -> RecordOutcome:
-        """Hand the record on to Batch when the mode allows and ``delegate_on`` lists any of
-        ``reasons``, else fail it."""
+        """Hand record number ``index`` on to Batch when the mode allows and ``delegate_on``
+        lists any of ``reasons``, else fail it."""
+        record = parsed.records[index]
         reasons = (reasons,) if isinstance(reasons, str) else reasons
         timed_out = "timeout" in reasons
         if self.mode == "lambda-batch":
             if any(reason in self.config.batch.delegate_on for reason in reasons):
-                job_id = self._delegate(
-                    events.event_for(parsed, record),
-                    parsed.script,
-                    context,
-                    record=_index(parsed, record),
-                )
+                event = events.event_for(parsed, record)
+                job_id = self._delegate(event, parsed.script, context, record=index)
                 return RecordOutcome(
                     "delegated", record, job_id=job_id, timed_out=timed_out, reason=detail
                 )
@@ -487,8 +386,9 @@ class Supervisor:
         record: int | None = None,
     ) -> str:
         """Submit the job for ``event`` (the whole event, or record number ``record`` alone),
-        once per delivery when ``idempotency`` is set, finishing before the deadline."""
-        deadline = None if context.deadline is None else context.deadline - SUBMIT_MARGIN
+        once per delivery when ``idempotency`` is set, finishing ``SUBMIT_MARGIN`` seconds
+        before the deadline."""
+        deadline = context.deadline.less(SUBMIT_MARGIN)
 
         def submit() -> str:
             job = build_job(
@@ -496,18 +396,13 @@ class Supervisor:
                 context,
                 json.dumps(event),
                 script=script,
-                store_event=self._store_event,
+                store_event=self.event_store.put,
             )
-            return self.backend.submit(job, deadline=deadline)
+            return self.backend.submit(job, deadline)
 
         if self.idempotency is None:
             return submit()
         return self.idempotency.once(context.request_id, record, submit, deadline=deadline)
-
-    def _store_event(self, event_json: str) -> str:
-        bucket, folder = _event_store(self.config)
-        key = "/".join(part for part in (folder, f"{uuid.uuid4()}.json") if part)
-        return staging.put_bytes(self.providers, bucket, key, event_json.encode(), self._work_root)
 
     def _ip(self) -> str:
         if self._instance_ip is None:
@@ -544,205 +439,3 @@ def _diagnose(result: ExecutionResult, memory_mb: int) -> tuple[tuple[DelegateRe
             f"SIGKILL (out of memory?{memory})"
         )
     return ("failure",), f"the script exited with {result.exit_code}"
-
-
-def _check_reachable(folder: Path, user: ScriptUser) -> None:
-    """Raise ``ConfigError`` unless ``user`` may enter ``folder`` and every folder above it:
-    the script's folders are made in it, and the script opens them by their whole path."""
-    for path in (folder.resolve(), *folder.resolve().parents):
-        mode = path.stat()
-        if mode.st_uid == user.uid:
-            allowed = mode.st_mode & stat.S_IXUSR
-        elif mode.st_gid == user.gid:
-            allowed = mode.st_mode & stat.S_IXGRP
-        else:
-            allowed = mode.st_mode & stat.S_IXOTH
-        if not allowed:
-            raise ConfigError(
-                f"the script runs as user {user} (script_user), which cannot enter {path} "
-                f"(mode {stat.S_IMODE(mode.st_mode):04o}) to reach the work folder {folder}: "
-                "set SUPERVISOR_WORK_DIR to a folder it can reach, or script_user to root"
-            )
-
-
-def _hand_over(work: Path, user: ScriptUser, folders: tuple[Path, ...]) -> None:
-    """Let ``user`` run the script in ``work``: enter it (not list it), read the script and
-    its event (``EVENT_FILE``), and
-    own ``folders`` (input, output, TMPDIR, HOME) with all that is in them (the staged input).
-
-    The rest of ``work`` (the script's log) stays the supervisor's; links are not followed.
-    """
-    try:
-        work.chmod(0o711)
-        for readable in (work / "script.sh", work / "event.json"):
-            if readable.exists():
-                readable.chmod(0o644)
-        for folder in folders:
-            os.lchown(folder, user.uid, user.gid)
-            for root, dirs, files in os.walk(folder):
-                for name in (*dirs, *files):
-                    os.lchown(os.path.join(root, name), user.uid, user.gid)
-    except OSError as exc:
-        raise ExecutionError(
-            f"cannot give the work folder {work} to the script's user {user}: {exc}"
-        ) from exc
-
-
-def _index(parsed: ParsedEvent, record: Record) -> int:
-    """The position of ``record`` in the event (by identity: two records may be equal)."""
-    return next(i for i, candidate in enumerate(parsed.records) if candidate is record)
-
-
-def _event_store(config: FunctionConfig) -> tuple[str, str]:
-    """Where events too large for a job request go: ``batch.event_store``, else beside the data."""
-    if config.batch.event_store:
-        bucket, _, folder = config.batch.event_store.strip("/").partition("/")
-        return bucket, folder
-    for location in (*config.output, *config.input):
-        if location.storage_provider in ("s3", "s3.default"):
-            return location.bucket, ".supervisor-events"
-    raise ConfigError(
-        "the event is too large for a Batch job request and there is no S3 bucket to keep it "
-        "in: set batch.event_store to bucket/folder"
-    )
-
-
-def build_supervisor(
-    config: FunctionConfig,
-    *,
-    platform: Platform,
-    environ: Mapping[str, str],
-    work_root: Path,
-    storage_root: Path | None = None,
-    storage_events: Path | None = None,
-    backend: Backend | None = None,
-    providers: staging.ProviderSet | None = None,
-    executor: Executor | None = None,
-    free_space: staging.FreeSpace = staging.disk_free,
-    idempotency: Idempotency | None = None,
-    euid: int | None = None,
-) -> Supervisor:
-    """The wiring: pick the executor, the storage and the Batch backend for this host, and
-    who runs the script (``script_user``; ``euid`` is this process's effective user id).
-
-    Their AWS clients share one botocore session (``Sessions``), created when the first
-    of them is.
-    """
-    sessions = Sessions()
-    announce = None
-    if storage_events is not None:
-        # A job of a local workflow: its local storage announces what it writes.
-        from supervisor.local.notifications import announcer
-
-        announce = announcer(storage_events)
-    if executor is None:
-        container = config.container
-        if platform == "lambda-zip" and (container.image or container.image_file):
-            from supervisor.container import UdockerExecutor
-
-            executor = UdockerExecutor.for_host(
-                container.image,
-                image_file=container.image_file,
-                # No ptrace in Lambda, so no proot (P modes): fakechroot unless told.
-                execmode=config.udocker.execmode or "F1",
-                environ=environ,
-                work_root=work_root,
-            )
-        else:
-            executor = ProcessExecutor()
-    return Supervisor(
-        config,
-        platform=platform,
-        providers=providers
-        or staging.build_providers(
-            config,
-            storage_root=storage_root,
-            announce=announce,
-            session_factory=sessions.boto3,
-        ),
-        executor=executor,
-        backend=backend
-        or BatchBackend(
-            policy=RetryPolicy.for_reserve(config.timeout_threshold), session=sessions.botocore
-        ),
-        script=read_script(config, environ),
-        host_environ=environ,
-        work_root=work_root,
-        free_space=free_space,
-        idempotency=idempotency or _idempotency(config, platform, sessions),
-        script_user=script_user(config, platform, environ, os.geteuid() if euid is None else euid),
-    )
-
-
-def script_user(
-    config: FunctionConfig, platform: Platform, environ: Mapping[str, str], euid: int
-) -> ScriptUser | None:
-    """Who runs the script when not the supervisor's own user (``None``).
-
-    Only root can run it as another user.  Then ``script_user`` says who (``root``: root
-    itself); unset, ``nobody`` in a Batch job (``AWS_BATCH_JOB_ID``) and an OSCAR service,
-    where other processes of the container hold the secrets as root.  A local run, and a
-    job of the local Batch backend, keep the user that started them.
-    """
-    setting = config.script_user
-    if euid != 0:
-        if setting is not None:
-            _log.info(
-                "script_user %s has no effect: the supervisor runs as user %d, not root, "
-                "and so does the script",
-                setting,
-                euid,
-            )
-        return None
-    if setting is None:
-        if platform == "oscar" or (platform == "batch" and environ.get("AWS_BATCH_JOB_ID")):
-            setting = "nobody"
-        else:
-            return None
-    if setting == "root":
-        return None
-    user = resolve_user(setting)
-    if user.uid == 0:
-        return None
-    _log.info("Scripts run as user %s (script_user %s)", user, setting)
-    return user
-
-
-def _idempotency(
-    config: FunctionConfig, platform: Platform, sessions: Sessions
-) -> Idempotency | None:
-    """DynamoDB records when the definition names a table and this is Lambda, where retries
-    reuse the request id (elsewhere each run has a request id of its own)."""
-    settings = config.idempotency
-    if settings.table is None or platform not in ("lambda-zip", "lambda-image"):
-        return None
-    from supervisor.idempotency import DynamoDBIdempotency
-
-    policy = RetryPolicy.for_reserve(config.timeout_threshold)
-    return DynamoDBIdempotency(
-        settings.table,
-        key_prefix=config.name,
-        expires_after_seconds=settings.expires_after_seconds,
-        session=sessions.botocore,
-        connect_timeout=policy.connect_timeout,
-        read_timeout=policy.read_timeout,
-    )
-
-
-def read_script(config: FunctionConfig, environ: Mapping[str, str]) -> str | None:
-    """The script as base64: the job's ``SCRIPT``, else the ``init_script`` file, read once."""
-    if environ.get("SCRIPT", "").strip():
-        script = environ["SCRIPT"].strip()
-        try:
-            base64.b64decode(script, validate=True)
-        except ValueError as exc:  # binascii.Error, or a character outside ASCII
-            raise ConfigError("SCRIPT: expected the script encoded in base64") from exc
-        return script
-    if config.init_script is None:
-        return None
-    try:
-        return base64.b64encode(config.init_script.read_bytes()).decode("ascii")
-    except OSError as exc:
-        raise ConfigError(
-            f"init_script: cannot read {str(config.init_script)!r}: {exc.strerror}"
-        ) from exc

@@ -1,9 +1,10 @@
 """The timeout watchdog: owns the deadline of one invocation and enforces it.
 
-The script may run until ``kill_at = deadline - reserve``; the reserve is left to the
-supervisor (to submit a Batch job, to answer).  At ``kill_at`` the whole process group
-of the script gets SIGTERM, then SIGKILL after a short grace, so that no grandchild
-outlives the invocation.  The same group kill cleans up the background processes a
+The script may run until ``kill_at``, the deadline less the reserve; the reserve is left to
+the supervisor (to submit a Batch job, to answer: ``supervisor.deadline`` says how it is
+spent).  At ``kill_at`` the whole process group of the script gets SIGTERM, then SIGKILL
+after a short grace, so that no grandchild outlives the invocation.  Every wait here is
+timed by the deadline's clock.  The same group kill cleans up the background processes a
 script leaves behind when it exits normally, so that a warm container starts clean.
 
 A process that left the group (``setsid``, a daemon) is out of reach of the group kill:
@@ -24,34 +25,25 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 
+from supervisor.deadline import KILL_GRACE, KILL_WAIT, Clock, Deadline
 from supervisor.reaper import open_pidfd, poll_until, stat_fields
 
 __all__ = ["Watchdog", "kill_group"]
 
 logger = logging.getLogger(__name__)
 
-_KILL_WAIT = 2.0
-
 
 class Watchdog:
     """The deadline of one invocation, and the enforcement of it on a script's process group.
 
-    ``deadline`` is a ``clock()`` instant (``time.monotonic()`` by default) or ``None``
-    for no limit; ``reserve`` seconds before it the script is killed.  ``killed_at`` is
-    the ``clock()`` instant at which SIGTERM was sent by the last ``supervise`` call, or
-    ``None`` when the script ended on its own.
+    ``deadline`` may be ``Deadline.none()`` for no limit; ``reserve`` seconds before it the
+    script is killed (``kill``, a deadline of the same clock).  ``killed_at`` is the
+    clock's instant at which SIGTERM was sent by the last ``supervise`` call, or ``None``
+    when the script ended on its own.
     """
 
-    def __init__(
-        self,
-        deadline: float | None,
-        reserve: float,
-        *,
-        grace: float = 0.5,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, deadline: Deadline, reserve: float, *, grace: float = KILL_GRACE) -> None:
         if reserve < 0:
             raise ValueError(f"reserve must not be negative, got {reserve!r}")
         if grace < 0:
@@ -59,27 +51,25 @@ class Watchdog:
         self.deadline = deadline
         self.reserve = reserve
         self.grace = grace
+        self.kill = deadline.less(reserve)
         self.killed_at: float | None = None
-        self._clock = clock
+
+    @property
+    def clock(self) -> Clock:
+        return self.deadline.clock
 
     @property
     def kill_at(self) -> float | None:
         """The instant at which the script is killed, or ``None`` without a deadline."""
-        if self.deadline is None:
-            return None
-        return self.deadline - self.reserve
+        return self.kill.at
 
     def remaining(self) -> float | None:
         """Seconds left until ``kill_at`` (never negative), or ``None`` without a deadline."""
-        kill_at = self.kill_at
-        if kill_at is None:
-            return None
-        return max(0.0, kill_at - self._clock())
+        return self.kill.remaining()
 
     def expired(self) -> bool:
         """Whether ``kill_at`` has been reached."""
-        kill_at = self.kill_at
-        return kill_at is not None and self._clock() >= kill_at
+        return self.kill.expired()
 
     def supervise(self, process: subprocess.Popen[bytes]) -> bool:
         """Wait for ``process`` to exit, killing its process group at ``kill_at``.
@@ -90,19 +80,19 @@ class Watchdog:
         the caller's to clean up with ``kill_group``.
         """
         self.killed_at = None
-        kill_at = self.kill_at
+        kill_at = self.kill.at
         if kill_at is None:
             process.wait()
             return False
         while True:
-            left = kill_at - self._clock()
+            left = kill_at - self.clock()
             if left <= 0:
                 break
             if _wait_exit(process, left):
                 return False
         if process.poll() is not None:
             return False
-        self.killed_at = self._clock()
+        self.killed_at = self.clock()
         logger.warning(
             "script out of time: killing process group %d (%+.1f ms from kill_at, "
             "%.3f s before the deadline)",
@@ -110,35 +100,44 @@ class Watchdog:
             (self.killed_at - kill_at) * 1000.0,
             kill_at + self.reserve - self.killed_at,
         )
-        _kill_group(process.pid, self.grace, process)
+        _kill_group(process.pid, self.grace, process, self.clock)
         return True
 
 
-def kill_group(pgid: int, grace: float, *, process: subprocess.Popen[bytes] | None = None) -> None:
+def kill_group(
+    pgid: int,
+    grace: float,
+    *,
+    process: subprocess.Popen[bytes] | None = None,
+    clock: Clock = time.monotonic,
+) -> None:
     """Terminate every process of group ``pgid``: SIGTERM, up to ``grace`` s, then SIGKILL.
 
     Pass ``process`` (the group leader's ``Popen``) so that it is reaped while waiting:
     an unreaped zombie would keep the group alive.  Returns at once when the group is
-    already empty, as after a script that left nothing behind.
+    already empty, as after a script that left nothing behind.  ``clock`` times the waits
+    (the deadline's clock).
     """
-    if _kill_group(pgid, grace, process):
+    if _kill_group(pgid, grace, process, clock):
         logger.info("killed the processes left in process group %d", pgid)
 
 
-def _kill_group(pgid: int, grace: float, process: subprocess.Popen[bytes] | None) -> bool:
+def _kill_group(
+    pgid: int, grace: float, process: subprocess.Popen[bytes] | None, clock: Clock
+) -> bool:
     """The group kill; True when a live process was found and signalled."""
     _reap(pgid, process)
     if not _group_alive(pgid):
         return False
     _signal_group(pgid, signal.SIGTERM)
-    if _wait_group_gone(pgid, grace, process):
+    if _wait_group_gone(pgid, grace, process, clock):
         return True
     logger.warning(
         "process group %d still alive %.2f s after SIGTERM: sending SIGKILL", pgid, grace
     )
     _signal_group(pgid, signal.SIGKILL)
-    if not _wait_group_gone(pgid, _KILL_WAIT, process):
-        logger.error("process group %d still alive %.1f s after SIGKILL", pgid, _KILL_WAIT)
+    if not _wait_group_gone(pgid, KILL_WAIT, process, clock):
+        logger.error("process group %d still alive %.1f s after SIGKILL", pgid, KILL_WAIT)
     return True
 
 
@@ -147,17 +146,20 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def _wait_group_gone(pgid: int, timeout: float, process: subprocess.Popen[bytes] | None) -> bool:
-    """Wait up to ``timeout`` s for the group to have no live process; True when it has none."""
-    end = time.monotonic() + timeout
+def _wait_group_gone(
+    pgid: int, timeout: float, process: subprocess.Popen[bytes] | None, clock: Clock
+) -> bool:
+    """Wait up to ``timeout`` s of ``clock`` for the group to have no live process; True when
+    it has none."""
+    deadline = Deadline.after(timeout, clock)
     if process is not None and process.returncode is None:
-        _wait_exit(process, timeout)
+        _wait_exit(process, deadline.cap(timeout))
 
     def gone() -> bool:
         _reap(pgid, process)
         return not _group_alive(pgid)
 
-    return poll_until(gone, end - time.monotonic())
+    return poll_until(gone, deadline.cap(timeout), clock)
 
 
 def _reap(pgid: int, process: subprocess.Popen[bytes] | None) -> None:

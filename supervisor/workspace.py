@@ -1,4 +1,8 @@
-"""Work folders: removing one whatever the script left in it.
+"""Work folders: the layout of one record's run, and removing it whatever the script left.
+
+``InvocationPaths`` names the folders and files of a run under its work folder (the input,
+the output, the script's TMPDIR and HOME, the script, its event and its log), made by
+``InvocationPaths.create``.
 
 A script may leave a tree deeper than Python's recursion limit (``mkdir -p`` a thousand
 levels down), or deeper than ``PATH_MAX``, and folders it made unreadable or unwritable
@@ -14,16 +18,70 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-__all__ = ["remove_tree"]
+__all__ = ["InvocationPaths", "remove_tree"]
 
 logger = logging.getLogger(__name__)
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OWNER_ALL = stat.S_IRWXU
+
+
+@dataclass(frozen=True)
+class InvocationPaths:
+    """The folders and files of one record's run, all under ``work``."""
+
+    work: Path
+
+    @classmethod
+    def create(cls, root: Path) -> InvocationPaths:
+        """A fresh work folder under ``root``, with its input and output folders."""
+        paths = cls(Path(tempfile.mkdtemp(prefix="invocation-", dir=root)))
+        try:
+            paths.input_dir.mkdir()
+            paths.output_dir.mkdir()
+        except BaseException:
+            remove_tree(paths.work)
+            raise
+        return paths
+
+    @property
+    def input_dir(self) -> Path:
+        return self.work / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        """Where the script writes what is uploaded (``TMP_OUTPUT_DIR``)."""
+        return self.work / "output"
+
+    @property
+    def scratch(self) -> Path:
+        """The script's ``TMPDIR``."""
+        return self.work / "tmp"
+
+    @property
+    def home(self) -> Path:
+        """The script's ``HOME`` when it runs as a user of its own."""
+        return self.work / "home"
+
+    @property
+    def script(self) -> Path:
+        return self.work / "script.sh"
+
+    @property
+    def event_file(self) -> Path:
+        """The record's event (``EVENT_FILE``)."""
+        return self.work / "event.json"
+
+    @property
+    def log(self) -> Path:
+        """The script's output, as it wrote it."""
+        return self.work / "output.log"
 
 
 def remove_tree(path: Path) -> bool:

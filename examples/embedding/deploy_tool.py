@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 import supervisor
+from supervisor.deadline import Deadline
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,7 +34,8 @@ class PrintingBackend:
     def prepare(self) -> None:
         """Nothing to connect to: a real tool would create its Batch client here."""
 
-    def submit(self, job: supervisor.JobRequest, deadline: float | None = None) -> str:
+    def submit(self, job: supervisor.JobRequest, deadline: Deadline) -> str:
+        """Take the job; a real tool would submit it before ``deadline.remaining()`` runs out."""
         self.requests.append(job)
         names = ", ".join(name for name, _ in job.environment)
         print(f"  would submit job {job.job_name} to queue {job.job_queue} ({names})")

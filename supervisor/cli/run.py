@@ -265,7 +265,7 @@ def _local_backend(config: FunctionConfig, environ: dict[str, str], local_run: _
     """The local Batch backend that runs what the function hands to Batch, recorded in
     ``local_run.backends`` so that a stop signal stops its jobs."""
     from supervisor.local.batch import LocalBatchBackend, definition_environment
-    from supervisor.runtime import read_script
+    from supervisor.wiring import read_script
 
     backend = LocalBatchBackend(
         definition_environment(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from supervisor.deadline import Deadline
 from supervisor.delegation import JobRequest
 from supervisor.environment import (
     AWS_CREDENTIAL_VARIABLES,
@@ -32,6 +33,8 @@ from supervisor.environment import (
 )
 from supervisor.errors import DelegationError
 from supervisor.local.notifications import STORAGE_EVENTS_VARIABLE
+
+_NO_DEADLINE = Deadline.none()
 
 __all__ = ["JobStatus", "LocalBatchBackend", "LocalJob", "definition_environment"]
 
@@ -95,7 +98,7 @@ class LocalBatchBackend:
     def prepare(self) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
 
-    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
+    def submit(self, job: JobRequest, deadline: Deadline = _NO_DEADLINE) -> str:
         """Queue the job and start it when a slot is free; ``DelegationError`` if it cannot
         start now."""
         self.prepare()

@@ -22,7 +22,6 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from functools import partial
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 from supervisor import storage
 from supervisor.botocore_tweaks import send_small_bodies_at_once
 from supervisor.config import FunctionConfig, StorageLocation
+from supervisor.deadline import Deadline
 from supervisor.errors import ConfigError, DeadlineError, NoSpaceError, StagingError
 from supervisor.events import Record
 from supervisor.filtering import PlannedUpload
@@ -72,7 +72,6 @@ logger = logging.getLogger(__name__)
 ProviderKey = tuple[str, str]
 ProviderFactory = Callable[[], StorageProvider]
 SessionFactory = Callable[[], "Session"]
-Clock = Callable[[], float]
 FreeSpace = Callable[[Path], int]
 
 # Room kept beside an input for the script, its log and small outputs.
@@ -81,6 +80,7 @@ SPACE_MARGIN = MIB
 _LISTED = 10
 # ENOSPC, or a user's quota (EDQUOT) on filesystems that have one.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NO_DEADLINE = Deadline.none()
 
 
 class ProviderSet:
@@ -186,12 +186,13 @@ def download(
     input_dir: Path,
     *,
     inputs: Sequence[StorageLocation] = (),
-    deadline: float | None = None,
-    clock: Clock = time.monotonic,
+    deadline: Deadline = _NO_DEADLINE,
     free_space: FreeSpace = disk_free,
     margin: int = SPACE_MARGIN,
 ) -> Path:
     """Stage the record's object (or body) into ``input_dir``; return the file's path.
+
+    The transfer gets what is left before ``deadline``; ``DeadlineError`` when nothing is.
 
     ``NoSpaceError`` when the object's size (from the event) plus ``margin`` is more than
     ``free_space(input_dir)``, before any request; or when the download ran out of space,
@@ -204,7 +205,7 @@ def download(
     dest = input_path(input_dir, record.key, bucket=record.bucket)
     provider = providers.get(*_input_provider(record, inputs))
     uri = provider.uri(record.bucket, record.key)
-    timeout = _remaining(deadline, clock, f"download {uri}")
+    timeout = deadline.timeout(f"download {uri}")
     input_dir.mkdir(parents=True, exist_ok=True)
     _check_room(record, uri, input_dir, free_space, margin)
     logger.info("Downloading %s to %s", uri, dest)
@@ -233,10 +234,10 @@ def upload(
     plans: Sequence[PlannedUpload],
     providers: ProviderSet,
     *,
-    deadline: float | None = None,
-    clock: Clock = time.monotonic,
+    deadline: Deadline = _NO_DEADLINE,
 ) -> list[str]:
-    """Upload the planned files, in parallel per provider; return their URIs in plan order."""
+    """Upload the planned files, in parallel per provider, each group within what is left
+    before ``deadline``; return their URIs in plan order."""
     groups: dict[ProviderKey, list[int]] = {}
     for index, plan in enumerate(plans):
         location = plan.location
@@ -250,7 +251,7 @@ def upload(
         provider = providers.get(provider_type, provider_id)
         items = [_upload_item(plans[index]) for index in indexes]
         try:
-            timeout = _remaining(deadline, clock, f"upload {len(indexes)} file(s)")
+            timeout = deadline.timeout(f"upload {len(indexes)} file(s)")
             group = provider.upload_many(items, timeout=timeout)
         except (StagingError, DeadlineError) as exc:
             done = [*stored, *exc.uploaded]
@@ -401,15 +402,6 @@ def _input_provider(record: Record, inputs: Sequence[StorageLocation]) -> Provid
     if chosen is None:
         return record.provider_type, "default"
     return chosen.provider_type, chosen.provider_id
-
-
-def _remaining(deadline: float | None, clock: Clock, step: str) -> float | None:
-    if deadline is None:
-        return None
-    left = deadline - clock()
-    if left <= 0:
-        raise DeadlineError(f"no time left to {step}")
-    return left
 
 
 def _save_body(record: Record, input_dir: Path) -> Path:

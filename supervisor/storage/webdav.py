@@ -38,6 +38,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from pydantic import Field, field_validator
 
+from supervisor.deadline import Clock, Deadline
 from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
 from supervisor.models import Model, OptionalSecret, OptionalText
 from supervisor.storage.base import Clients, StorageType, UploadItem
@@ -84,7 +85,7 @@ class _Step(NamedTuple):
     prefix: str  # "cannot upload X to Y (storage provider webdav.ID)"
     bucket: str
     key: str
-    deadline: _Deadline
+    deadline: _TimeLimit
 
     def error(self, problem: str) -> StagingError:
         return StagingError(f"{self.prefix}: {problem}", bucket=self.bucket, key=self.key)
@@ -101,27 +102,26 @@ class _Exchange(NamedTuple):
             self.response.close()
 
 
-class _Deadline:
-    """What is left of a transfer's time, as a socket timeout."""
+class _TimeLimit(NamedTuple):
+    """A transfer's deadline, as socket timeouts, and what to say when it passes."""
 
-    def __init__(self, timeout: float | None, what: str) -> None:
-        self._end = None if timeout is None else time.monotonic() + timeout
-        self._timeout = timeout
-        self._what = what
+    deadline: Deadline
+    timeout: float | None
+    what: str
 
     def socket_timeout(self, limit: float) -> float:
-        if self._end is None:
+        left = self.deadline.remaining()
+        if left is None:
             return limit
-        left = self._end - time.monotonic()
         if left <= 0:
             raise self.error()
         return min(limit, left)
 
     def passed(self) -> bool:
-        return self._end is not None and time.monotonic() >= self._end
+        return self.deadline.expired()
 
     def error(self) -> DeadlineError:
-        return DeadlineError(f"the {self._what} did not finish within {self._timeout or 0:.3g} s")
+        return DeadlineError(f"the {self.what} did not finish within {self.timeout or 0:.3g} s")
 
 
 class WebdavStorage:
@@ -137,6 +137,7 @@ class WebdavStorage:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -152,6 +153,7 @@ class WebdavStorage:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._ssl_context = ssl_context
+        self._clock = clock
         # Folders made (or found) by this provider, so that each is asked for once.
         self._folders: set[str] = set()
         if parts.scheme == "http":
@@ -163,6 +165,9 @@ class WebdavStorage:
 
     def uri(self, bucket: str, key: str) -> str:
         return f"{self._shown}/{bucket}/{key}"
+
+    def _limit(self, timeout: float | None, what: str) -> _TimeLimit:
+        return _TimeLimit(Deadline.after(timeout, self._clock), timeout, what)
 
     def download(
         self,
@@ -177,7 +182,7 @@ class WebdavStorage:
         """GET the file into ``dest`` (through a temporary file beside it)."""
         uri = self.uri(bucket, key)
         path = self._path(bucket, key)
-        deadline = _Deadline(timeout, f"download of {uri}")
+        deadline = self._limit(timeout, f"download of {uri}")
         step = _Step(f"cannot download {uri} (storage provider {self.name})", bucket, key, deadline)
         handle, temporary = tempfile.mkstemp(dir=dest.parent, prefix=f"{dest.name}.")
         try:
@@ -197,7 +202,7 @@ class WebdavStorage:
         self, items: Sequence[UploadItem], *, timeout: float | None = None
     ) -> list[str]:
         """PUT each file in turn; the error of a failed one names those stored before it."""
-        deadline = _Deadline(timeout, f"upload of {len(items)} file(s) to {self.name}")
+        deadline = self._limit(timeout, f"upload of {len(items)} file(s) to {self.name}")
         uris: list[str] = []
         for item in items:
             uri = self.uri(item.bucket, item.key)

@@ -37,15 +37,17 @@ from typing import Any, TextIO
 from supervisor import bootstrap, events, logs, signals
 from supervisor.config import Settings
 from supervisor.context import InvocationContext
+from supervisor.deadline import Deadline
 from supervisor.environment import local_host
 from supervisor.errors import SupervisorError
 from supervisor.gpu import inventory
 from supervisor.local.batch import LocalBatchBackend, LocalJob, definition_environment
 from supervisor.local.notifications import announcer
 from supervisor.reaper import process_reaper
-from supervisor.runtime import Supervisor, read_script
+from supervisor.runtime import Supervisor
 from supervisor.storage.local import LocalStorage
 from supervisor.watchdog import kill_group
+from supervisor.wiring import read_script
 from supervisor.workflow import progress
 from supervisor.workflow.definition import Workflow, WorkflowFunction
 from supervisor.workflow.invocation_logs import InvocationLogs
@@ -319,7 +321,7 @@ class WorkflowRunner:
             memory_limit_in_mb=function.memory_mb,
             log_group_name=f"/aws/lambda/{function.name}",
             log_stream_name=request_id,
-            deadline=time.monotonic() + function.timeout,
+            deadline=Deadline.after(function.timeout),
         )
         try:
             with self._logs.capture(Path(invocation.log)):

@@ -26,6 +26,7 @@ import pytest
 
 from handlers import lambda_handler
 from supervisor.container import Udocker, UdockerExecutor, UdockerResult, image_kind
+from supervisor.deadline import Deadline
 from supervisor.errors import DeadlineError, ExecutionError
 from supervisor.execution import ExecutionResult, ScriptRun, build_environment
 from supervisor.watchdog import Watchdog
@@ -162,7 +163,7 @@ def test_the_script_reads_its_input_and_writes_outputs_in_the_container(
         variables={"GREETING": "hi there"},
     )
 
-    result = executor.run(run, Watchdog(time.monotonic() + 60, 1.0))
+    result = executor.run(run, Watchdog(Deadline.after(60), 1.0))
 
     output = result.output().decode()
     assert result.succeeded, output
@@ -213,7 +214,7 @@ def test_a_timeout_kills_every_process_of_the_container(
     tmp_path: Path, environ: dict[str, str], image_file: Path
 ) -> None:
     executor, _ = make_executor(environ, image_file)
-    executor.prepare(Watchdog(None, 0.0))
+    executor.prepare(Watchdog(Deadline.none(), 0.0))
     duration = f"61.{uuid.uuid4().int % 1000:03d}"
     run = script_run(tmp_path, f"sleep {duration} &\nsleep {duration}\necho never\n", environ)
 
@@ -221,7 +222,7 @@ def test_a_timeout_kills_every_process_of_the_container(
         return {pid for pid, line in command_lines() if duration.encode() in line.split(b"\0")}
 
     thread, box = in_background(
-        lambda: executor.run(run, Watchdog(time.monotonic() + 2.5, 0.5, grace=0.5))
+        lambda: executor.run(run, Watchdog(Deadline.after(2.5), 0.5, grace=0.5))
     )
     seen: set[int] = set()
     while thread.is_alive() and len(seen) < 2:
@@ -250,9 +251,9 @@ def test_no_variable_is_on_any_command_line(
         variables={"SECRET": secret},
         event={"token": secret},
     )
-    name = executor.prepare(Watchdog(None, 0.0))
+    name = executor.prepare(Watchdog(Deadline.none(), 0.0))
 
-    thread, box = in_background(lambda: executor.run(run, Watchdog(time.monotonic() + 60, 1.0)))
+    thread, box = in_background(lambda: executor.run(run, Watchdog(Deadline.after(60), 1.0)))
     try:
         wait_for(run.workdir / "output" / "started")
         lines = dict(command_lines())
@@ -277,12 +278,12 @@ def test_warm_invocations_reuse_the_container(
     script = 'echo "$container_uuid"\n'
     executor, udocker = make_executor(environ, image_file)
 
-    first = executor.run(script_run(tmp_path, script, environ), Watchdog(None, 0.0))
+    first = executor.run(script_run(tmp_path, script, environ), Watchdog(Deadline.none(), 0.0))
     prepared = list(udocker.commands)
-    second = executor.run(script_run(tmp_path, script, environ), Watchdog(None, 0.0))
+    second = executor.run(script_run(tmp_path, script, environ), Watchdog(Deadline.none(), 0.0))
     # A new process of the same execution environment finds the container on disk.
     later, later_udocker = make_executor(environ, image_file)
-    third = later.run(script_run(tmp_path, script, environ), Watchdog(None, 0.0))
+    third = later.run(script_run(tmp_path, script, environ), Watchdog(Deadline.none(), 0.0))
 
     assert prepared == ["import", "setup"]
     assert udocker.commands == prepared
@@ -303,7 +304,7 @@ def test_an_image_saved_by_docker_save_is_loaded(
     executor, udocker = make_executor(environ, saved, image=None)
 
     result = executor.run(
-        script_run(tmp_path, "cat /etc/image-release\n", environ), Watchdog(None, 0.0)
+        script_run(tmp_path, "cat /etc/image-release\n", environ), Watchdog(Deadline.none(), 0.0)
     )
 
     assert result.succeeded, result.output()
@@ -321,7 +322,7 @@ def test_a_gpu_host_whose_libraries_udocker_cannot_find_is_an_error(
     )
 
     with pytest.raises(ExecutionError, match=r"NVIDIA GPUs.*nvidia libraries not found"):
-        executor.prepare(Watchdog(None, 0.0))
+        executor.prepare(Watchdog(Deadline.none(), 0.0))
 
     assert udocker.commands == ["import", "setup", "setup", "setup"]
     name = executor._container_name()
@@ -340,7 +341,7 @@ def test_preparing_past_the_deadline_is_stopped(tmp_path: Path, image_file: Path
     started = time.monotonic()
 
     with pytest.raises(DeadlineError, match="did not finish"):
-        executor.prepare(Watchdog(started + 1.0, 0.0))
+        executor.prepare(Watchdog(Deadline(started + 1.0), 0.0))
 
     assert time.monotonic() - started < 5.0
     assert not [line for _, line in command_lines() if duration.encode() in line]
@@ -381,7 +382,7 @@ def test_an_image_that_scar_loaded_into_the_function_is_used_from_its_repository
     executor, udocker = make_executor(host, saved, image="saved/busybox:1")
 
     result = executor.run(
-        script_run(tmp_path, "cat /etc/image-release\n", host), Watchdog(None, 0.0)
+        script_run(tmp_path, "cat /etc/image-release\n", host), Watchdog(Deadline.none(), 0.0)
     )
 
     assert result.succeeded, result.output()
@@ -400,7 +401,7 @@ def test_a_missing_image_file_and_an_image_not_in_the_repository_is_a_clear_erro
     executor, udocker = make_executor(host, missing, image="saved/busybox:1")
 
     with pytest.raises(ExecutionError) as caught:
-        executor.prepare(Watchdog(None, 0.0))
+        executor.prepare(Watchdog(Deadline.none(), 0.0))
 
     message = str(caught.value)
     assert f"container.image_file {missing}" in message

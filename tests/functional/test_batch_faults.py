@@ -320,7 +320,7 @@ def test_an_attempt_that_died_after_marking_in_progress_blocks_only_until_its_de
     request_id = str(uuid.uuid4())
     submit = BatchBackend.submit
 
-    def die(self: BatchBackend, job: Any, deadline: float | None = None) -> str:
+    def die(self: BatchBackend, job: Any, deadline: Any = None) -> str:
         raise Crash
 
     monkeypatch.setattr(BatchBackend, "submit", die)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from supervisor import logs
+from supervisor.deadline import Deadline
 from supervisor.execution import ProcessExecutor, ScriptRun, build_environment
 from supervisor.watchdog import Watchdog
 
@@ -68,7 +69,7 @@ def test_every_line_of_a_large_output_reaches_the_log(tmp_path: Path, log_file: 
     )
     run = ScriptRun(script, environment, work, tmp_path / "script.log")
 
-    result = ProcessExecutor().run(run, Watchdog(deadline=None, reserve=0.0))
+    result = ProcessExecutor().run(run, Watchdog(deadline=Deadline.none(), reserve=0.0))
 
     assert result.succeeded, result.output(2000)
     output = result.output()

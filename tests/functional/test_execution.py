@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.deadline import Deadline
 from supervisor.errors import ExecutionError
 from supervisor.execution import (
     ExecutionResult,
@@ -72,7 +73,7 @@ def run_script(work: Path, environment: dict[str, str]) -> RunScript:
                 workdir=work / "work",
                 log_path=work / "logs" / "script.log",
             ),
-            watchdog or Watchdog(None, 0.0),
+            watchdog or Watchdog(Deadline.none(), 0.0),
         )
 
     return run
@@ -180,7 +181,7 @@ def test_timeout_kills_script_and_grandchild(
     run_script: RunScript, work: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="supervisor")
-    watchdog = Watchdog(time.monotonic() + 2.0, 0.5)
+    watchdog = Watchdog(Deadline.after(2.0), 0.5)
     started = time.monotonic()
 
     result = run_script(
@@ -203,7 +204,7 @@ def test_timeout_kills_script_and_grandchild(
 
 
 def test_script_that_ignores_term_is_killed(run_script: RunScript, work: Path) -> None:
-    watchdog = Watchdog(time.monotonic() + 3.0, 0.2, grace=0.3)
+    watchdog = Watchdog(Deadline.after(3.0), 0.2, grace=0.3)
     started = time.monotonic()
 
     result = run_script(
@@ -222,7 +223,7 @@ def test_script_that_ignores_term_is_killed(run_script: RunScript, work: Path) -
 
 
 def test_script_that_handles_term_exits_its_way(run_script: RunScript) -> None:
-    watchdog = Watchdog(time.monotonic() + 3.0, 0.2, grace=5.0)
+    watchdog = Watchdog(Deadline.after(3.0), 0.2, grace=5.0)
 
     result = run_script(
         "trap 'echo cleaning up; exit 7' TERM\necho started\nwhile :; do sleep 0.05; done\n",
@@ -240,7 +241,7 @@ def test_output_held_outside_the_group_does_not_spend_the_reserve(
     """A process that left the group with a new environment and keeps the output open is
     killed with the run, which does not wait for the output to close."""
     caplog.set_level(logging.INFO, logger="supervisor")
-    watchdog = Watchdog(time.monotonic() + 4.0, 2.0)
+    watchdog = Watchdog(Deadline.after(4.0), 2.0)
 
     result = run_script(
         'setsid env -i /bin/sh -c \'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; '
@@ -280,7 +281,7 @@ def test_background_process_left_after_exit_is_killed(run_script: RunScript, wor
 
 def test_expired_watchdog_does_not_start(run_script: RunScript, work: Path) -> None:
     result = run_script(
-        'touch "$TMP_OUTPUT_DIR/ran"\n', watchdog=Watchdog(time.monotonic() + 1.0, 2.0)
+        'touch "$TMP_OUTPUT_DIR/ran"\n', watchdog=Watchdog(Deadline.after(1.0), 2.0)
     )
 
     assert result.timed_out
@@ -293,7 +294,7 @@ def test_missing_script(work: Path, environment: dict[str, str]) -> None:
     run = ScriptRun(work / "nope.sh", environment, work / "work", work / "script.log")
 
     with pytest.raises(ExecutionError, match=r"nope\.sh"):
-        ProcessExecutor().run(run, Watchdog(None, 0.0))
+        ProcessExecutor().run(run, Watchdog(Deadline.none(), 0.0))
 
 
 def test_missing_shell(run_script: RunScript) -> None:
@@ -339,9 +340,29 @@ def test_kill_group_of_an_empty_group_returns() -> None:
     assert process.returncode == 0
 
 
+def test_the_group_kill_times_its_grace_by_the_clock_it_is_given(tmp_path: Path) -> None:
+    """A grace of an hour on a clock that has already passed it: SIGKILL follows SIGTERM at
+    once (on the real clock the call would wait an hour for a script that ignores TERM)."""
+    pidfile = tmp_path / "script.pid"
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 1; done"],
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    ticks = iter(range(0, 10**9, 10_000))
+
+    kill_group(process.pid, 3600.0, process=process, clock=lambda: float(next(ticks)))
+
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    assert gone(process.pid)
+
+
 def test_watchdog_arithmetic() -> None:
     now = [100.0]
-    watchdog = Watchdog(110.0, 3.0, clock=lambda: now[0])
+    watchdog = Watchdog(Deadline(110.0, lambda: now[0]), 3.0)
 
     assert watchdog.kill_at == 107.0
     assert watchdog.remaining() == 7.0
@@ -349,9 +370,9 @@ def test_watchdog_arithmetic() -> None:
     now[0] = 107.0
     assert watchdog.expired()
     assert watchdog.remaining() == 0.0
-    assert Watchdog(None, 3.0).kill_at is None
-    assert Watchdog(None, 3.0).remaining() is None
-    assert not Watchdog(None, 3.0).expired()
+    assert Watchdog(Deadline.none(), 3.0).kill_at is None
+    assert Watchdog(Deadline.none(), 3.0).remaining() is None
+    assert not Watchdog(Deadline.none(), 3.0).expired()
 
 
 @pytest.mark.parametrize("wait_for_the_escape", [True, False], ids=["escaped", "escaping"])

@@ -35,7 +35,7 @@ from handlers import lambda_handler
 from supervisor.config import parse_config
 from supervisor.context import InvocationContext
 from supervisor.errors import InvocationError, StagingError
-from supervisor.runtime import build_supervisor
+from supervisor.wiring import build_supervisor
 from tests.functional.lambda_support import LambdaFunction, install_function
 
 TAG = uuid.uuid4().hex[:10]

@@ -29,7 +29,8 @@ import pytest
 
 from supervisor.config import parse_config
 from supervisor.context import InvocationContext
-from supervisor.runtime import Outcome, build_supervisor
+from supervisor.runtime import Outcome
+from supervisor.wiring import build_supervisor
 
 COUNT = 50
 SIZE = 64 * 1024

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.deadline import Deadline
 from supervisor.execution import ExecutionResult, ProcessExecutor, ScriptRun
 from supervisor.reaper import Reaper, _child_pids, _scan_children
 from supervisor.watchdog import Watchdog
@@ -55,7 +56,7 @@ def run_script(reaper: Reaper, folder: Path, body: str) -> ExecutionResult:
     environment = {"PATH": os.environ["PATH"], "OUT": str(folder)}
     return ProcessExecutor(reaper=reaper).run(
         ScriptRun(script, environment, folder, folder / "script.log"),
-        Watchdog(None, 0.0),
+        Watchdog(Deadline.none(), 0.0),
     )
 
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from supervisor.config import FunctionConfig, OutputLocation, StorageLocation
+from supervisor.deadline import Deadline
 from supervisor.errors import DeadlineError, StagingError
 from supervisor.events import Record
 from supervisor.filtering import plan_uploads
@@ -283,7 +284,7 @@ def test_an_upload_failing_part_way_names_what_was_stored(
     stored = [f"s3://{bucket}/run/a.txt", f"s3://{bucket}/run/b.txt"]
 
     with pytest.raises(expected) as caught:
-        upload(plans, build_providers(config), deadline=10.0, clock=lambda: next(ticks))
+        upload(plans, build_providers(config), deadline=Deadline(10.0, lambda: next(ticks)))
 
     message = str(caught.value)
     assert message.endswith(f"; uploaded before the failure: {', '.join(stored)}")

@@ -12,7 +12,6 @@ import base64
 import logging
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +20,7 @@ import pytest
 
 from supervisor import staging
 from supervisor.config import FunctionConfig, parse_config
+from supervisor.deadline import Deadline
 from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
 from supervisor.filtering import plan_uploads
 from tests.conftest import DAV_LOGIN as LOGIN
@@ -97,7 +97,7 @@ def test_outputs_are_uploaded_into_their_folders(dav: Dav, tmp_path: Path) -> No
     plans = plan_uploads(output_dir, config.output)
     providers = staging.build_providers(config)
 
-    uris = staging.upload(plans, providers, deadline=time.monotonic() + TIMEOUT)
+    uris = staging.upload(plans, providers, deadline=Deadline.after(TIMEOUT))
 
     folder = dav.root / "data" / "results" / "deep"
     assert (folder / "result.txt").read_bytes() == b"first result\n"

@@ -25,14 +25,15 @@ from supervisor.container import (
     saved_image_name,
 )
 from supervisor.context import InvocationContext
+from supervisor.deadline import Deadline
 from supervisor.delegation import JobRequest
 from supervisor.errors import ConfigError, DeadlineError, ExecutionError
 from supervisor.execution import ExecutionResult, ProcessExecutor, ScriptRun
-from supervisor.runtime import build_supervisor
 from supervisor.watchdog import Watchdog
+from supervisor.wiring import build_supervisor
 
 LAYER = "0123456789abcdef" * 4
-NO_LIMIT = Watchdog(None, 0.0)
+NO_LIMIT = Watchdog(Deadline.none(), 0.0)
 
 
 def tarball(path: Path, members: Mapping[str, bytes | None], mode: str = "w") -> Path:
@@ -275,10 +276,10 @@ def test_preparing_gets_the_time_left_and_none_when_it_is_gone(
     udocker = FakeUdocker(tmp_path / "udocker")
     now = time.monotonic()
     with pytest.raises(DeadlineError, match="no time left"):
-        executor(udocker, image_file=rootfs).prepare(Watchdog(now - 1.0, 0.0))
+        executor(udocker, image_file=rootfs).prepare(Watchdog(Deadline(now - 1.0), 0.0))
     assert udocker.calls == []
 
-    executor(udocker, image_file=rootfs).prepare(Watchdog(now + 30.0, 10.0))
+    executor(udocker, image_file=rootfs).prepare(Watchdog(Deadline(now + 30.0), 10.0))
     assert all(t is not None and 0 < t <= 20.0 for t in udocker.timeouts)
 
 
@@ -381,7 +382,7 @@ class RecordingBackend:
     def prepare(self) -> None:
         pass
 
-    def submit(self, job: JobRequest, deadline: float | None = None) -> str:
+    def submit(self, job: JobRequest, deadline: Deadline | None = None) -> str:
         self.jobs.append(job)
         return "job-1"
 

@@ -11,6 +11,7 @@ import pytest
 
 from supervisor.config import FunctionConfig
 from supervisor.context import InvocationContext
+from supervisor.deadline import Deadline
 from supervisor.delegation import MAX_REQUEST_BYTES, JobRequest, build_job
 from supervisor.errors import DelegationError
 
@@ -22,7 +23,7 @@ CONTEXT = InvocationContext(
     memory_limit_in_mb=1024,
     log_group_name="/aws/lambda/word-stats",
     log_stream_name="2026/11/28/[$LATEST]0123456789abcdef",
-    deadline=123.0,
+    deadline=Deadline(123.0),
 )
 EVENT = json.dumps({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "a b.txt"}}}]})
 SCRIPT = base64.b64encode(b"#!/bin/sh\necho hello\n").decode()

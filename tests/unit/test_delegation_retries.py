@@ -20,6 +20,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from supervisor.deadline import Deadline
 from supervisor.delegation import BatchBackend, JobRequest, RetryPolicy
 from supervisor.errors import DelegationError
 
@@ -88,7 +89,6 @@ def backend(
     return BatchBackend(
         client,  # type: ignore[arg-type]
         policy=policy,
-        clock=clock,
         sleep=clock.sleep,
         jitter=lambda: jitter,
     )
@@ -102,7 +102,7 @@ def test_throttling_is_retried_until_batch_takes_the_job(
     client = FakeBatch(clock, [THROTTLED] * throttled + ["job-1"])
 
     with caplog.at_level(logging.WARNING, logger="supervisor.delegation"):
-        job_id = backend(clock, client).submit(JOB, deadline=clock.now + 30)
+        job_id = backend(clock, client).submit(JOB, deadline=Deadline(clock.now + 30, clock))
 
     assert job_id == "job-1"
     assert len(client.calls) == throttled + 1
@@ -132,7 +132,7 @@ def test_throttling_5xx_and_lost_connections_are_retried(error: Exception) -> No
     clock = Clock()
     client = FakeBatch(clock, [error, "job-2"])
 
-    assert backend(clock, client).submit(JOB, deadline=clock.now + 30) == "job-2"
+    assert backend(clock, client).submit(JOB, deadline=Deadline(clock.now + 30, clock)) == "job-2"
     assert len(client.calls) == 2
 
 
@@ -155,7 +155,7 @@ def test_a_refusal_fails_at_once_naming_the_queue_and_the_error(
     client = FakeBatch(clock, [error, "never"])
 
     with pytest.raises(DelegationError) as raised:
-        backend(clock, client).submit(JOB, deadline=clock.now + 30)
+        backend(clock, client).submit(JOB, deadline=Deadline(clock.now + 30, clock))
 
     assert len(client.calls) == 1
     assert clock.sleeps == []
@@ -175,7 +175,9 @@ def test_when_the_reserve_runs_out_the_last_error_is_named_before_the_deadline(
     policy = RetryPolicy(max_attempts=1000, connect_timeout=0.25, read_timeout=0.5)
 
     with pytest.raises(DelegationError) as raised:
-        backend(clock, client, policy=policy, jitter=jitter).submit(JOB, deadline=deadline)
+        backend(clock, client, policy=policy, jitter=jitter).submit(
+            JOB, deadline=Deadline(deadline, clock)
+        )
 
     message = str(raised.value)
     assert "TooManyRequestsException: Too Many Requests" in message
@@ -195,11 +197,11 @@ def test_the_first_attempt_is_made_even_with_little_time_left() -> None:
     clock = Clock()
     client = FakeBatch(clock, ["job-3"])
 
-    assert backend(clock, client).submit(JOB, deadline=clock.now + 0.1) == "job-3"
+    assert backend(clock, client).submit(JOB, deadline=Deadline(clock.now + 0.1, clock)) == "job-3"
 
     failing = FakeBatch(clock, [THROTTLED])
     with pytest.raises(DelegationError, match="TooManyRequestsException"):
-        backend(clock, failing).submit(JOB, deadline=clock.now + 0.1)
+        backend(clock, failing).submit(JOB, deadline=Deadline(clock.now + 0.1, clock))
     assert len(failing.calls) == 1
 
 
@@ -220,7 +222,7 @@ def test_waits_are_jittered_below_the_exponential_ceiling() -> None:
     clock = Clock()
     client = FakeBatch(clock, [THROTTLED] * 4 + ["job-4"])
 
-    backend(clock, client, jitter=0.25).submit(JOB, deadline=clock.now + 60)
+    backend(clock, client, jitter=0.25).submit(JOB, deadline=Deadline(clock.now + 60, clock))
 
     assert clock.sleeps == pytest.approx([0.025, 0.05, 0.1, 0.2])
 

@@ -12,7 +12,7 @@ import pytest
 from supervisor.config import load_config, parse_config
 from supervisor.errors import ConfigError
 from supervisor.hardening import NOBODY, ScriptUser, resolve_user
-from supervisor.runtime import script_user
+from supervisor.users import script_user
 
 
 def _nobody() -> ScriptUser:

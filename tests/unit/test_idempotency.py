@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from supervisor.config import parse_config
+from supervisor.deadline import Deadline
 from supervisor.errors import ConfigError
 from supervisor.idempotency import NO_DEADLINE_HOLD, DynamoDBIdempotency, _TimeLeft
-from supervisor.runtime import build_supervisor
+from supervisor.wiring import build_supervisor
 
 
 @pytest.mark.parametrize(
@@ -86,9 +87,9 @@ def test_records_are_kept_in_lambda_only(
 def test_an_in_progress_record_holds_until_the_deadline() -> None:
     now = [100.0]
 
-    left = _TimeLeft(deadline=102.5, clock=lambda: now[0])
+    left = _TimeLeft(Deadline(102.5, lambda: now[0]))
 
     assert left.get_remaining_time_in_millis() == 2500
     now[0] = 110.0
     assert left.get_remaining_time_in_millis() == 0
-    assert _TimeLeft(None, lambda: 0.0).get_remaining_time_in_millis() == NO_DEADLINE_HOLD * 1000
+    assert _TimeLeft(Deadline.none()).get_remaining_time_in_millis() == NO_DEADLINE_HOLD * 1000

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.config import FunctionConfig, OutputLocation, StorageLocation
+from supervisor.deadline import Deadline
 from supervisor.errors import ConfigError, DeadlineError, StagingError, UnsafeKeyError
 from supervisor.events import Record
 from supervisor.filtering import plan_uploads
@@ -219,7 +220,7 @@ def test_download_and_upload_through_the_provider_set(
     work = tmp_path / "work"
 
     with caplog.at_level(logging.INFO, logger="supervisor.staging"):
-        path = download(record, providers, work / "input", deadline=100.0, clock=lambda: 0.0)
+        path = download(record, providers, work / "input", deadline=Deadline(100.0, lambda: 0.0))
         (work / "output" / "sub").mkdir(parents=True)
         (work / "output" / "sub" / "r.txt").write_text("r")
         plans = plan_uploads(work / "output", [OutputLocation(path="results/run")])
@@ -249,7 +250,7 @@ def test_a_download_after_the_deadline_raises(root: Path, tmp_path: Path) -> Non
     record = Record(source="s3", bucket="bucket", key="in/data.bin")
 
     with pytest.raises(DeadlineError, match=r"bucket/in/data\.bin"):
-        download(record, providers, tmp_path, deadline=10.0, clock=lambda: 10.0)
+        download(record, providers, tmp_path, deadline=Deadline(10.0, lambda: 10.0))
 
     assert not (tmp_path / "data.bin").exists()
 

@@ -95,7 +95,7 @@ check() {
 }
 
 docs_site() {
-  # The definition's JSON Schema is generated from supervisor/config.py: --check fails when
+  # The definition's JSON Schema is generated from supervisor/config/: --check fails when
   # the committed file is stale, otherwise it is rewritten. The site goes to build/site/.
   log "docs"
   "$PY" docs/hooks/reference.py "$@"

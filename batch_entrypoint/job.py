@@ -32,7 +32,7 @@ from supervisor.context import InvocationContext
 from supervisor.errors import ConfigError, EventError, SupervisorError
 
 if TYPE_CHECKING:
-    from supervisor.config import Platform, Settings
+    from supervisor.config import HostFacts, Platform
     from supervisor.runtime import Supervisor
 
 __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_STOPPED", "run_job"]
@@ -66,13 +66,13 @@ def run_job(
         logs.configure_cli("INFO", secrets=logs.secrets_from_environ(environ), stream=sys.stdout)
         logger.error("%s", exc)
         return EXIT_CONFIG
-    config, settings, secrets = definition.config, definition.settings, definition.secrets
-    oscar = settings.platform == "oscar"
+    config, facts, secrets = definition.config, definition.host_facts, definition.secrets
+    oscar = facts.platform == "oscar"
     logs.configure_cli(
         config.log_level, secrets=secrets, stream=sys.stderr if oscar else sys.stdout
     )
-    log_group = config.batch.log_group or settings.log_group
-    job_id = settings.batch_job_id or ("" if oscar else "job")
+    log_group = config.batch.log_group or facts.log_group
+    job_id = facts.batch_job_id or ("" if oscar else "job")
     cloudwatch = logs.attach_cloudwatch(log_group, job_id, secrets=secrets) if log_group else None
     code = EXIT_ERROR
     try:
@@ -97,15 +97,15 @@ def _run(
     job_id: str,
     stdout: BinaryIO | None,
 ) -> int:
-    config, settings = definition.config, definition.settings
-    platform: Platform = "oscar" if settings.platform == "oscar" else "batch"
+    config, facts = definition.config, definition.host_facts
+    platform: Platform = "oscar" if facts.platform == "oscar" else "batch"
     what = f"OSCAR service {config.name}" if platform == "oscar" else f"Batch job {job_id}"
     supervisor: Supervisor | None = None
     # What the job ends with when a stop signal (``signals.Stopped``) unwinds it.
     code = EXIT_STOPPED
     try:
         supervisor = bootstrap.start(definition, environ, platform=platform)
-        event = _event_text(environ, stdin, supervisor, settings)
+        event = _event_text(environ, stdin, supervisor, facts)
         context = InvocationContext.from_json(
             environ.get("CONTEXT", ""), function_name=config.name, timeout=config.batch.timeout
         )
@@ -135,7 +135,7 @@ def _forget_event(
     if uri is None:
         return
     attempts = definition.config.batch.attempts
-    attempt = definition.settings.batch_job_attempt or 1
+    attempt = definition.host_facts.batch_job_attempt or 1
     if code != 0 and (attempts is None or attempt < attempts):
         logger.info(
             "The stored event %s is kept for a retry (attempt %d of %s)",
@@ -158,13 +158,13 @@ def _log_gpus(inventory: gpu.GpuInventory, job_id: str) -> None:
 
 
 def _event_text(
-    environ: Mapping[str, str], stdin: TextIO | None, supervisor: Supervisor, settings: Settings
+    environ: Mapping[str, str], stdin: TextIO | None, supervisor: Supervisor, facts: HostFacts
 ) -> str:
     if environ.get("EVENT", "").strip():
         return environ["EVENT"]
     uri = _event_uri(environ)
     if uri is not None:
-        data = staging.get_bytes(supervisor.providers, uri, settings.work_root)
+        data = staging.get_bytes(supervisor.providers, uri, facts.work_root)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:

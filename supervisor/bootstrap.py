@@ -6,7 +6,7 @@ supervisor.
 
 - ``load`` finds the definition (an explicit path; OSCAR's ``/oscar/config``; the Lambda
   task root's ``function_config.yaml``; ``FUNCTION_CONFIG`` or ``FDL``), validates it once,
-  reads what the host says of itself (``Settings``) and collects every secret that logs must
+  reads what the host says of itself (``HostFacts``) and collects every secret that logs must
   hide.  It does not configure logging: each entry point logs its own way.  ``strict``
   refuses unknown keys (local runs); without it they are warnings (deployed functions).
 - ``start`` builds the parts for the platform (storage clients, the executor, the Batch
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.config import FunctionConfig, Settings, load_config, load_settings
+from supervisor.config import FunctionConfig, HostFacts, load_config, load_host_facts
 
 if TYPE_CHECKING:
     from supervisor.config import Platform
@@ -50,7 +50,7 @@ class Definition:
     (storage keys, the role's credentials) that no log line may show."""
 
     config: FunctionConfig
-    settings: Settings
+    host_facts: HostFacts
     secrets: tuple[str, ...]
 
 
@@ -70,12 +70,12 @@ def load(
     """
     from supervisor import logs
 
-    settings = load_settings(environ)
+    facts = load_host_facts(environ)
     oscar = _oscar_dir(environ)
     oscar_config = oscar / _OSCAR_CONFIG
-    if path is None and not settings.in_lambda and oscar_config.is_file():
+    if path is None and not facts.in_lambda and oscar_config.is_file():
         config = load_config(environ, oscar_config, function=function, strict=strict)
-        settings = dataclasses.replace(settings, platform="oscar")
+        facts = dataclasses.replace(facts, platform="oscar")
         script = oscar / _OSCAR_SCRIPT
         if config.init_script is None and script.is_file():
             config = config.model_copy(update={"init_script": script})
@@ -85,7 +85,7 @@ def load(
             environ, path, default_path=_task_config(environ), function=function, strict=strict
         )
     secrets = (*config.storage_providers.secrets(), *logs.secrets_from_environ(environ))
-    return Definition(config, settings, tuple(dict.fromkeys(secrets)))
+    return Definition(config, facts, tuple(dict.fromkeys(secrets)))
 
 
 def start(
@@ -107,14 +107,14 @@ def start(
 
     for warning in definition.config.warnings:
         logger.warning("Function definition: %s", warning)
-    settings = definition.settings
+    facts = definition.host_facts
     supervisor = build_supervisor(
         definition.config,
-        platform=platform or settings.platform,
+        platform=platform or facts.platform,
         environ=environ,
-        work_root=work_root or settings.work_root,
-        storage_root=storage_root or settings.storage_root,
-        **{"storage_events": settings.storage_events, **parts},
+        work_root=work_root or facts.work_root,
+        storage_root=storage_root or facts.storage_root,
+        **{"storage_events": facts.storage_events, **parts},
     )
     supervisor.prepare()
     return supervisor

@@ -32,6 +32,9 @@ from supervisor.config import (
     MultiNodeSettings,
     OutputLocation,
     StorageLocation,
+    fdl_functions,
+    load_definition_data,
+    validate_definition,
 )
 from supervisor.errors import ConfigError
 
@@ -253,8 +256,6 @@ def check_file(path: Path, function: str | None = None) -> list[Report]:
 
     A file that cannot be read or parsed is one report with that problem.
     """
-    from supervisor.config import load_definition_data
-
     origin = str(path)
     try:
         data = load_definition_data(path)
@@ -287,8 +288,6 @@ def check_workflow(path: Path) -> list[Report]:
 def _check_fdl(
     data: Mapping[str, Any], origin: str, base: Path, function: str | None
 ) -> list[Report]:
-    from supervisor.config import fdl_functions
-
     try:
         found = fdl_functions(data, origin)
     except ConfigError as exc:
@@ -310,8 +309,6 @@ def _check_fdl(
 
 
 def _check_function(data: Mapping[str, Any], origin: str, part: str, base: Path) -> Report:
-    from supervisor.config import validate_definition
-
     name = data.get("name")
     config, problems = validate_definition(dict(data), base=base)
     problems.extend(_script_problems(data, base))

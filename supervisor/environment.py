@@ -114,7 +114,7 @@ SECRET_VARIABLES: Final = (
 
 # The definition (storage keys included) and what a job carries for the supervisor.
 DEFINITION_VARIABLES: Final = ("FUNCTION_CONFIG", "FDL", "SCRIPT", "EVENT_URI", "CONTEXT")
-# The supervisor's settings (``config.load_settings``, the definition's overrides) and the
+# The supervisor's settings (``config.load_host_facts``, the definition's overrides) and the
 # Lambda Runtime API, through which a process could answer for the invocation.
 SUPERVISOR_SETTINGS: Final = (
     "LOG_LEVEL",

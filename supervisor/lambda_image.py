@@ -9,7 +9,7 @@ returns to ``/response``, or what it raises to ``/error``; the supervisor built 
 invocation serves every warm one of the execution environment.
 
 The handler tells the platform apart by ``AWS_EXECUTION_ENV`` (see
-``config.load_settings``).  Lambda sets ``AWS_Lambda_Image`` there for a deployed image, but
+``config.load_host_facts``).  Lambda sets ``AWS_Lambda_Image`` there for a deployed image, but
 the runtime interface emulator and images not built on an AWS base image leave it unset,
 and an AWS base image's own entry script sets the managed runtime's name
 (``AWS_Lambda_python3.12``), which would mean the zip runtime and its udocker containers.
@@ -47,7 +47,7 @@ class RuntimeClientMissingError(SupervisorError):
 
 
 def mark_image_runtime(environ: MutableMapping[str, str]) -> None:
-    """Make ``environ`` say "Lambda container-image runtime" to ``config.load_settings``."""
+    """Make ``environ`` say "Lambda container-image runtime" to ``config.load_host_facts``."""
     if not environ.get("AWS_EXECUTION_ENV", "").startswith(IMAGE_EXECUTION_ENV):
         environ["AWS_EXECUTION_ENV"] = IMAGE_EXECUTION_ENV
 

@@ -344,7 +344,9 @@ def _partial_upload(
 
 def _printable(text: str) -> str:
     """``text`` with control characters escaped, so that an error stays one line."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    from supervisor.escaping import escape
+
+    return escape(text)
 
 
 def matching_input(record: Record, inputs: Sequence[StorageLocation]) -> StorageLocation | None:

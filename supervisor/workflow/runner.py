@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from supervisor import bootstrap, events, logs, signals
-from supervisor.config import Settings
+from supervisor.config import HostFacts
 from supervisor.context import InvocationContext
 from supervisor.deadline import Deadline
 from supervisor.environment import local_host
@@ -191,7 +191,7 @@ class WorkflowRunner:
 
     def _definition(self, function: WorkflowFunction) -> bootstrap.Definition:
         """What a deployed function's bootstrap would load, on this machine's storage."""
-        settings = Settings(
+        facts = HostFacts(
             platform="local",
             storage_root=self.storage_root,
             work_root=self.work_dir,
@@ -199,7 +199,7 @@ class WorkflowRunner:
             log_group=None,
             storage_events=self.notifications,
         )
-        return bootstrap.Definition(function.config, settings, self._secrets)
+        return bootstrap.Definition(function.config, facts, self._secrets)
 
     # -- the run ---------------------------------------------------------------------
 

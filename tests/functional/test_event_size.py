@@ -366,7 +366,7 @@ def test_a_deletion_that_fails_is_a_warning(caplog: pytest.LogCaptureFixture) ->
     providers = staging.ProviderSet({("s3", "default"): lambda: staging.S3Storage(client)})
     definition = SimpleNamespace(
         config=SimpleNamespace(batch=SimpleNamespace(attempts=None)),
-        settings=SimpleNamespace(batch_job_attempt=1),
+        host_facts=SimpleNamespace(batch_job_attempt=1),
     )
     environ = {"EVENT_URI": "s3://events/.supervisor-events/one.json"}
 

@@ -288,7 +288,7 @@ def test_the_minio_keys_oscar_mounts_replace_its_hidden_placeholders(
 
     loaded = bootstrap.load(environ)
 
-    assert loaded.settings.platform == "oscar"
+    assert loaded.host_facts.platform == "oscar"
     minio = loaded.config.storage_providers.minio
     assert minio["default"].access_key is not None
     assert minio["default"].access_key.get_secret_value() == "default-mounted-access"

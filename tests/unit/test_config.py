@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import load_config, load_settings, parse_config
+from supervisor.config import load_config, load_host_facts, parse_config
 from supervisor.errors import ConfigError
 
 DEFINITION = """\
@@ -170,4 +170,4 @@ def test_secret_values_are_not_echoed_in_errors() -> None:
     ],
 )
 def test_platform(environ: dict[str, str], platform: str) -> None:
-    assert load_settings(environ).platform == platform
+    assert load_host_facts(environ).platform == platform

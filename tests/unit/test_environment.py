@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from supervisor import config, logs
-from supervisor.config import Platform
+from supervisor import logs
+from supervisor.config import Platform, reading
 from supervisor.environment import (
     AWS_CREDENTIAL_VARIABLES,
     CONTRACT_VARIABLES,
@@ -441,7 +441,7 @@ def test_local_runs_put_their_python_first(path: str | None, expected: str) -> N
 
 
 def test_the_definitions_overrides_are_supervisor_settings() -> None:
-    assert set(config._OVERRIDES) <= set(SUPERVISOR_SETTINGS)
+    assert set(reading._OVERRIDES) <= set(SUPERVISOR_SETTINGS)
 
 
 def test_log_redaction_takes_its_names_from_the_policy() -> None:

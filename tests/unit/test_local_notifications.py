@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from supervisor import events
-from supervisor.config import load_settings
+from supervisor.config import load_host_facts
 from supervisor.errors import StagingError
 from supervisor.events import object_created
 from supervisor.local import notifications
@@ -274,10 +274,10 @@ def test_a_reader_skips_the_temporary_files(tmp_path: Path, source: Path) -> Non
         ({"SUPERVISOR_STORAGE_ROOT": "", "SUPERVISOR_STORAGE_EVENTS": "/data/events"}, None, None),
     ],
 )
-def test_load_settings_storage_events(
+def test_load_host_facts_storage_events(
     environ: dict[str, str], root: Path | None, notifications: Path | None
 ) -> None:
-    settings = load_settings(environ)
+    settings = load_host_facts(environ)
     assert settings.storage_root == root
     assert settings.storage_events == notifications
 
@@ -295,7 +295,7 @@ def test_definition_environment_with_storage_events(tmp_path: Path) -> None:
     assert base64.b64decode(environment["FUNCTION_CONFIG"]) == b"name: f\n"
     assert "AWS_SECRET_ACCESS_KEY" not in environment
     # What the job reads back.
-    settings = load_settings(environment)
+    settings = load_host_facts(environment)
     assert settings.storage_root == tmp_path / "storage"
     assert settings.storage_events == tmp_path / "notifications"
 

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from supervisor import events
-from supervisor.config import FunctionConfig, _as_json, parse_config
+from supervisor.config import FunctionConfig, parse_config
+from supervisor.config.reading import _as_json
 from supervisor.errors import ConfigError, EventError
 from supervisor.events import ParsedEvent, Record
 

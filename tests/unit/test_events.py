@@ -304,3 +304,39 @@ def test_a_delegated_record_handed_on_alone_keeps_its_provider(load_event: Load)
     (record,) = again.records
     assert record.key == "incoming/two.txt"
     assert (record.provider_type, record.provider_id) == ("s3", "archive")
+
+
+def test_a_query_parameter_named_to_forge_a_line_is_named_on_one_line() -> None:
+    event = {
+        "version": "2.0",
+        "routeKey": "POST /",
+        "requestContext": {"http": {"method": "POST"}},
+        "body": "",
+        "queryStringParameters": {"a\nINFO finished\x1b[2K\u2028": "\ud800"},
+    }
+    with pytest.raises(EventError) as raised:
+        events.parse(event)
+    message = str(raised.value)
+    assert "INFO finished" in message
+    assert "lone surrogate U+D800" in message
+    assert not {"\n", "\x1b", "\u2028"} & set(message)
+
+
+def test_a_folder_marker_named_to_forge_a_line_is_logged_on_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="supervisor.events")
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "s3": {
+                    "bucket": {"name": "in"},
+                    "object": {"key": "x%0AINFO+finished%1B%5B2K/", "size": 0},
+                },
+            }
+        ]
+    }
+    assert events.parse(event).records == ()
+    (line,) = [r.getMessage() for r in caplog.records if "folder marker" in r.getMessage()]
+    assert line == "Skipping the folder marker in/x\\nINFO finished\\x1b[2K/: it is not a file"

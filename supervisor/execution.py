@@ -4,9 +4,9 @@ Owns the script's environment (a fresh dict built by ``build_environment`` with 
 of ``supervisor.environment``, never the supervisor's own ``os.environ``), the process
 that runs it (``/bin/sh SCRIPT`` in its own process group, under the ``Watchdog``; what it
 leaves outside its group is killed by ``supervisor.reaper``), and its output (copied to a
-per-invocation log file and logged through the ``supervisor.script`` logger, a block of
-lines per record).  The udocker executor (``supervisor.container``) runs its ``udocker run``
-command through the same ``ProcessExecutor.run_command``.
+per-invocation log file and logged a block of lines per record, by
+``supervisor.script_output``).  The udocker executor (``supervisor.container``) runs its
+``udocker run`` command through the same ``ProcessExecutor.run_command``.
 
 A script that fails or times out is an ``ExecutionResult``; ``ExecutionError`` is raised
 only when the script cannot be started at all.
@@ -14,12 +14,9 @@ only when the script cannot be started at all.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import logging
 import os
-import select
 import subprocess
 import threading
 import time
@@ -37,7 +34,8 @@ from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, scri
 from supervisor.environment import HOST_VARIABLES as HOST_VARIABLES
 from supervisor.errors import ExecutionError
 from supervisor.hardening import ScriptUser, protect_process
-from supervisor.reaper import Reaper, process_reaper
+from supervisor.reaper import Reaper, ScriptWatch, process_reaper
+from supervisor.script_output import OutputPump
 from supervisor.watchdog import Watchdog, kill_group
 
 if TYPE_CHECKING:
@@ -52,21 +50,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-script_logger = logging.getLogger("supervisor.script")
-
-
-# The script's output is logged a block of lines per record (``supervisor.logs`` writes each
-# line with its prefix): a record per line made 100 MB of output cost a minute.  A block is
-# at most _BLOCK_BYTES and _BLOCK_LINES, so that a record, escaped (up to 4 characters a
-# byte) and prefixed, stays under the 256 KiB of a CloudWatch Logs event.
-_BLOCK_BYTES = 48 * 1024
-_BLOCK_LINES = 1024
-# A longer line is logged in pieces of this size (the log file has it whole).
-_MAX_LINE = _BLOCK_BYTES
-_READ_SIZE = 1024 * 1024
-# A larger pipe than the 64 KiB default lets the script write on while a block is logged.
-_PIPE_SIZE = 1024 * 1024
-_PUMP_POLL_MS = 200
 
 
 @dataclass(frozen=True)
@@ -172,31 +155,14 @@ class ProcessExecutor:
         """Run ``command`` for ``run`` in ``run.workdir`` with exactly ``environment``,
         in a new session under ``watchdog``, its output going to ``run.log_path``."""
         if watchdog.expired():
-            logger.warning("no time left before the deadline: script %s not started", run.script)
-            _open_log(run.log_path).close()
-            return ExecutionResult(
-                exit_code=None, timed_out=True, duration=0.0, log_path=run.log_path
-            )
+            return _not_started(run)
         if run.image_command is None and not run.script.is_file():
             raise ExecutionError(f"cannot run script {run.script}: no such file")
-        log_file = _open_log(run.log_path)
-        read_fd, write_fd = os.pipe()
-        watch = self._reaper.begin(f"script {run.script}")
-        try:
-            process = self._start(run, command, environment, write_fd)
-        except BaseException:
-            self._reaper.end(watch)
-            os.close(read_fd)
-            log_file.close()
-            raise
-        finally:
-            os.close(write_fd)
-        watch.track(process.pid)
+        process, watch, pump = self._launch(run, command, environment)
         started = self._clock()
         logger.info("script %s started as process group %d", run.script, process.pid)
         # Names only: values may be secrets the function handed to its script.
         logger.debug("script %s environment: %s", run.script, " ".join(sorted(environment)))
-        pump = _OutputPump(read_fd, log_file)
         thread = threading.Thread(target=pump.run, name=f"script-output-{process.pid}", daemon=True)
         thread.start()
         try:
@@ -219,6 +185,26 @@ class ProcessExecutor:
             duration=duration,
             log_path=run.log_path,
         )
+
+    def _launch(
+        self, run: ScriptRun, command: Sequence[str], environment: Mapping[str, str]
+    ) -> tuple[subprocess.Popen[bytes], ScriptWatch, OutputPump]:
+        """The process started and watched by the reaper, with the pump of its output into
+        ``run.log_path`` (not yet reading)."""
+        log_file = _open_log(run.log_path)
+        read_fd, write_fd = os.pipe()
+        watch = self._reaper.begin(f"script {run.script}")
+        try:
+            process = self._start(run, command, environment, write_fd)
+        except BaseException:
+            self._reaper.end(watch)
+            os.close(read_fd)
+            log_file.close()
+            raise
+        finally:
+            os.close(write_fd)
+        watch.track(process.pid)
+        return process, watch, OutputPump(read_fd, log_file)
 
     def _start(
         self,
@@ -244,29 +230,8 @@ class ProcessExecutor:
                 group=None if user is None else user.gid,
                 extra_groups=None if user is None else [],
             )
-        except PermissionError as exc:
-            if user is None:
-                raise ExecutionError(
-                    f"cannot run script {run.script} with {command[0]} in {run.workdir}: {exc}"
-                ) from exc
-            raise ExecutionError(
-                f"cannot run script {run.script} as user {user} (script_user) with "
-                f"{command[0]} in {run.workdir}: {exc}; that user must be able to enter "
-                "every folder above the work folder"
-            ) from exc
-        except OSError as exc:
-            if exc.errno == errno.E2BIG:
-                size = sum(len(k) + len(v) + 2 for k, v in environment.items())
-                raise ExecutionError(
-                    f"cannot run script {run.script}: its environment is too large "
-                    f"({len(environment)} variables, {size} bytes; one variable may "
-                    f"hold at most 128 KiB)"
-                ) from exc
-            raise ExecutionError(
-                f"cannot run script {run.script} with {command[0]} in {run.workdir}: {exc}"
-            ) from exc
-        except ValueError as exc:
-            raise ExecutionError(f"cannot run script {run.script}: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raise _start_error(run, command[0], environment, exc) from exc
 
     def _drain_time(self, watchdog: Watchdog) -> float:
         """``join_timeout``, cut to the time left before the watchdog's kill instant: past it,
@@ -277,9 +242,7 @@ class ProcessExecutor:
             return self._join_timeout
         return min(self._join_timeout, max(left, LATE_DRAIN))
 
-    def _drain(
-        self, thread: threading.Thread, pump: _OutputPump, pgid: int, timeout: float
-    ) -> None:
+    def _drain(self, thread: threading.Thread, pump: OutputPump, pgid: int, timeout: float) -> None:
         thread.join(timeout)
         if thread.is_alive():
             logger.warning(
@@ -334,76 +297,38 @@ def build_environment(
     )
 
 
+def _not_started(run: ScriptRun) -> ExecutionResult:
+    """A run with no time left: an empty log, and a timeout."""
+    logger.warning("no time left before the deadline: script %s not started", run.script)
+    _open_log(run.log_path).close()
+    return ExecutionResult(exit_code=None, timed_out=True, duration=0.0, log_path=run.log_path)
+
+
+def _start_error(
+    run: ScriptRun, program: str, environment: Mapping[str, str], exc: Exception
+) -> ExecutionError:
+    """Why the script could not be started, with what helps to fix it."""
+    if isinstance(exc, ValueError):
+        return ExecutionError(f"cannot run script {run.script}: {exc}")
+    if isinstance(exc, PermissionError) and run.user is not None:
+        return ExecutionError(
+            f"cannot run script {run.script} as user {run.user} (script_user) with "
+            f"{program} in {run.workdir}: {exc}; that user must be able to enter "
+            "every folder above the work folder"
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.E2BIG:
+        size = sum(len(k) + len(v) + 2 for k, v in environment.items())
+        return ExecutionError(
+            f"cannot run script {run.script}: its environment is too large "
+            f"({len(environment)} variables, {size} bytes; one variable may "
+            f"hold at most 128 KiB)"
+        )
+    return ExecutionError(f"cannot run script {run.script} with {program} in {run.workdir}: {exc}")
+
+
 def _open_log(path: Path) -> BinaryIO:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.open("wb", buffering=0)
     except OSError as exc:
         raise ExecutionError(f"cannot create the script's log file {path}: {exc}") from exc
-
-
-class _OutputPump:
-    """Copies the script's output from a pipe to the log file and to the script logger.
-
-    The log file gets every byte as read.  The logger gets blocks of whole lines (a line's
-    ending removed, an unfinished last line logged once the output ends), one
-    record per block, the text decoded as UTF-8 with invalid bytes replaced.
-    """
-
-    def __init__(self, fd: int, log_file: BinaryIO) -> None:
-        self._fd = fd
-        self._log_file = log_file
-        self._stopped = threading.Event()
-        self._pending = b""
-        self._logging = script_logger.isEnabledFor(logging.INFO)
-        with contextlib.suppress(OSError):  # over the system's limit: the default size
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def run(self) -> None:
-        poller = select.poll()
-        poller.register(self._fd, select.POLLIN)
-        try:
-            while not self._stopped.is_set():
-                if not poller.poll(_PUMP_POLL_MS):
-                    continue
-                chunk = os.read(self._fd, _READ_SIZE)
-                if not chunk:
-                    break
-                self._log_file.write(chunk)
-                if self._logging:
-                    self._emit(chunk)
-            if self._pending:
-                self._log_block(self._pending)
-        except OSError:
-            logger.exception("reading the script's output failed")
-        finally:
-            os.close(self._fd)
-            self._log_file.close()
-
-    def _emit(self, chunk: bytes) -> None:
-        data = self._pending + chunk if self._pending else chunk
-        start, end = 0, data.rfind(b"\n") + 1
-        while start < end:
-            stop = min(end, start + _BLOCK_BYTES)
-            if stop < end:
-                stop = data.rfind(b"\n", start, stop) + 1 or stop
-            if data.count(b"\n", start, stop) > _BLOCK_LINES:
-                stop -= len(data[start:stop].split(b"\n", _BLOCK_LINES)[-1])
-            self._log_block(data[start:stop])
-            start = stop
-        while len(data) - start >= _MAX_LINE:
-            self._log_block(data[start : start + _MAX_LINE])
-            start += _MAX_LINE
-        self._pending = data[start:]
-
-    @staticmethod
-    def _log_block(block: bytes) -> None:
-        text = block.decode("utf-8", errors="replace")
-        if text.endswith("\n"):
-            text = text[:-1].removesuffix("\r")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        script_logger.info("%s", text)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_DEADLINE_HOLD", "DynamoDBIdempotency", "Idempotency"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class Idempotency(Protocol):
@@ -114,76 +114,100 @@ class DynamoDBIdempotency:
         *,
         deadline: Deadline,
     ) -> str:
-        from aws_lambda_powertools.utilities.idempotency import (
-            IdempotencyConfig,
-            idempotent_function,
-        )
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (
-            BaseError,
-            IdempotencyAlreadyInProgressError,
-            IdempotencyPersistenceLayerError,
-        )
+        from aws_lambda_powertools.utilities.idempotency.exceptions import BaseError
 
         what = _delivery(request_id, record)
-        submitted: list[str] = []
-        failed: list[Exception] = []
-
-        def submit_once(delivery: dict[str, Any]) -> dict[str, str]:
-            try:
-                job_id = submit()
-            except Exception as exc:
-                failed.append(exc)
-                raise
-            submitted.append(job_id)
-            return {"job_id": job_id}
-
-        config = IdempotencyConfig(
-            expires_after_seconds=self._expires_after,
-            lambda_context=cast("LambdaContext", _TimeLeft(deadline)),
-        )
-        guarded = idempotent_function(
-            submit_once,
-            data_keyword_argument="delivery",
-            persistence_store=self._persistence(),
-            config=config,
-            key_prefix=self._key_prefix,
-        )
+        submission = _Submission(submit)
+        guarded = self._guarded(submission.run, deadline)
         try:
             result = guarded(delivery={"request_id": request_id, "record": record})
-        except IdempotencyAlreadyInProgressError as exc:
-            raise DelegationError(
-                f"{what} is being handed to Batch by another delivery (idempotency table "
-                f"{self.table}); not submitting a second job, try again later"
-            ) from exc
-        except IdempotencyPersistenceLayerError as exc:
-            if submitted:
-                _log.warning(
-                    "Submitted Batch job %s for %s but could not record it in idempotency "
-                    "table %s: %s",
-                    submitted[0],
-                    what,
-                    self.table,
-                    _cause(exc),
-                )
-                return submitted[0]
-            if failed:
-                raise DelegationError(
-                    f"{failed[0]} (and the idempotency table {self.table} failed: {_cause(exc)})"
-                ) from failed[0]
-            raise DelegationError(
-                f"idempotency table {self.table} failed, so the job for {what} was not "
-                f"submitted: {_cause(exc)}"
-            ) from exc
         except BaseError as exc:
-            raise DelegationError(f"idempotency table {self.table}: {what}: {exc}") from exc
+            return self._after_table_error(exc, submission, what)
         job_id = result.get("job_id") if isinstance(result, dict) else None
         if not isinstance(job_id, str) or not job_id:
             raise DelegationError(
                 f"idempotency table {self.table} holds {result!r} for {what}, not a job id"
             )
-        if not submitted:
-            _log.info("%s was handed to Batch before as job %s; not submitting again", what, job_id)
+        if submission.job_id is None:
+            logger.info(
+                "%s was handed to Batch before as job %s; not submitting again", what, job_id
+            )
         return job_id
+
+    def _guarded(
+        self, function: Callable[[dict[str, Any]], dict[str, str]], deadline: Deadline
+    ) -> Callable[..., Any]:
+        """``function`` under powertools' idempotency utility, keyed by its ``delivery``
+        argument; an ``INPROGRESS`` item holds until ``deadline``."""
+        from aws_lambda_powertools.utilities.idempotency import (
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        config = IdempotencyConfig(
+            expires_after_seconds=self._expires_after,
+            lambda_context=cast("LambdaContext", _TimeLeft(deadline)),
+        )
+        guarded: Callable[..., Any] = idempotent_function(
+            function,
+            data_keyword_argument="delivery",
+            persistence_store=self._persistence(),
+            config=config,
+            key_prefix=self._key_prefix,
+        )
+        return guarded
+
+    def _after_table_error(self, exc: Exception, submission: _Submission, what: str) -> str:
+        """The job id when the job was submitted all the same; else the ``DelegationError``
+        that says what the table did, and what the submission did."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+        )
+
+        if isinstance(exc, IdempotencyAlreadyInProgressError):
+            raise DelegationError(
+                f"{what} is being handed to Batch by another delivery (idempotency table "
+                f"{self.table}); not submitting a second job, try again later"
+            ) from exc
+        if not isinstance(exc, IdempotencyPersistenceLayerError):
+            raise DelegationError(f"idempotency table {self.table}: {what}: {exc}") from exc
+        if submission.job_id is not None:
+            logger.warning(
+                "Submitted Batch job %s for %s but could not record it in idempotency table %s: %s",
+                submission.job_id,
+                what,
+                self.table,
+                _cause(exc),
+            )
+            return submission.job_id
+        if submission.error is not None:
+            raise DelegationError(
+                f"{submission.error} (and the idempotency table {self.table} failed: {_cause(exc)})"
+            ) from submission.error
+        raise DelegationError(
+            f"idempotency table {self.table} failed, so the job for {what} was not "
+            f"submitted: {_cause(exc)}"
+        ) from exc
+
+
+class _Submission:
+    """One delivery's call of ``submit`` under the idempotency utility, and how it went:
+    powertools hands back only what the function returned, and a table error that follows a
+    submission hides whether the job was submitted."""
+
+    def __init__(self, submit: Callable[[], str]) -> None:
+        self._submit = submit
+        self.job_id: str | None = None
+        self.error: Exception | None = None
+
+    def run(self, delivery: dict[str, Any]) -> dict[str, str]:
+        try:
+            self.job_id = self._submit()
+        except Exception as exc:
+            self.error = exc
+            raise
+        return {"job_id": self.job_id}
 
 
 def _delivery(request_id: str, record: int | None) -> str:

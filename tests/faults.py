@@ -45,10 +45,13 @@ class Fault:
     after_bytes: int = 0
     times: int | None = 1
     delay: float = 0.0
+    target: str = ""
     fired: int = field(default=0, init=False)
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, target: str = "") -> bool:
         if self.times is not None and self.fired >= self.times:
+            return False
+        if self.target and not re.search(self.target, target):
             return False
         return bool(re.fullmatch(self.method, method) and re.search(self.path, path))
 
@@ -89,11 +92,11 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def _take(self, method: str, path: str) -> Fault | None:
+    def _take(self, method: str, path: str, target: str = "") -> Fault | None:
         with self._lock:
             self.requests.append((method, path))
             for fault in self.faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, target):
                     fault.fired += 1
                     return fault
         return None
@@ -109,7 +112,7 @@ class FaultProxy:
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                fault = proxy._take(self.command, self.path)
+                fault = proxy._take(self.command, self.path, self.headers.get("X-Amz-Target", ""))
                 if fault is not None and fault.delay:
                     threading.Event().wait(fault.delay)
                 if fault is not None and fault.action == "reset":

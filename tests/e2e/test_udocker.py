@@ -214,7 +214,7 @@ def test_a_timeout_kills_every_process_of_the_container(
     tmp_path: Path, environ: dict[str, str], image_file: Path
 ) -> None:
     executor, _ = make_executor(environ, image_file)
-    executor.prepare(Watchdog(Deadline.none(), 0.0))
+    executor.ensure_container(Watchdog(Deadline.none(), 0.0))
     duration = f"61.{uuid.uuid4().int % 1000:03d}"
     run = script_run(tmp_path, f"sleep {duration} &\nsleep {duration}\necho never\n", environ)
 
@@ -251,7 +251,7 @@ def test_no_variable_is_on_any_command_line(
         variables={"SECRET": secret},
         event={"token": secret},
     )
-    name = executor.prepare(Watchdog(Deadline.none(), 0.0))
+    name = executor.ensure_container(Watchdog(Deadline.none(), 0.0))
 
     thread, box = in_background(lambda: executor.run(run, Watchdog(Deadline.after(60), 1.0)))
     try:
@@ -322,10 +322,10 @@ def test_a_gpu_host_whose_libraries_udocker_cannot_find_is_an_error(
     )
 
     with pytest.raises(ExecutionError, match=r"NVIDIA GPUs.*nvidia libraries not found"):
-        executor.prepare(Watchdog(Deadline.none(), 0.0))
+        executor.ensure_container(Watchdog(Deadline.none(), 0.0))
 
     assert udocker.commands == ["import", "setup", "setup", "setup"]
-    name = executor._container_name()
+    name = executor.container.name()
     assert "nvidiamode: False" in udocker.call(["setup", name], 60).output
     assert not udocker.is_ready(name)
 
@@ -341,11 +341,11 @@ def test_preparing_past_the_deadline_is_stopped(tmp_path: Path, image_file: Path
     started = time.monotonic()
 
     with pytest.raises(DeadlineError, match="did not finish"):
-        executor.prepare(Watchdog(Deadline(started + 1.0), 0.0))
+        executor.ensure_container(Watchdog(Deadline(started + 1.0), 0.0))
 
     assert time.monotonic() - started < 5.0
     assert not [line for _, line in command_lines() if duration.encode() in line]
-    assert not udocker.is_ready(executor._container_name())
+    assert not udocker.is_ready(executor.container.name())
 
 
 def test_udocker_runs_under_this_python(tmp_path: Path, environ: dict[str, str]) -> None:
@@ -401,7 +401,7 @@ def test_a_missing_image_file_and_an_image_not_in_the_repository_is_a_clear_erro
     executor, udocker = make_executor(host, missing, image="saved/busybox:1")
 
     with pytest.raises(ExecutionError) as caught:
-        executor.prepare(Watchdog(Deadline.none(), 0.0))
+        executor.ensure_container(Watchdog(Deadline.none(), 0.0))
 
     message = str(caught.value)
     assert f"container.image_file {missing}" in message

@@ -180,8 +180,8 @@ def test_a_registry_image_is_pulled_and_prepared_once(tmp_path: Path) -> None:
     udocker = FakeUdocker(tmp_path / "udocker")
     runner = executor(udocker, execmode="F1")
 
-    name = runner.prepare(NO_LIMIT)
-    again = runner.prepare(NO_LIMIT)
+    name = runner.ensure_container(NO_LIMIT)
+    again = runner.ensure_container(NO_LIMIT)
 
     assert again == name
     assert udocker.calls == [
@@ -193,7 +193,7 @@ def test_a_registry_image_is_pulled_and_prepared_once(tmp_path: Path) -> None:
 
 def test_a_root_file_system_is_imported_into_the_container(tmp_path: Path, rootfs: Path) -> None:
     udocker = FakeUdocker(tmp_path / "udocker")
-    name = executor(udocker, image_file=rootfs).prepare(NO_LIMIT)
+    name = executor(udocker, image_file=rootfs).ensure_container(NO_LIMIT)
 
     assert udocker.calls[0] == ["import", "--tocontainer", f"--name={name}", str(rootfs), "app:1"]
     assert udocker.commands() == ["import", "setup"]
@@ -204,7 +204,7 @@ def test_a_saved_image_is_loaded_then_created(tmp_path: Path) -> None:
     udocker = FakeUdocker(tmp_path / "udocker")
     (udocker.directory / "repos" / "tools/busybox" / "1.36").mkdir(parents=True)
 
-    name = executor(udocker, None, image_file=saved).prepare(NO_LIMIT)
+    name = executor(udocker, None, image_file=saved).ensure_container(NO_LIMIT)
 
     assert udocker.calls[:3] == [
         ["rmi", "-f", "tools/busybox:1.36"],
@@ -215,19 +215,19 @@ def test_a_saved_image_is_loaded_then_created(tmp_path: Path) -> None:
 
 def test_a_later_process_reuses_the_prepared_container(tmp_path: Path, rootfs: Path) -> None:
     first = FakeUdocker(tmp_path / "udocker")
-    name = executor(first, image_file=rootfs).prepare(NO_LIMIT)
+    name = executor(first, image_file=rootfs).ensure_container(NO_LIMIT)
     later = FakeUdocker(tmp_path / "udocker")
 
-    assert executor(later, image_file=rootfs).prepare(NO_LIMIT) == name
+    assert executor(later, image_file=rootfs).ensure_container(NO_LIMIT) == name
     assert later.calls == []
 
 
 def test_another_mode_or_image_file_is_another_container(tmp_path: Path, rootfs: Path) -> None:
     udocker = FakeUdocker(tmp_path / "udocker")
     names = {
-        executor(udocker, image_file=rootfs).prepare(NO_LIMIT),
-        executor(udocker, image_file=rootfs, execmode="P2").prepare(NO_LIMIT),
-        executor(udocker, "app:2", image_file=rootfs).prepare(NO_LIMIT),
+        executor(udocker, image_file=rootfs).ensure_container(NO_LIMIT),
+        executor(udocker, image_file=rootfs, execmode="P2").ensure_container(NO_LIMIT),
+        executor(udocker, "app:2", image_file=rootfs).ensure_container(NO_LIMIT),
     }
     assert len(names) == 3
 
@@ -240,10 +240,10 @@ def test_a_failed_step_is_an_error_and_is_retried_from_a_clean_container(
     runner = executor(udocker, image_file=rootfs, execmode="P9")
 
     with pytest.raises(ExecutionError, match=r"udocker setup failed .*exit 1.*invalid execmode"):
-        runner.prepare(NO_LIMIT)
+        runner.ensure_container(NO_LIMIT)
     del udocker.results["setup"]
     udocker.calls.clear()
-    name = runner.prepare(NO_LIMIT)
+    name = runner.ensure_container(NO_LIMIT)
 
     assert udocker.calls[0] == ["rm", "-f", name]
     assert udocker.commands() == ["rm", "import", "setup"]
@@ -256,17 +256,17 @@ def test_nvidia_setup_on_a_gpu_host(tmp_path: Path, rootfs: Path, nvidia_set: bo
     runner = executor(udocker, image_file=rootfs, gpu=lambda: True)
 
     if nvidia_set:
-        name = runner.prepare(NO_LIMIT)
+        name = runner.ensure_container(NO_LIMIT)
         assert ["setup", "--nvidia", "--force", name] in udocker.calls
     else:
         with pytest.raises(ExecutionError, match="NVIDIA GPUs"):
-            runner.prepare(NO_LIMIT)
+            runner.ensure_container(NO_LIMIT)
         assert not udocker.is_ready(udocker.calls[0][2].partition("=")[2])
 
 
 def test_no_nvidia_setup_without_a_gpu(tmp_path: Path, rootfs: Path) -> None:
     udocker = FakeUdocker(tmp_path / "udocker")
-    executor(udocker, image_file=rootfs, gpu=lambda: False).prepare(NO_LIMIT)
+    executor(udocker, image_file=rootfs, gpu=lambda: False).ensure_container(NO_LIMIT)
     assert not any("--nvidia" in args for args in udocker.calls)
 
 
@@ -276,17 +276,17 @@ def test_preparing_gets_the_time_left_and_none_when_it_is_gone(
     udocker = FakeUdocker(tmp_path / "udocker")
     now = time.monotonic()
     with pytest.raises(DeadlineError, match="no time left"):
-        executor(udocker, image_file=rootfs).prepare(Watchdog(Deadline(now - 1.0), 0.0))
+        executor(udocker, image_file=rootfs).ensure_container(Watchdog(Deadline(now - 1.0), 0.0))
     assert udocker.calls == []
 
-    executor(udocker, image_file=rootfs).prepare(Watchdog(Deadline(now + 30.0), 10.0))
+    executor(udocker, image_file=rootfs).ensure_container(Watchdog(Deadline(now + 30.0), 10.0))
     assert all(t is not None and 0 < t <= 20.0 for t in udocker.timeouts)
 
 
 def test_a_missing_image_file_is_named(tmp_path: Path) -> None:
     runner = executor(FakeUdocker(tmp_path), image_file=tmp_path / "gone.tar")
     with pytest.raises(ExecutionError, match=r"app:1.*container.image_file .*gone.tar"):
-        runner.prepare(NO_LIMIT)
+        runner.ensure_container(NO_LIMIT)
 
 
 class RecordingProcess(ProcessExecutor):
@@ -324,7 +324,7 @@ def test_the_run_command_carries_no_variable(tmp_path: Path, rootfs: Path) -> No
 
     runner.run(ScriptRun(script, variables, work, work / "log"), NO_LIMIT)
 
-    name = runner.prepare(NO_LIMIT)
+    name = runner.ensure_container(NO_LIMIT)
     assert not any("s3cr3t" in arg for arg in process.command)
     assert process.command[5:] == [
         "--quiet",
@@ -435,10 +435,10 @@ def test_the_zip_runtime_runs_a_container_image_with_udocker(tmp_path: Path) -> 
     placed = built("container: {image: app}\n", "lambda-zip", {"UDOCKER_DIR": "/data/u"})
 
     assert isinstance(in_lambda, UdockerExecutor)
-    assert in_lambda.execmode == "F1"
+    assert in_lambda.container.execmode == "F1"
     assert in_lambda._udocker.directory == tmp_path / "udocker"
     assert isinstance(told, UdockerExecutor)
-    assert (told.execmode, told.image_file) == ("P1", Path("/a.tar"))
+    assert (told.container.execmode, told.container.image_file) == ("P1", Path("/a.tar"))
     assert placed._udocker.directory == Path("/data/u")
     assert isinstance(built("container: {image: app}\n", "lambda-image", {}), ProcessExecutor)
     assert isinstance(built("container: {image: app}\n", "local", {}), ProcessExecutor)

@@ -363,7 +363,7 @@ def test_a_deletion_that_fails_is_a_warning(caplog: pytest.LogCaptureFixture) ->
         aws_secret_access_key="testing",
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
     )
-    providers = staging.ProviderSet({("s3", "default"): lambda: staging.S3Storage(client)})
+    providers = staging.Stores({("s3", "default"): lambda: staging.S3Storage(client)})
     definition = SimpleNamespace(
         config=SimpleNamespace(batch=SimpleNamespace(attempts=None)),
         settings=SimpleNamespace(batch_job_attempt=1),

@@ -64,13 +64,13 @@ class EventStore:
 
 def _configured(value: str) -> staging.ObjectUri:
     """``batch.event_store`` as a provider, a bucket and a folder."""
-    provider_type, provider_id, path = "s3", "default", value
+    provider_type, provider_id, path = "s3", "default", value.strip("/")
     if "://" in value:
         try:
-            provider_type, provider_id, path = split_scheme(value)
+            provider_type, provider_id, path = split_scheme(value.rstrip("/"))
         except ValueError as exc:
             raise ConfigError(f"batch.event_store {value!r}: {exc}") from None
-    bucket, _, folder = path.strip("/").partition("/")
+    bucket, _, folder = path.partition("/")
     if not bucket:
         raise ConfigError(
             f"batch.event_store {value!r} names no bucket: expected bucket/folder "

@@ -17,7 +17,7 @@ imported on first use, so that ``import supervisor`` costs a Lambda cold start n
 - Running: ``start`` (build and prepare for a platform), ``Supervisor`` (``invoke``),
   ``InvocationContext``, ``Outcome``, ``RecordOutcome``.
 - Errors: ``SupervisorError`` and its subclasses (see ``supervisor.errors``).
-- Extension points, passed to ``start``: ``providers=ProviderSet(...)`` of
+- Extension points, passed to ``start``: ``providers=Stores(...)`` of
   ``StorageProvider``; ``backend=`` a ``Backend`` receiving ``JobRequest``; ``executor=``
   an ``Executor`` running a ``ScriptRun`` to an ``ExecutionResult``.
 """
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from supervisor.execution import ExecutionResult, Executor, ScriptRun
     from supervisor.outcome import Outcome, RecordOutcome
     from supervisor.runtime import Supervisor
-    from supervisor.staging import ProviderSet
+    from supervisor.staging import Stores
     from supervisor.storage.base import StorageProvider, UploadItem
 
 __version__ = "0.1.0"
@@ -77,8 +77,8 @@ _EXPORTS = {
     "Outcome": "supervisor.outcome",
     "RecordOutcome": "supervisor.outcome",
     "Supervisor": "supervisor.runtime",
-    "ProviderSet": "supervisor.staging",
     "StorageProvider": "supervisor.storage.base",
+    "Stores": "supervisor.staging",
     "UploadItem": "supervisor.storage.base",
 }
 
@@ -97,11 +97,11 @@ __all__ = [
     "InvocationError",
     "JobRequest",
     "Outcome",
-    "ProviderSet",
     "RecordOutcome",
     "ScriptRun",
     "StagingError",
     "StorageProvider",
+    "Stores",
     "Supervisor",
     "SupervisorError",
     "UploadItem",

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from supervisor import storage
 from supervisor.config import OutputLocation
 from supervisor.errors import StagingError
 
@@ -162,9 +163,6 @@ def _takes(location: OutputLocation) -> str:
 
 # Folders or clashes named in an error message; the log has them all.
 _LISTED = 10
-# The longest object key S3 and MinIO store, in bytes of UTF-8.
-MAX_KEY_BYTES = 1024
-_LIMITED_KEYS = ("s3", "minio")
 # A name longer than this is shown by its two ends in messages.
 _SHOWN = 120
 
@@ -181,11 +179,12 @@ def _check_name(relative: str) -> None:
 
 def _check_key(relative: str, key: str, location: OutputLocation) -> None:
     size = len(key.encode("utf-8"))
-    if location.provider_type in _LIMITED_KEYS and size > MAX_KEY_BYTES:
+    limit = storage.get(location.provider_type).max_key_bytes
+    if limit is not None and size > limit:
         raise StagingError(
             f"nothing uploaded: the output file {_shown(relative)} would need a key of "
             f"{size:,} bytes in {location.storage_provider} {location.path}, and an object "
-            f"key holds at most {MAX_KEY_BYTES:,} bytes (too many or too long folder names)"
+            f"key holds at most {limit:,} bytes (too many or too long folder names)"
         )
 
 

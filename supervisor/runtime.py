@@ -85,7 +85,7 @@ class Supervisor:
         config: FunctionConfig,
         *,
         platform: Platform,
-        providers: staging.ProviderSet,
+        providers: staging.Stores,
         executor: Executor,
         backend: Backend,
         script: str | None,

@@ -39,7 +39,7 @@ def build_supervisor(
     storage_root: Path | None = None,
     storage_events: Path | None = None,
     backend: Backend | None = None,
-    providers: staging.ProviderSet | None = None,
+    providers: staging.Stores | None = None,
     executor: Executor | None = None,
     free_space: staging.FreeSpace = staging.disk_free,
     idempotency: Idempotency | None = None,

@@ -150,8 +150,9 @@ class BatchSettings(_Model):
     )
     event_store: str | None = Field(
         default=None,
-        description="`bucket/folder` for events too large for a job request; unset: the first "
-        "output's bucket, under `.supervisor-events/`.",
+        description="Where events too large for a job request are kept: `bucket/folder` on the "
+        "default S3 provider, or `TYPE.ID://bucket/folder` on another provider of the function; "
+        "unset: the first S3 output's (or input's) bucket, under `.supervisor-events/`.",
     )
     log_group: str | None = Field(
         default=None,

@@ -10,7 +10,7 @@ a function (``supervisor.staging.build_providers``) and the types an event may n
 |---|---|---|
 | ``s3``, ``minio`` | ``s3`` | ``S3Storage`` (s3transfer, imported on first use) |
 | ``local`` | ``local`` | ``LocalStorage`` (a folder per bucket) |
-| ``webdav`` | ``webdav`` | ``WebdavStorage`` (the standard library's HTTP) |
+| ``webdav`` | ``webdav`` | ``WebdavStorage`` (the standard library's HTTP, ``webdav_http``) |
 | ``onedata``, ``rucio`` | ``unsupported`` | ``UnsupportedStorage`` (every transfer fails) |
 
 A new type is a module with its settings model, its transfer class and its

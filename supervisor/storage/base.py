@@ -4,7 +4,8 @@ A storage type (``s3``, ``webdav``...) is a ``StorageType``: its name as definit
 it (``storage_providers.NAME.ID``, ``storage_provider: NAME.ID``), the pydantic model of one
 provider's settings, and ``build``, which makes the ``StorageProvider`` of one ID from its
 settings and the ``Clients`` that staging shares between providers.  ``StorageProvider`` is
-what the staging functions need from a store: a URI for logs, a download, uploads.
+what the staging functions need from a store: a URI for logs, a download, uploads; one
+that can also delete an object is ``SupportsDelete``.
 
 The helpers at the end are shared by the transfer classes: names checked as path parts,
 and one-line messages that never show a URL's user information or query.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "Clients",
     "StorageProvider",
     "StorageType",
+    "SupportsDelete",
     "UploadItem",
     "endpoint",
     "one_line",
@@ -76,6 +78,15 @@ class StorageProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsDelete(Protocol):
+    """A provider that can also delete an object (the events kept for a Batch job)."""
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete the object, if there is one; ``StagingError`` when it cannot."""
+        ...
+
+
 @dataclass(frozen=True)
 class Clients:
     """What the providers of one function share: ``s3`` makes an S3 client (keyword
@@ -95,7 +106,8 @@ class StorageType(Generic[SettingsT]):
     may name it, and an input or output there fails saying it is not supported here.
     ``in_events``: OSCAR's delegated events may name the type bare, as ``TYPE`` (else a bare
     word there is a provider ID).  ``implicit_default``: ``NAME.default`` exists without
-    settings (S3: the function's own credentials).
+    settings (S3: the function's own credentials).  ``max_key_bytes``: the longest key the
+    store accepts, in bytes of UTF-8 (None: no limit checked before an upload).
     """
 
     name: str
@@ -105,6 +117,7 @@ class StorageType(Generic[SettingsT]):
     unsupported: str | None = None
     in_events: bool = False
     implicit_default: bool = False
+    max_key_bytes: int | None = None
 
 
 def part_problem(what: str, value: str, *, allow_slash: bool) -> str | None:

@@ -110,6 +110,16 @@ class LocalStorage:
             uris.append(self.uri(item.bucket, item.key))
         return uris
 
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove the file holding the object, if there is one."""
+        path = self.path(bucket, key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StagingError(
+                f"cannot delete {path}: {exc.strerror or exc}", bucket=bucket, key=key
+            ) from exc
+
     def put(self, source: Path, bucket: str, key: str) -> Path:
         """Store the file ``source`` as ``bucket/key`` (atomically) and announce it."""
         dest = self.path(bucket, key)

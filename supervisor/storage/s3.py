@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MINIO_ENDPOINT",
+    "MAX_KEY_BYTES",
     "MINIO",
     "S3",
     "MinioProvider",
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 # Bytes read from a download's body per write, and writes queued for the disk at most.
 IO_CHUNK = 64 * 1024
 IO_QUEUE = 64
+# The longest object key S3 and MinIO store, in bytes of UTF-8.
+MAX_KEY_BYTES = 1024
 # The MinIO that an OSCAR cluster runs (faas-supervisor's default when ``endpoint`` is absent).
 DEFAULT_MINIO_ENDPOINT = "http://minio-service.minio:9000"
 
@@ -167,6 +170,20 @@ class S3Storage:
             raise
         self._finish(manager, done, timeout, transfers, "upload")
         return [self.uri(item.bucket, item.key) for item in items]
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete the object (S3 answers as well when there is none)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uri = self.uri(bucket, key)
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            message = _client_error_message(exc, "delete", uri, uri, bucket)
+            raise StagingError(message, bucket=bucket, key=key) from exc
+        except BotoCoreError as exc:
+            message = f"cannot delete {uri}: {self._problem(exc)}"
+            raise StagingError(message, bucket=bucket, key=key) from exc
 
     def _finish(
         self,
@@ -388,5 +405,13 @@ S3 = StorageType(
     _s3_storage,
     in_events=True,
     implicit_default=True,
+    max_key_bytes=MAX_KEY_BYTES,
 )
-MINIO = StorageType("minio", MinioProvider, "MinIO servers, by ID.", _minio_storage, in_events=True)
+MINIO = StorageType(
+    "minio",
+    MinioProvider,
+    "MinIO servers, by ID.",
+    _minio_storage,
+    in_events=True,
+    max_key_bytes=MAX_KEY_BYTES,
+)

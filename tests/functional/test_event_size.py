@@ -350,6 +350,81 @@ def test_a_job_deletes_its_stored_event_once_no_attempt_needs_it(
     assert (key in objects(s3, function.output_bucket, ".supervisor-events/")) is kept
 
 
+def test_a_big_event_goes_to_the_provider_that_batch_event_store_names_and_back(
+    make_function: Callable[..., Function],
+    make_bucket: Callable[[str], str],
+    invoke: Callable[..., dict[str, Any]],
+    batch_queue: Callable[[str], str],
+    batch: Any,
+    s3: Any,
+    aws_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """``batch.event_store: minio.lab://bucket/folder``: the event is kept on that MinIO (the
+    moto server, reached with MinIO's path-style requests), the job reads it back from
+    ``EVENT_URI`` through the same provider and deletes it."""
+    events = make_bucket("events")
+    function = make_function(
+        "lambda-batch",
+        variables={"FAIL_FIRST": "1"},
+        batch={"event_store": f"minio.lab://{events}/kept"},
+    )
+    function.definition["storage_providers"] = {
+        "minio": {
+            "lab": {
+                "endpoint": aws_env["AWS_ENDPOINT_URL"],
+                "region": aws_env["AWS_REGION"],
+                "access_key": aws_env["AWS_ACCESS_KEY_ID"],
+                "secret_key": aws_env["AWS_SECRET_ACCESS_KEY"],
+            }
+        }
+    }
+    queue = batch_queue(function.name)
+    event = direct_event(150 * KIB)
+
+    response = invoke(function, event)
+
+    assert response["statusCode"] == 202, body(response)
+    env = job_environment(the_job(batch, queue))
+    assert env["EVENT_URI"].startswith(f"minio.lab://{events}/kept/"), env["EVENT_URI"]
+    stored = env["EVENT_URI"].removeprefix(f"minio.lab://{events}/")
+    assert json.loads(objects(s3, events)[stored]) == event
+    assert objects(s3, function.output_bucket) == {}
+
+    done = run_job(function, env, aws_env, tmp_path / "job")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "EVENT unset" in done.stdout
+    landed = objects(s3, function.output_bucket)
+    assert json.loads(landed["results/direct.event.json"]) == event
+    assert objects(s3, events) == {}, "the stored event outlived the job"
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        pytest.param("nfs://events/one.json", "'nfs' is not a storage type", id="unknown-type"),
+        pytest.param("s3://events", "expected TYPE://bucket/key", id="no-key"),
+        pytest.param("events/one.json", "expected TYPE://bucket/", id="no-scheme"),
+        pytest.param("minio.lab://events/one.json", "'minio.lab' is not defined", id="undefined"),
+    ],
+)
+def test_a_job_whose_event_uri_names_no_object_it_can_read_fails_saying_why(
+    make_function: Callable[..., Function],
+    aws_env: dict[str, str],
+    tmp_path: Path,
+    uri: str,
+    problem: str,
+) -> None:
+    function = make_function("batch")
+
+    done = run_job(function, {"EVENT_URI": uri}, aws_env, tmp_path / "job")
+
+    assert done.returncode != 0
+    assert problem in done.stdout + done.stderr
+    assert function.runs_of("direct") == 0
+
+
 def test_a_deletion_that_fails_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """The store cannot be reached when the job deletes its event (a closed port)."""
     import boto3
@@ -363,7 +438,7 @@ def test_a_deletion_that_fails_is_a_warning(caplog: pytest.LogCaptureFixture) ->
         aws_secret_access_key="testing",
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
     )
-    providers = staging.ProviderSet({("s3", "default"): lambda: staging.S3Storage(client)})
+    providers = staging.Stores({("s3", "default"): lambda: staging.S3Storage(client)})
     definition = SimpleNamespace(
         config=SimpleNamespace(batch=SimpleNamespace(attempts=None)),
         host_facts=SimpleNamespace(batch_job_attempt=1),

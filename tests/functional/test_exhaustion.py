@@ -37,7 +37,7 @@ from handlers import lambda_handler
 from supervisor import staging
 from supervisor.errors import InvocationError, NoSpaceError, StagingError
 from supervisor.events import Record
-from supervisor.staging import ProviderSet, UploadItem
+from supervisor.staging import Stores, UploadItem
 from tests.faults import FaultProxy
 from tests.functional.lambda_support import LambdaFunction, install_function
 from tests.functional.test_delegation import body, job_environment, jobs_in, objects, the_job
@@ -596,8 +596,8 @@ class _Recorder:
         raise AssertionError("nothing is uploaded here")
 
 
-def _providers(recorder: _Recorder) -> ProviderSet:
-    return ProviderSet({("s3", "default"): lambda: recorder})
+def _providers(recorder: _Recorder) -> Stores:
+    return Stores({("s3", "default"): lambda: recorder})
 
 
 @pytest.mark.parametrize(

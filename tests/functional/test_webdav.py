@@ -22,6 +22,7 @@ from supervisor import staging
 from supervisor.config import FunctionConfig, parse_config
 from supervisor.deadline import Deadline
 from supervisor.errors import DeadlineError, StagingError, UnsafeKeyError
+from supervisor.event_store import EventStore
 from supervisor.filtering import plan_uploads
 from tests.conftest import DAV_LOGIN as LOGIN
 from tests.conftest import DAV_PASSWORD as PASSWORD
@@ -30,8 +31,11 @@ from tests.conftest import Dav
 TIMEOUT = 60.0
 
 
-def _definition(dav: Dav, *, password: str = PASSWORD, outputs: str = "") -> FunctionConfig:
-    """A definition as OSCAR's ``Service.ToYAML`` writes it, with a WebDAV provider."""
+def _definition(
+    dav: Dav, *, password: str = PASSWORD, outputs: str = "", more: str = ""
+) -> FunctionConfig:
+    """A definition as OSCAR's ``Service.ToYAML`` writes it, with a WebDAV provider (and
+    ``more`` keys)."""
     outputs = outputs or (
         "- storage_provider: webdav.dcache\n  path: data/results/deep\n  suffix:\n  - .txt\n"
     )
@@ -67,7 +71,7 @@ storage_providers:
       oneprovider_host: op.example.org
       token: onedata-token-value
       space: my-space
-"""
+{more}"""
     )
 
 
@@ -313,3 +317,38 @@ def test_a_redirect_to_another_server_does_not_carry_the_login(
         thread.join(timeout=30)
 
     assert recorder.requests == [("GET", "/pool/data/in/a%20b.txt?token=abc", None)]
+
+
+def test_an_event_kept_on_webdav_is_read_back_and_deleted(dav: Dav, tmp_path: Path) -> None:
+    """``batch.event_store: webdav.dcache://data/events``: the event a Batch job reads back
+    from its ``EVENT_URI`` and deletes once done."""
+    config = _definition(dav, more="batch:\n  event_store: webdav.dcache://data/events\n")
+    providers = staging.build_providers(config)
+    event = '{"payload": "caf\u00e9"}'
+
+    uri = EventStore(config, providers, tmp_path / "scratch").put(event)
+
+    assert uri.startswith("webdav.dcache://data/events/")
+    (kept,) = (dav.root / "data" / "events").iterdir()
+    assert kept.read_text() == event
+    assert staging.get_bytes(providers, uri, tmp_path / "scratch").decode() == event
+    staging.delete_bytes(providers, uri)
+    assert not kept.exists()
+    staging.delete_bytes(providers, uri)  # already gone: nothing to do
+
+
+def test_a_deletion_the_server_refuses_names_the_file(dav: Dav, tmp_path: Path) -> None:
+    (dav.root / "data" / "events").mkdir(parents=True)
+    (dav.root / "data" / "events" / "one.json").write_text("{}")
+    providers = staging.build_providers(_definition(dav, password="wrong"))
+
+    with pytest.raises(StagingError) as caught:
+        staging.delete_bytes(providers, "webdav.dcache://data/events/one.json")
+
+    message = str(caught.value)
+    assert f"cannot delete {dav.url}/data/events/one.json (storage provider webdav.dcache)" in (
+        message
+    )
+    assert "HTTP 401" in message
+    assert "wrong" not in message
+    assert (dav.root / "data" / "events" / "one.json").exists()

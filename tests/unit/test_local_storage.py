@@ -16,7 +16,7 @@ from supervisor.events import Record
 from supervisor.filtering import plan_uploads
 from supervisor.staging import (
     LocalStorage,
-    ProviderSet,
+    Stores,
     UploadItem,
     build_providers,
     download,
@@ -202,7 +202,7 @@ def test_providers_are_built_once_and_on_demand() -> None:
         built.append("x")
         return LocalStorage(Path("/nonexistent"))
 
-    providers = ProviderSet({("local", "a"): factory})
+    providers = Stores({("local", "a"): factory})
     assert built == []
 
     providers.prepare()
@@ -236,7 +236,7 @@ def test_download_and_upload_through_the_provider_set(
 
 
 def test_a_body_record_is_written_under_a_safe_name(tmp_path: Path) -> None:
-    providers = ProviderSet({})
+    providers = Stores({})
     named = Record(source="api", body=b"{}", file_name="../../x.json")
     unnamed = Record(source="direct", body=b"raw")
 
@@ -269,7 +269,7 @@ def test_the_input_location_picks_the_provider(tmp_path: Path, record: Record, c
     for folder in roots.values():
         (folder / record.bucket).mkdir(parents=True)
         (folder / record.bucket / "k").write_text(folder.name)
-    providers = ProviderSet(
+    providers = Stores(
         {
             ("s3", "one"): lambda: LocalStorage(roots["one"]),
             ("s3", "two"): lambda: LocalStorage(roots["two"]),

@@ -16,7 +16,8 @@ uploaded from a run that timed out or was delegated.  A record's outcome holds t
 ``supervisor.wiring.build_supervisor`` creates the parts (storage clients, the executor,
 the Batch backend) once per process; ``Supervisor.invoke`` is called per event, with the
 invocation's context and its deadline (``supervisor.deadline`` says how the reserve before
-it is spent).
+it is spent).  What runs for an event is chosen by ``supervisor.run_choice``; why a run did
+not succeed, by ``supervisor.diagnosis``.
 """
 
 from __future__ import annotations

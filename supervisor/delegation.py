@@ -52,7 +52,7 @@ __all__ = [
 
 MAX_REQUEST_BYTES = 30 * 1024
 _NO_DEADLINE = Deadline.none()
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 _JOB_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -127,7 +127,7 @@ def build_job(
             "SubmitJob, and there is nowhere to store the event (set batch.event_store)"
         )
     uri = store_event(event_json)
-    _log.info("The event is too large for the job request; stored it as %s", uri)
+    logger.info("The event is too large for the job request; stored it as %s", uri)
     smaller = JobRequest(
         job_name=job.job_name,
         job_queue=job.job_queue,
@@ -307,7 +307,7 @@ class BatchBackend:
                         else "no time was left before the deadline for another attempt"
                     )
                     raise DelegationError(_gave_up(job, failure, attempt, why)) from exc
-                _log.warning(
+                logger.warning(
                     "SubmitJob for job %s failed with %s (attempt %d); retrying in %.2f s",
                     job.job_name,
                     failure.code,
@@ -316,7 +316,7 @@ class BatchBackend:
                 )
                 self._sleep(delay)
         job_id = response["jobId"]
-        _log.info(
+        logger.info(
             "Submitted Batch job %s (%s) to queue %s%s",
             job_id,
             job.job_name,

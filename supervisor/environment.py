@@ -1,12 +1,12 @@
 """The script's environment: one policy for every platform, and the names it is made of.
 
-``script_environment`` is a pure function from the platform, the host's environment (the
-supervisor's own), the invocation's facts and the definition's settings to the whole
-environment of the user's script, as a fresh dict.  The named lists below are also where
-the log redaction (``logs.secrets_from_environ``) and the local Batch job
+``script_environment`` is a pure function from the platform, ``environ`` (the environment
+of the process that hosts the supervisor), the invocation's facts and the definition's
+settings to the whole environment of the user's script, as a fresh dict.  The named lists
+below are also where the log redaction (``logs.secrets_from_environ``) and the local Batch job
 (``local.batch.definition_environment``) take their names from.
 
-Layers, later ones winning: the host's variables the platform lets through
+Layers, later ones winning: the variables of ``environ`` the platform lets through
 (``HOST_VARIABLES`` in Lambda, ``LOCAL_HOST_VARIABLES`` locally, the container's own less
 ``WITHHELD_VARIABLES`` and ``WITHHELD_PREFIXES`` on Batch and OSCAR), the definition's
 ``container.environment.Variables``, then the contract variables (``CONTRACT_VARIABLES``,
@@ -51,7 +51,7 @@ __all__ = [
     "InvocationFacts",
     "ScriptSettings",
     "event_fits",
-    "local_host",
+    "local_environ",
     "script_environment",
 ]
 
@@ -210,7 +210,7 @@ class ScriptSettings:
 
 def script_environment(
     platform: Platform,
-    host: Mapping[str, str],
+    environ: Mapping[str, str],
     facts: InvocationFacts,
     settings: ScriptSettings,
     *,
@@ -222,12 +222,12 @@ def script_environment(
     characters, which no environment can hold, are removed from values; a name in the
     definition's variables that cannot be a variable raises ``ExecutionError`` naming it.
     """
-    environment = _from_host(platform, host, settings.pass_aws_credentials)
+    environment = _passed_through(platform, environ, settings.pass_aws_credentials)
     if frozen:
         # The binary put its own folder first in LD_LIBRARY_PATH and kept the value it was
         # started with; an empty value would make the loader search the working folder.
         environment.pop("LD_LIBRARY_PATH", None)
-        original = host.get("LD_LIBRARY_PATH_ORIG", "")
+        original = environ.get("LD_LIBRARY_PATH_ORIG", "")
         if original:
             environment["LD_LIBRARY_PATH"] = original
     environment.setdefault("PATH", DEFAULT_PATH)
@@ -260,13 +260,13 @@ def _query_variables(query: Mapping[str, str]) -> dict[str, str]:
     in a variable's name turned into ``_``.  Where names collapse into one variable
     (``a-b`` and ``a.b``), the last parameter's value is kept, with a warning naming them."""
     variables: dict[str, str] = {}
-    sources: dict[str, list[str]] = {}
+    parameters: dict[str, list[str]] = {}
     for name, value in query.items():
         if name:
             variable = f"CONT_VAR_{_QUERY_NAME.sub('_', name)}"
             variables[variable] = value
-            sources.setdefault(variable, []).append(name)
-    for variable, names in sources.items():
+            parameters.setdefault(variable, []).append(name)
+    for variable, names in parameters.items():
         if len(names) > 1:
             logger.warning(
                 "The query parameters %s all become %s: the script gets the value of %r",
@@ -277,29 +277,32 @@ def _query_variables(query: Mapping[str, str]) -> dict[str, str]:
     return variables
 
 
-def local_host(environ: Mapping[str, str], executable: str) -> dict[str, str]:
-    """The host environment of a local run: ``environ`` with the folder of ``executable``
-    (the Python that runs the supervisor) first on ``PATH``, so that a script's ``python3``
-    is that one, with its packages."""
-    host = dict(environ)
+def local_environ(environ: Mapping[str, str], executable: str) -> dict[str, str]:
+    """The supervisor's environment in a local run: ``environ`` with the folder of
+    ``executable`` (the Python that runs the supervisor) first on ``PATH``, so that a
+    script's ``python3`` is that one, with its packages."""
+    local = dict(environ)
     folder = str(Path(executable).parent)
-    path = host.get("PATH", DEFAULT_PATH)
+    path = local.get("PATH", DEFAULT_PATH)
     if path.split(":")[0] != folder:
-        host["PATH"] = f"{folder}:{path}"
-    return host
+        local["PATH"] = f"{folder}:{path}"
+    return local
 
 
-def _from_host(platform: Platform, host: Mapping[str, str], credentials: bool) -> dict[str, str]:
+def _passed_through(
+    platform: Platform, environ: Mapping[str, str], credentials: bool
+) -> dict[str, str]:
+    """The variables of the supervisor's environment that ``platform`` lets through."""
     if platform in ("batch", "oscar"):
         return {
             name: value
-            for name, value in host.items()
+            for name, value in environ.items()
             if _container_passes(name) or (credentials and name in AWS_CREDENTIAL_VARIABLES)
         }
     names = LOCAL_HOST_VARIABLES if platform == "local" else HOST_VARIABLES
     if credentials:
         names = (*names, *AWS_CREDENTIAL_VARIABLES, *AWS_REGION_VARIABLES)
-    return {name: host[name] for name in names if name in host}
+    return {name: environ[name] for name in names if name in environ}
 
 
 def _container_passes(name: str) -> bool:

@@ -16,7 +16,8 @@ uploaded from a run that timed out or was delegated.  A record's outcome holds t
 ``supervisor.wiring.build_supervisor`` creates the parts (storage clients, the executor,
 the Batch backend) once per process; ``Supervisor.invoke`` is called per event, with the
 invocation's context and its deadline (``supervisor.deadline`` says how the reserve before
-it is spent).
+it is spent).  What runs for an event is chosen by ``supervisor.run_choice``; why a run did
+not succeed, by ``supervisor.diagnosis``.
 """
 
 from __future__ import annotations
@@ -24,21 +25,22 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import signal
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor import allocator, events, filtering, staging, workspace
 from supervisor.deadline import SUBMIT_MARGIN, Deadline
 from supervisor.delegation import Backend, build_job
+from supervisor.diagnosis import diagnose
 from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, script_environment
 from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
 from supervisor.event_store import EventStore
 from supervisor.execution import ExecutionResult, Executor, ScriptRun
 from supervisor.outcome import Outcome, RecordOutcome
+from supervisor.run_choice import JOB_PLATFORMS, RunChoice, choose_run
 from supervisor.users import check_reachable, hand_over
 from supervisor.watchdog import Watchdog
 from supervisor.workspace import InvocationPaths
@@ -56,25 +58,12 @@ __all__ = [
     "Supervisor",
 ]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # The most of a script's output (its last bytes) that a record's outcome holds: a Lambda
 # response carries at most 6 MB, the body in base64 (4 MiB take 5.3), and each line of the
 # output is in the log anyway.
 OUTPUT_LIMIT = 4 * 1024 * 1024
-_SIGKILL = int(signal.SIGKILL)
-# Where the supervisor runs a job handed to it, never deciding what runs from the event.
-_JOB_PLATFORMS = ("batch", "oscar")
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What runs for each record: the script (base64) and its arguments, or the image with
-    a command line of the caller's."""
-
-    script: str | None
-    image_command: tuple[str, ...] | None
-    args: tuple[str, ...]
 
 
 class Supervisor:
@@ -89,7 +78,7 @@ class Supervisor:
         executor: Executor,
         backend: Backend,
         script: str | None,
-        host_environ: Mapping[str, str],
+        environ: Mapping[str, str],
         work_root: Path,
         free_space: staging.FreeSpace = staging.disk_free,
         idempotency: Idempotency | None = None,
@@ -102,7 +91,7 @@ class Supervisor:
         self._executor = executor
         self.backend = backend
         self.script = script
-        self._host = dict(host_environ)
+        self._environ = dict(environ)
         self._work_root = work_root
         self._free_space = free_space
         self.idempotency = idempotency
@@ -119,7 +108,7 @@ class Supervisor:
     @property
     def mode(self) -> str:
         """Where the work happens: a Batch job always runs the script itself."""
-        return "lambda" if self.platform in _JOB_PLATFORMS else self.config.execution_mode
+        return "lambda" if self.platform in JOB_PLATFORMS else self.config.execution_mode
 
     def prepare(self) -> None:
         """Create clients and folders now, so that nothing of that is paid at the deadline."""
@@ -138,9 +127,14 @@ class Supervisor:
 
     def invoke(self, raw_event: Any, context: InvocationContext) -> Outcome:
         parsed = events.parse(raw_event, opaque_body=self.platform == "oscar")
-        script = self._script_for(parsed)
-        image_command = self._image_command_for(parsed)
-        _log.info(
+        run = choose_run(
+            parsed,
+            self.config,
+            platform=self.platform,
+            script=self.script,
+            executor=self._executor,
+        )
+        logger.info(
             "Invocation %s: %d record(s) from a %s event, mode %s",
             context.request_id,
             len(parsed.records),
@@ -149,7 +143,7 @@ class Supervisor:
         )
         messages, rejected = parsed.message_ids, parsed.rejected
         if not parsed.records:
-            _log.info("Invocation %s: nothing to process", context.request_id)
+            logger.info("Invocation %s: nothing to process", context.request_id)
             return Outcome(context.request_id, message_ids=messages, rejected=rejected)
         refusals = self._refusals(parsed)
         if all(refusals):
@@ -161,12 +155,11 @@ class Supervisor:
                 message_ids=messages,
                 rejected=rejected,
             )
-        if script is None and image_command is None:
+        if run.empty:
             raise ConfigError(
                 f"function {self.config.name}: no script to run: set init_script, or pass "
                 "SCRIPT to the job"
             )
-        run = _Run(script, image_command, () if image_command else parsed.cmd_args or ())
         return Outcome(
             context.request_id,
             tuple(
@@ -189,7 +182,7 @@ class Supervisor:
         ]
         for refusal in refusals:
             if refusal:
-                _log.warning("Refused: %s", refusal)
+                logger.warning("Refused: %s", refusal)
         return refusals
 
     def _delegate_all(
@@ -213,43 +206,8 @@ class Supervisor:
             outcomes.append(RecordOutcome("delegated", record, job_id=job_id, reason="batch mode"))
         return outcomes
 
-    def _script_for(self, parsed: ParsedEvent) -> str | None:
-        """The caller's script (the top level of a direct invocation) where the definition
-        allows it, else the job's ``SCRIPT`` or the definition's.
-
-        A job (Batch, OSCAR) never takes a script from its event: the supervisor that
-        handed the event on passed the caller's script as ``SCRIPT`` when it was allowed.
-        """
-        if parsed.script is None:
-            return self.script
-        if self.platform in _JOB_PLATFORMS:
-            _log.warning(
-                "The event carries a script: ignored, a job runs SCRIPT or the definition's"
-            )
-            return self.script
-        self._check_caller_may_choose("a script")
-        return parsed.script
-
-    def _image_command_for(self, parsed: ParsedEvent) -> tuple[str, ...] | None:
-        """``cmd_args`` run the container image with that command line when the function
-        runs its script in an image here (a script in the event wins, as it replaces the
-        definition's); elsewhere they are the script's arguments."""
-        if parsed.cmd_args is None or parsed.script is not None:
-            return None
-        if not self._executor.runs_image or self.platform in _JOB_PLATFORMS:
-            return None
-        self._check_caller_may_choose("the command line of the image (cmd_args)")
-        return parsed.cmd_args
-
-    def _check_caller_may_choose(self, what: str) -> None:
-        if not self.config.allow_event_script:
-            raise EventError(
-                f"function {self.config.name} does not accept {what} in the event "
-                "(allow_event_script is false in its definition)"
-            )
-
     def _process(
-        self, parsed: ParsedEvent, index: int, run: _Run, context: InvocationContext
+        self, parsed: ParsedEvent, index: int, run: RunChoice, context: InvocationContext
     ) -> RecordOutcome:
         """Record number ``index`` run here: staged in, run under the watchdog, its outputs
         uploaded; or handed on or failed where that cannot be done."""
@@ -262,7 +220,7 @@ class Supervisor:
             except DeadlineError as exc:
                 return self._delegate_or_fail(parsed, index, context, "timeout", str(exc))
             except NoSpaceError as exc:
-                _log.warning("Record %s: %s", record.key or record.source, exc)
+                logger.warning("Record %s: %s", record.key or record.source, exc)
                 return self._delegate_or_fail(parsed, index, context, "resources", str(exc))
             script_run = self._script_run(parsed, record, run, paths, input_file, context)
             try:
@@ -275,7 +233,7 @@ class Supervisor:
 
     def _stage_in(self, record: Record, input_dir: Path, deadline: Deadline) -> Path | None:
         if record.is_object and self.config.file_stage_in:
-            _log.info("file_stage_in is set: not downloading %s/%s", record.bucket, record.key)
+            logger.info("file_stage_in is set: not downloading %s/%s", record.bucket, record.key)
             return None
         if record.body is None and not record.is_object:
             return None
@@ -292,7 +250,7 @@ class Supervisor:
         self,
         parsed: ParsedEvent,
         record: Record,
-        run: _Run,
+        run: RunChoice,
         paths: InvocationPaths,
         input_file: Path | None,
         context: InvocationContext,
@@ -316,7 +274,7 @@ class Supervisor:
             instance_ip=self._ip(),
         )
         environment = script_environment(
-            self.platform, self._host, facts, self._settings, frozen=FROZEN
+            self.platform, self._environ, facts, self._settings, frozen=FROZEN
         )
         if self.script_user is not None:
             # The host's HOME (``/root`` in most images) is not the script user's to write.
@@ -344,12 +302,12 @@ class Supervisor:
         if result.succeeded:
             plans = filtering.plan_uploads(output_dir, self.config.output)
             uploaded = staging.upload(plans, self.providers, deadline=context.deadline)
-            _log.info("Record %s done in %.2f s", record.key or record.source, result.duration)
+            logger.info("Record %s done in %.2f s", record.key or record.source, result.duration)
             return RecordOutcome(
                 "succeeded", record, output, result.exit_code, uploaded=tuple(uploaded)
             )
-        reasons, detail = _diagnose(result, context.memory_limit_in_mb)
-        _log.warning("Record %s: %s", record.key or record.source, detail)
+        reasons, detail = diagnose(result, context.memory_limit_in_mb)
+        logger.warning("Record %s: %s", record.key or record.source, detail)
         outcome = self._delegate_or_fail(parsed, index, context, reasons, detail)
         return replace(outcome, output=output, exit_code=result.exit_code)
 
@@ -418,24 +376,3 @@ _ALLOW_ANY_INPUT = " (set allow_any_input: true in the definition to accept obje
 
 def _refused(record: Record, refusal: str) -> RecordOutcome:
     return RecordOutcome("failed", record, reason=f"refused: {refusal}{_ALLOW_ANY_INPUT}")
-
-
-def _diagnose(result: ExecutionResult, memory_mb: int) -> tuple[tuple[DelegateReason, ...], str]:
-    """Why a run did not succeed: its ``delegate_on`` reasons and a sentence for a person.
-
-    The watchdog kills only at the deadline (a timeout), so any other SIGKILL came from
-    outside, most likely the kernel's out-of-memory killer: a lack of resources as well as
-    a failure.  A shell reports a command of its own killed that way as exit code 128 + 9.
-    """
-    if result.timed_out:
-        return ("timeout",), "the script ran past the deadline less the reserve"
-    killed: tuple[DelegateReason, ...] = ("resources", "failure")
-    memory = f" the function has {memory_mb} MB" if memory_mb > 0 else ""
-    if result.killed_by_signal == _SIGKILL:
-        return killed, f"the script was killed by SIGKILL (out of memory?{memory})"
-    if result.exit_code == 128 + _SIGKILL:
-        return killed, (
-            f"the script exited with {result.exit_code}: a command it ran was killed by "
-            f"SIGKILL (out of memory?{memory})"
-        )
-    return ("failure",), f"the script exited with {result.exit_code}"

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["check_reachable", "hand_over", "script_user"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def script_user(
@@ -40,7 +40,7 @@ def script_user(
     setting = config.script_user
     if euid != 0:
         if setting is not None:
-            _log.info(
+            logger.info(
                 "script_user %s has no effect: the supervisor runs as user %d, not root, "
                 "and so does the script",
                 setting,
@@ -57,7 +57,7 @@ def script_user(
     user = resolve_user(setting)
     if user.uid == 0:
         return None
-    _log.info("Scripts run as user %s (script_user %s)", user, setting)
+    logger.info("Scripts run as user %s (script_user %s)", user, setting)
     return user
 
 

@@ -48,52 +48,64 @@ def build_supervisor(
     """The wiring: pick the executor, the storage and the Batch backend for this host, and
     who runs the script (``script_user``; ``euid`` is this process's effective user id).
 
-    Their AWS clients share one botocore session (``Sessions``), created when the first
+    ``environ`` is the environment of the process that hosts the supervisor.  The AWS
+    clients of the parts share one botocore session (``Sessions``), created when the first
     of them is.
     """
     sessions = Sessions()
-    announce = None
-    if storage_events is not None:
-        # A job of a local workflow: its local storage announces what it writes.
-        from supervisor.local.notifications import announcer
-
-        announce = announcer(storage_events)
-    if executor is None:
-        container = config.container
-        if platform == "lambda-zip" and (container.image or container.image_file):
-            from supervisor.container import UdockerExecutor
-
-            executor = UdockerExecutor.for_host(
-                container.image,
-                image_file=container.image_file,
-                # No ptrace in Lambda, so no proot (P modes): fakechroot unless told.
-                execmode=config.udocker.execmode or "F1",
-                environ=environ,
-                work_root=work_root,
-            )
-        else:
-            executor = ProcessExecutor()
     return Supervisor(
         config,
         platform=platform,
-        providers=providers
-        or staging.build_providers(
-            config,
-            storage_root=storage_root,
-            announce=announce,
-            session_factory=sessions.boto3,
-        ),
-        executor=executor,
+        providers=providers or _providers(config, storage_root, storage_events, sessions),
+        executor=executor or _executor(config, platform, environ, work_root),
         backend=backend
         or BatchBackend(
             policy=RetryPolicy.for_reserve(config.timeout_threshold), session=sessions.botocore
         ),
         script=read_script(config, environ),
-        host_environ=environ,
+        environ=environ,
         work_root=work_root,
         free_space=free_space,
         idempotency=idempotency or _idempotency(config, platform, sessions),
         script_user=script_user(config, platform, environ, os.geteuid() if euid is None else euid),
+    )
+
+
+def _providers(
+    config: FunctionConfig,
+    storage_root: Path | None,
+    storage_events: Path | None,
+    sessions: Sessions,
+) -> staging.Stores:
+    """The storage providers of the definition; with ``storage_events``, a job of a local
+    workflow, its local storage announces what it writes there."""
+    announce = None
+    if storage_events is not None:
+        from supervisor.local.notifications import announcer
+
+        announce = announcer(storage_events)
+    return staging.build_providers(
+        config, storage_root=storage_root, announce=announce, session_factory=sessions.boto3
+    )
+
+
+def _executor(
+    config: FunctionConfig, platform: Platform, environ: Mapping[str, str], work_root: Path
+) -> Executor:
+    """udocker for a function with an image in the Lambda zip runtime, else a plain process
+    (the image is the runtime itself, or there is none)."""
+    container = config.container
+    if platform != "lambda-zip" or not (container.image or container.image_file):
+        return ProcessExecutor()
+    from supervisor.container import UdockerExecutor
+
+    return UdockerExecutor.for_host(
+        container.image,
+        image_file=container.image_file,
+        # No ptrace in Lambda, so no proot (P modes): fakechroot unless told.
+        execmode=config.udocker.execmode or "F1",
+        environ=environ,
+        work_root=work_root,
     )
 
 

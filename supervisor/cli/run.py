@@ -127,9 +127,9 @@ def _run_event(
 ) -> int:
     """Run the event, print its report and return the exit code.  The local Batch jobs' logs
     are read into the report; their files are named there when ``keep_logs``."""
-    from supervisor.environment import local_host
+    from supervisor.environment import local_environ
 
-    environ = local_host(os.environ, sys.executable)
+    environ = local_environ(os.environ, sys.executable)
     level = "DEBUG" if args.verbose else "ERROR" if args.quiet else args.log_level
     for name, value in (("EXECUTION_MODE", args.mode), ("LOG_LEVEL", level)):
         if value:

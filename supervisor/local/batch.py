@@ -38,7 +38,7 @@ _NO_DEADLINE = Deadline.none()
 
 __all__ = ["JobStatus", "LocalBatchBackend", "LocalJob", "definition_environment"]
 
-_log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 JobStatus = Literal["RUNNABLE", "RUNNING", "SUCCEEDED", "FAILED"]
 
@@ -112,7 +112,7 @@ class LocalBatchBackend:
                 self._start(local, raise_errors=True)
             else:
                 self._queue.append(local)
-                _log.info(
+                logger.info(
                     "Local Batch job %s (%s) is RUNNABLE: %d job(s) running, %d waiting",
                     job_id,
                     job.job_name,
@@ -141,13 +141,13 @@ class LocalBatchBackend:
                 raise DelegationError(message) from exc
             job.status, job.error, job.exit_code = "FAILED", message, 127
             job.stopped_at = self._clock()
-            _log.error("%s", message)
+            logger.error("%s", message)
             self._changed.notify_all()
             self._notify(job)
             return
         job.status, job.started_at = "RUNNING", self._clock()
         self._running += 1
-        _log.info(
+        logger.info(
             "Started local Batch job %s (%s), log %s",
             job.job_id,
             job.request.job_name,
@@ -167,7 +167,7 @@ class LocalBatchBackend:
             while self._queue and (self._slots is None or self._running < self._slots):
                 self._start(self._queue.popleft())
             self._changed.notify_all()
-        _log.info("Local Batch job %s %s (exit code %d)", job.job_id, job.status, code)
+        logger.info("Local Batch job %s %s (exit code %d)", job.job_id, job.status, code)
         self._notify(job)
 
     def _notify(self, job: LocalJob) -> None:
@@ -221,17 +221,17 @@ def definition_environment(
     script: str | None,
     storage_root: Path | None,
     storage_events: Path | None = None,
-    host: Mapping[str, str] = os.environ,
+    environ: Mapping[str, str] = os.environ,
 ) -> dict[str, str]:
     """The variables of a local job definition: the function definition, its script, the data
     (and where the local storage announces the objects the job writes).
 
-    From ``host``, the names a local run gives its script (``LOCAL_HOST_VARIABLES``), and the
-    role's when the data is not local; the job's script gets what the Batch policy of
-    ``supervisor.environment`` lets through.
+    From ``environ`` (the supervisor's environment), the names a local run gives its script
+    (``LOCAL_HOST_VARIABLES``), and the role's when the data is not local; the job's script
+    gets what the Batch policy of ``supervisor.environment`` lets through.
     """
     names = LOCAL_HOST_VARIABLES + (_ROLE_VARIABLES if storage_root is None else ())
-    environment = {name: host[name] for name in names if name in host}
+    environment = {name: environ[name] for name in names if name in environ}
     environment["FUNCTION_CONFIG"] = base64.b64encode(config_text.encode()).decode()
     if script:
         environment["SCRIPT"] = script

@@ -6,15 +6,15 @@ object written there, by an upload or by a function, is announced as an S3
 folder; the runner turns each into an invocation of every function whose input folder
 holds the object, with that event, as a bucket notification would.
 
-Each function runs through the supervisor pipeline (``runtime.Supervisor``), built once
-for the run: ``lambda`` and ``lambda-batch`` invocations run here, in threads, under a
-deadline of the function's ``timeout``, at most ``lambda_concurrency`` at once (Lambda's
-concurrency limit; the others wait their turn); what they hand to Batch, and every
-``batch`` invocation, becomes a job of the function's local Batch backend: ``python -m
-supervisor`` in a subprocess, at most ``slots`` at once (the compute environment's size),
-the others pending in its queue.  The run ends when no upload, event, invocation or job
-is left.  Container images are not pulled: scripts run as plain processes on this
-machine, which must have the tools they call.
+Each function runs through the supervisor pipeline (``runtime.Supervisor``), deployed once
+for the run (``workflow.deployment``): ``lambda`` and ``lambda-batch`` invocations run
+here, in threads, under a deadline of the function's ``timeout``, at most
+``lambda_concurrency`` at once (Lambda's concurrency limit; the others wait their turn);
+what they hand to Batch, and every ``batch`` invocation, becomes a job of the function's
+local Batch backend: ``python -m supervisor`` in a subprocess, at most ``slots`` at once
+(the compute environment's size), the others pending in its queue.  The run ends when no
+upload, event, invocation or job is left.  Container images are not pulled: scripts run as
+plain processes on this machine, which must have the tools they call.
 """
 
 from __future__ import annotations
@@ -34,22 +34,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from supervisor import bootstrap, events, logs, signals
-from supervisor.config import HostFacts
+from supervisor import events, signals
 from supervisor.context import InvocationContext
 from supervisor.deadline import Deadline
-from supervisor.environment import local_host
+from supervisor.environment import local_environ
 from supervisor.errors import SupervisorError
-from supervisor.gpu import inventory
-from supervisor.local.batch import LocalBatchBackend, LocalJob, definition_environment
+from supervisor.gpu import GpuInventory, inventory
+from supervisor.local.batch import LocalBatchBackend, LocalJob
 from supervisor.local.notifications import announcer
 from supervisor.reaper import process_reaper
 from supervisor.runtime import Supervisor
 from supervisor.storage.local import LocalStorage
 from supervisor.watchdog import kill_group
-from supervisor.wiring import read_script
 from supervisor.workflow import progress
 from supervisor.workflow.definition import Workflow, WorkflowFunction
+from supervisor.workflow.deployment import Site, deploy, workflow_secrets
 from supervisor.workflow.invocation_logs import InvocationLogs
 from supervisor.workflow.schedule import Upload, schedule_uploads
 from supervisor.workflow.timeline import Invocation, Timeline
@@ -90,15 +89,6 @@ class RunResult:
         return self.failed == 0 and self.unfinished == 0
 
 
-def workflow_secrets(workflow: Workflow, environ: Mapping[str, str]) -> tuple[str, ...]:
-    """What the logs of a run must never show: the host's credentials and those of every
-    function's storage providers."""
-    found = logs.secrets_from_environ(environ)
-    for function in workflow:
-        found += function.config.storage_providers.secrets()
-    return found
-
-
 class WorkflowRunner:
     """Runs the functions of ``workflow`` on the objects that land in their input folders."""
 
@@ -122,7 +112,7 @@ class WorkflowRunner:
         self.notifications = work_dir / "notifications"
         self.lambda_concurrency = lambda_concurrency
         self._batch_slots = batch_slots
-        self._environ = local_host(environ, sys.executable)
+        self._environ = local_environ(environ, sys.executable)
         self._out = out
         self._draw = draw
         self._storage = LocalStorage(storage_root, announce=announcer(self.notifications))
@@ -150,56 +140,35 @@ class WorkflowRunner:
         self._reaper.enable()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.notifications.mkdir(exist_ok=True)
-        gpus = None
+        site = Site(
+            self._environ, self.storage_root, self.work_dir, self.notifications, self._secrets
+        )
+        gpus: GpuInventory | None = None
         for function in self.workflow:
             slots = self._batch_slots or function.batch.slots or DEFAULT_BATCH_SLOTS
-            job_environment = definition_environment(
-                function.config.source_text,
-                script=read_script(function.config, self._environ),
-                storage_root=self.storage_root,
-                storage_events=self.notifications,
-                host=self._environ,
+            deployed = deploy(
+                function, site, slots=slots, clock=self._now, on_change=self._job_changed
             )
-            job_environment["SUPERVISOR_WORK_DIR"] = str(
-                self.work_dir / "batch-work" / function.name
-            )
-            backend = LocalBatchBackend(
-                job_environment,
-                log_dir=self.work_dir / "batch-jobs" / function.name,
-                slots=slots,
-                clock=self._now,
-                on_change=self._job_changed,
-            )
-            supervisor = bootstrap.start(
-                self._definition(function),
-                self._environ,
-                work_root=self.work_dir / "lambda" / function.name,
-                backend=backend,
-            )
-            self._supervisors[function.name] = supervisor
-            self._backends[function.name] = backend
-            where = f"{function.config.execution_mode}, timeout {function.timeout:g} s"
-            if function.config.execution_mode != "lambda":
-                where += f", Batch: {slots} job(s) at once"
-            if function.batch.gpu:
-                gpus = gpus or inventory(self._environ)
-                where += ", asks for a GPU" + (
-                    f" ({len(gpus.gpus)} here)" if gpus.gpus else ": none here, runs on the CPU"
-                )
-            inputs = ", ".join(location.path for location in function.config.input)
-            self._say(f"function {function.name}: {inputs} ({where})")
+            self._supervisors[function.name] = deployed.supervisor
+            self._backends[function.name] = deployed.backend
+            gpus = self._describe(function, slots, gpus)
 
-    def _definition(self, function: WorkflowFunction) -> bootstrap.Definition:
-        """What a deployed function's bootstrap would load, on this machine's storage."""
-        facts = HostFacts(
-            platform="local",
-            storage_root=self.storage_root,
-            work_root=self.work_dir,
-            batch_job_id=None,
-            log_group=None,
-            storage_events=self.notifications,
-        )
-        return bootstrap.Definition(function.config, facts, self._secrets)
+    def _describe(
+        self, function: WorkflowFunction, slots: int, gpus: GpuInventory | None
+    ) -> GpuInventory | None:
+        """Say where ``function`` runs; return this machine's GPUs, found when the first
+        function that asks for one is described."""
+        where = f"{function.config.execution_mode}, timeout {function.timeout:g} s"
+        if function.config.execution_mode != "lambda":
+            where += f", Batch: {slots} job(s) at once"
+        if function.batch.gpu:
+            gpus = gpus or inventory(self._environ)
+            where += ", asks for a GPU" + (
+                f" ({len(gpus.gpus)} here)" if gpus.gpus else ": none here, runs on the CPU"
+            )
+        inputs = ", ".join(location.path for location in function.config.input)
+        self._say(f"function {function.name}: {inputs} ({where})")
+        return gpus
 
     # -- the run ---------------------------------------------------------------------
 
@@ -264,8 +233,8 @@ class WorkflowRunner:
             kill_group(pgid, _STOP_GRACE)
 
     def _upload(self, upload: Upload) -> None:
-        self._storage.put(upload.source, upload.bucket, upload.key)
-        self._say(f"uploaded {upload.source.name} to {upload.bucket}/{upload.key}")
+        self._storage.put(upload.file, upload.bucket, upload.key)
+        self._say(f"uploaded {upload.file.name} to {upload.bucket}/{upload.key}")
 
     def _unseen(self) -> list[str]:
         try:

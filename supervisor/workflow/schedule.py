@@ -13,9 +13,9 @@ __all__ = ["Upload", "schedule_uploads"]
 
 @dataclass(frozen=True)
 class Upload:
-    """A file to write as ``bucket/key`` ``at`` seconds after the run starts."""
+    """A local ``file`` to write as ``bucket/key`` ``at`` seconds after the run starts."""
 
-    source: Path
+    file: Path
     bucket: str
     key: str
     at: float = 0.0
@@ -54,10 +54,10 @@ def schedule_uploads(
     if not repeat:
         instants = [instants[0]] * len(files)
     # Numbered when a name would come twice: a file sent again, or two files of one name.
-    numbered = len(instants) > len({source.name for source in files})
+    numbered = len(instants) > len({file.name for file in files})
     uploads = []
     for index, at in enumerate(instants):
-        source = files[index % len(files)]
-        name = f"{source.stem}-{index + 1:02d}{source.suffix}" if numbered else source.name
-        uploads.append(Upload(source, bucket, "/".join(p for p in (folder, name) if p), at))
+        file = files[index % len(files)]
+        name = f"{file.stem}-{index + 1:02d}{file.suffix}" if numbered else file.name
+        uploads.append(Upload(file, bucket, "/".join(p for p in (folder, name) if p), at))
     return uploads

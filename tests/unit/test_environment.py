@@ -26,7 +26,7 @@ from supervisor.environment import (
     InvocationFacts,
     ScriptSettings,
     event_fits,
-    local_host,
+    local_environ,
     script_environment,
 )
 from supervisor.errors import ExecutionError
@@ -410,10 +410,10 @@ def test_build_environment_applies_the_policy_of_its_platform() -> None:
 
 
 def test_a_script_sees_the_same_locally_and_in_a_local_batch_job(tmp_path: Path) -> None:
-    host = local_host(HOST, "/opt/venv/bin/python3")
+    host = local_environ(HOST, "/opt/venv/bin/python3")
     job = {
         **definition_environment(
-            "name: fn\n", script="ZWNobyBoaQo=", storage_root=tmp_path, host=host
+            "name: fn\n", script="ZWNobyBoaQo=", storage_root=tmp_path, environ=host
         ),
         # The job's overrides and id, as the local Batch backend adds them.
         "EVENT": FACTS.event_json,
@@ -435,7 +435,7 @@ def test_a_script_sees_the_same_locally_and_in_a_local_batch_job(tmp_path: Path)
 )
 def test_local_runs_put_their_python_first(path: str | None, expected: str) -> None:
     environ = {} if path is None else {"PATH": path}
-    host = local_host(environ, "/opt/venv/bin/python3")
+    host = local_environ(environ, "/opt/venv/bin/python3")
     assert host["PATH"] == expected
     assert environ == ({} if path is None else {"PATH": path})
 

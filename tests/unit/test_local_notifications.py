@@ -288,7 +288,7 @@ def test_definition_environment_with_storage_events(tmp_path: Path) -> None:
         script=None,
         storage_root=tmp_path / "storage",
         storage_events=tmp_path / "notifications",
-        host={"PATH": "/usr/bin", "AWS_SECRET_ACCESS_KEY": "secret"},
+        environ={"PATH": "/usr/bin", "AWS_SECRET_ACCESS_KEY": "secret"},
     )
     assert environment["SUPERVISOR_STORAGE_ROOT"] == str(tmp_path / "storage")
     assert environment["SUPERVISOR_STORAGE_EVENTS"] == str(tmp_path / "notifications")
@@ -317,7 +317,7 @@ def test_definition_environment_without_storage_events(
         script="ZWNobyBoaQ==",
         storage_root=storage_root,
         storage_events=storage_events,
-        host={"PATH": "/usr/bin"},
+        environ={"PATH": "/usr/bin"},
     )
     assert "SUPERVISOR_STORAGE_EVENTS" not in environment
     assert ("SUPERVISOR_STORAGE_ROOT" in environment) is (storage_root is not None)

@@ -25,7 +25,7 @@ TEN = _files(*(f"movie{n}.mp4" for n in range(10)))
 def test_paper_schedule_with_ten_files() -> None:
     uploads = schedule_uploads(PAPER, 60, TEN, "scar-av-workflow/start")
     assert [upload.at for upload in uploads] == PAPER_TIMES
-    assert [upload.source for upload in uploads] == TEN
+    assert [upload.file for upload in uploads] == TEN
     assert [upload.key for upload in uploads] == [f"start/movie{n}.mp4" for n in range(10)]
     assert {upload.bucket for upload in uploads} == {"scar-av-workflow"}
 
@@ -35,7 +35,7 @@ def test_paper_schedule_with_two_files_numbers_the_names() -> None:
     uploads = schedule_uploads(PAPER, 60, files, "scar-av-workflow/start")
     assert [upload.at for upload in uploads] == PAPER_TIMES
     # The files in turn, each sent five times under a name of its own.
-    assert [upload.source for upload in uploads] == files * 5
+    assert [upload.file for upload in uploads] == files * 5
     assert [upload.key for upload in uploads] == [
         "start/video-01.mp4",
         "start/clip-02.mkv",
@@ -81,7 +81,7 @@ def test_times(schedule: str, scale: float, times: list[float]) -> None:
 
 def test_more_files_than_the_schedule_sends() -> None:
     uploads = schedule_uploads("0:1,10:1", 1, TEN, "b/in")
-    assert [upload.source for upload in uploads] == TEN[:2]
+    assert [upload.file for upload in uploads] == TEN[:2]
     assert [upload.key for upload in uploads] == ["in/movie0.mp4", "in/movie1.mp4"]
 
 

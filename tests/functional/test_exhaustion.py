@@ -168,13 +168,6 @@ def proxy(moto_server: str, aws_env: dict[str, str], monkeypatch: pytest.MonkeyP
         yield recording
 
 
-@pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
 @dataclass(frozen=True)
 class Deployment:
     """A function reading ``KEY`` from ``source``/incoming and writing to ``out``/results."""

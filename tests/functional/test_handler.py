@@ -58,13 +58,6 @@ def install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, aws_env: dict[str, 
     return make
 
 
-@pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
 def marked(mark_dir: Path, **container: Any) -> dict[str, Any]:
     """``container`` settings that tell ``MARKING_SCRIPT`` where to leave its mark."""
     return {**container, "environment": {"Variables": {"MARK_DIR": str(mark_dir)}}}

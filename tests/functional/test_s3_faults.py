@@ -84,13 +84,6 @@ def install(
 
 
 @pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def tally(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record the faults a test injected, as the property ``faults_injected`` of its report
     (``pytest --junitxml=faults.xml -o junit_family=legacy`` writes the figures)."""

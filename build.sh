@@ -2,8 +2,8 @@
 # Set up, check and demonstrate serverless-supervisor.
 #   ./build.sh demo   create .venv, install, run the local example
 #   ./build.sh demo-workflow  the paper's audio/video workflow on this machine
-#   ./build.sh test   install what the tests need, run ruff, mypy, the docs build and pytest
-#   ./build.sh check  ruff, ruff format --check, mypy and the docs build only
+#   ./build.sh test   install what the tests need, run the checks (as check does) and pytest
+#   ./build.sh check  ruff, ruff format --check, mypy, the import contracts and the docs build only
 #   ./build.sh docs   regenerate docs/schema/function.json, build the manual into build/site/
 #   ./build.sh layer  build the Lambda Layer zips into build/layer/
 #   ./build.sh binary build build/binary/supervisor, the static executable for Batch/OSCAR jobs
@@ -91,6 +91,10 @@ check() {
   log "mypy --strict"
   "$VENV/bin/mypy"
   "$VENV/bin/mypy" --strict layer/build.py layer/binary.py layer/release.py
+  "$VENV/bin/mypy" --strict bench/run.py bench/harness
+  log "import contracts"
+  # [tool.importlinter] in pyproject.toml: entry points -> runtime -> components -> config.
+  "$VENV/bin/lint-imports" --no-cache
   docs_site --check
 }
 

@@ -30,65 +30,68 @@ _HOP_BY_HOP = {
 }
 
 
-def _handler_class(upstream: tuple[str, int], delay: float) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        _upstream: http.client.HTTPConnection | None = None
+class _DelayingHandler(BaseHTTPRequestHandler):
+    """Forwards each request to ``upstream_address`` ``delay`` seconds after reading it."""
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
+    protocol_version = "HTTP/1.1"
+    upstream_address: tuple[str, int] = ("127.0.0.1", 80)
+    delay = 0.0
+    _upstream: http.client.HTTPConnection | None = None
 
-        def _connection(self) -> http.client.HTTPConnection:
-            if self._upstream is None:
-                self._upstream = http.client.HTTPConnection(*upstream, timeout=120)
-            return self._upstream
+    def log_message(self, format: str, *args: object) -> None:
+        return
 
-        def _exchange(
-            self, body: bytes, headers: dict[str, str]
-        ) -> tuple[http.client.HTTPResponse, bytes]:
-            for attempt in (1, 2):
-                connection = self._connection()
-                try:
-                    connection.request(self.command, self.path, body=body or None, headers=headers)
-                    response = connection.getresponse()
-                    return response, response.read()
-                except (http.client.HTTPException, OSError):
-                    connection.close()
-                    self._upstream = None
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._upstream is None:
+            self._upstream = http.client.HTTPConnection(*self.upstream_address, timeout=120)
+        return self._upstream
 
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            time.sleep(delay)
-            headers = {
-                name: value
-                for name, value in self.headers.items()
-                if name.lower() not in _HOP_BY_HOP
-            }
-            response, payload = self._exchange(body, headers)
-            if response.will_close and self._upstream is not None:
-                self._upstream.close()
+    def _exchange(
+        self, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.request(self.command, self.path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                return response, response.read()
+            except (http.client.HTTPException, OSError):
+                connection.close()
                 self._upstream = None
-            self.send_response(response.status, response.reason)
-            for name, value in response.getheaders():
-                if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
-        def finish(self) -> None:
-            super().finish()
-            if self._upstream is not None:
-                self._upstream.close()
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        time.sleep(self.delay)
+        headers = {
+            name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP
+        }
+        response, payload = self._exchange(body, headers)
+        if response.will_close and self._upstream is not None:
+            self._upstream.close()
+            self._upstream = None
+        self.send_response(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
+    def finish(self) -> None:
+        super().finish()
+        if self._upstream is not None:
+            self._upstream.close()
 
-    return Handler
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
+
+
+def _handler_class(upstream: tuple[str, int], delay: float) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_DelayingHandler,), {"upstream_address": upstream, "delay": delay})
 
 
 def serve(upstream_url: str, delay: float) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from supervisor.context import LambdaContextLike
     from supervisor.runtime import Outcome, Supervisor
 
-__all__ = ["handler", "reset"]
+__all__ = ["built", "handler", "reset"]
 
 logger = logging.getLogger(__name__)
 Serve = Callable[[Any, "LambdaContextLike"], dict[str, Any]]
@@ -35,6 +35,11 @@ _built: tuple[Supervisor, Serve] | None = None
 def handler(event: Any, context: LambdaContextLike) -> dict[str, Any]:
     _, serve = _build()
     return serve(event, context)
+
+
+def built() -> Supervisor | None:
+    """The supervisor this execution environment built, or ``None`` before the first invocation."""
+    return None if _built is None else _built[0]
 
 
 def reset() -> None:

@@ -77,7 +77,10 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the moto server did not start") from None
+                process.kill()
+                process.wait()
+                log.close()
+                raise RuntimeError(f"the moto server did not start (log: {log.name})") from None
             time.sleep(0.1)
     request = urllib.request.Request(
         f"{endpoint}/moto-api/config",

@@ -102,74 +102,72 @@ class FaultProxy:
         return None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+        return type("Handler", (_FaultHandler,), {"proxy": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:
-                return
+class _FaultHandler(BaseHTTPRequestHandler):
+    """Answers a request with the first fault that matches it, or forwards it upstream."""
 
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                fault = proxy._take(self.command, self.path, self.headers.get("X-Amz-Target", ""))
-                if fault is not None and fault.delay:
-                    threading.Event().wait(fault.delay)
-                if fault is not None and fault.action == "reset":
-                    self.rfile.read(min(length, fault.after_bytes))
-                    self.connection.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                body = self.rfile.read(length) if length else b""
-                if fault is not None:
-                    self._answer_fault(fault)
-                    return
-                self._forward(body)
+    protocol_version = "HTTP/1.1"
+    proxy: FaultProxy
 
-            def _answer_fault(self, fault: Fault) -> None:
-                if fault.body_format == "json":
-                    payload = (
-                        f'{{"__type": "{fault.code}", "message": "{fault.message}"}}'
-                    ).encode()
-                    content_type = "application/json"
-                else:
-                    payload = (
-                        '<?xml version="1.0" encoding="UTF-8"?>\n'
-                        f"<Error><Code>{fault.code}</Code><Message>{fault.message}</Message>"
-                        "<RequestId>FAULT</RequestId></Error>"
-                    ).encode()
-                    content_type = "application/xml"
-                self.send_response(fault.status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("x-amzn-ErrorType", fault.code)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
+    def log_message(self, format: str, *args: object) -> None:
+        return
 
-            def _forward(self, body: bytes) -> None:
-                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=60)
-                headers = {
-                    name: value
-                    for name, value in self.headers.items()
-                    if name.lower() not in _HOP_BY_HOP
-                }
-                upstream.request(self.command, self.path, body=body or None, headers=headers)
-                response = upstream.getresponse()
-                payload = response.read()
-                self.send_response(response.status, response.reason)
-                for name, value in response.getheaders():
-                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-                upstream.close()
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        fault = self.proxy._take(self.command, self.path, self.headers.get("X-Amz-Target", ""))
+        if fault is not None and fault.delay:
+            threading.Event().wait(fault.delay)
+        if fault is not None and fault.action == "reset":
+            self.rfile.read(min(length, fault.after_bytes))
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.close_connection = True
+            self.connection.close()
+            return
+        body = self.rfile.read(length) if length else b""
+        if fault is not None:
+            self._answer_fault(fault)
+            return
+        self._forward(body)
 
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
+    def _answer_fault(self, fault: Fault) -> None:
+        if fault.body_format == "json":
+            payload = (f'{{"__type": "{fault.code}", "message": "{fault.message}"}}').encode()
+            content_type = "application/json"
+        else:
+            payload = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n'
+                f"<Error><Code>{fault.code}</Code><Message>{fault.message}</Message>"
+                "<RequestId>FAULT</RequestId></Error>"
+            ).encode()
+            content_type = "application/xml"
+        self.send_response(fault.status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("x-amzn-ErrorType", fault.code)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
-        return Handler
+    def _forward(self, body: bytes) -> None:
+        upstream = http.client.HTTPConnection(*self.proxy._upstream, timeout=60)
+        headers = {
+            name: value for name, value in self.headers.items() if name.lower() not in _HOP_BY_HOP
+        }
+        upstream.request(self.command, self.path, body=body or None, headers=headers)
+        response = upstream.getresponse()
+        payload = response.read()
+        self.send_response(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        upstream.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve

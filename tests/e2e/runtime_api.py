@@ -111,69 +111,73 @@ class RuntimeAPI:
         return True
 
 
-def _handler_for(api: RuntimeAPI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _RuntimeHandler(BaseHTTPRequestHandler):
+    """The routes of the Runtime API that awslambdaric calls, answered from ``api``."""
 
-        def do_GET(self) -> None:
-            if self.path != f"{PREFIX}/invocation/next":
-                self._send(HTTPStatus.NOT_FOUND, {"errorMessage": f"no route {self.path}"})
-                return
-            invocation = api._next()
-            if invocation is None:
-                self.close_connection = True  # the test is over: no answer
-                return
-            self._send(
-                HTTPStatus.OK,
-                invocation.event,
-                {
-                    "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                    "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-                    "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
-                    "Lambda-Runtime-Trace-Id": invocation.trace_id,
-                },
-            )
+    protocol_version = "HTTP/1.1"
+    api: RuntimeAPI
 
-        def do_POST(self) -> None:
-            body = self._body()
-            if self.path == f"{PREFIX}/init/error":
-                api.init_errors.append((self.headers.get(ERROR_TYPE_HEADER), body))
-                self._send(HTTPStatus.ACCEPTED, {"status": "OK"})
-                return
-            parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
-            if (
-                self.path.startswith(f"{PREFIX}/invocation/")
-                and len(parts) == 2
-                and parts[1] in ("response", "error")
-                and api._answer(parts[0], parts[1], body)
-            ):
-                self._send(HTTPStatus.ACCEPTED, {"status": "OK"})
-                return
-            self._send(HTTPStatus.BAD_REQUEST, {"errorMessage": f"unexpected POST {self.path}"})
+    def do_GET(self) -> None:
+        if self.path != f"{PREFIX}/invocation/next":
+            self._send(HTTPStatus.NOT_FOUND, {"errorMessage": f"no route {self.path}"})
+            return
+        invocation = self.api._next()
+        if invocation is None:
+            self.close_connection = True  # the test is over: no answer
+            return
+        self._send(
+            HTTPStatus.OK,
+            invocation.event,
+            {
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
+                "Lambda-Runtime-Trace-Id": invocation.trace_id,
+            },
+        )
 
-        def _body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
-                while size := int(self.rfile.readline().split(b";")[0], 16):
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
+    def do_POST(self) -> None:
+        body = self._body()
+        if self.path == f"{PREFIX}/init/error":
+            self.api.init_errors.append((self.headers.get(ERROR_TYPE_HEADER), body))
+            self._send(HTTPStatus.ACCEPTED, {"status": "OK"})
+            return
+        parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
+        if (
+            self.path.startswith(f"{PREFIX}/invocation/")
+            and len(parts) == 2
+            and parts[1] in ("response", "error")
+            and self.api._answer(parts[0], parts[1], body)
+        ):
+            self._send(HTTPStatus.ACCEPTED, {"status": "OK"})
+            return
+        self._send(HTTPStatus.BAD_REQUEST, {"errorMessage": f"unexpected POST {self.path}"})
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
                 self.rfile.readline()
-                return b"".join(chunks)
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def _send(
-            self, status: HTTPStatus, payload: Any, headers: dict[str, str] | None = None
-        ) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+    def _send(
+        self, status: HTTPStatus, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test reports what it needs."""
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reports what it needs."""
 
-    return Handler
+
+def _handler_for(api: RuntimeAPI) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_RuntimeHandler,), {"api": api})

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -46,8 +47,6 @@ MIB = 1024 * 1024
 SMALL_TMP = 2 * MIB
 BIG_INPUT = 3 * MIB
 KEY = "incoming/big input.bin"
-
-Install = Callable[..., LambdaFunction]
 
 # Leaves a mark, so that a test can tell whether the script ran, and writes an output.
 COPY_SCRIPT = """\
@@ -169,30 +168,48 @@ def proxy(moto_server: str, aws_env: dict[str, str], monkeypatch: pytest.MonkeyP
         yield recording
 
 
-@pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
+@dataclass(frozen=True)
+class Deployment:
+    """A function reading ``KEY`` from ``source``/incoming and writing to ``out``/results."""
+
+    function: LambdaFunction
+    source: str
+    out: str
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    def assert_nothing_left(self, s3: Any) -> None:
+        assert objects(s3, self.out) == {}, "an output was uploaded"
+        assert list(self.function.work_dir.iterdir()) == [], "the invocation left files in /tmp"
+
+
+Deploy = Callable[..., Deployment]
 
 
 @pytest.fixture
-def install(
+def deploy(
     monkeypatch: pytest.MonkeyPatch,
     function_folder: Path,
     mark_dir: Path,
     aws_env: dict[str, str],
+    s3: Any,
     make_bucket: Callable[[str], str],
-) -> Install:
-    """Deploy a function reading from a fresh input bucket and writing to a fresh output one."""
+    batch_queue: Callable[[str], str],
+) -> Deploy:
+    """Deploy a function reading from a fresh input bucket and writing to a fresh output one;
+    ``data`` (when given) is stored as ``KEY``, and ``queue`` creates the Batch job queue."""
 
     def make(
         mode: str,
         script: str = COPY_SCRIPT,
         *,
+        data: bytes | None = None,
+        queue: bool = True,
         batch: Mapping[str, Any] | None = None,
         variables: Mapping[str, str] | None = None,
-    ) -> LambdaFunction:
+    ) -> Deployment:
         source, out = make_bucket("in"), make_bucket("out")
         definition: dict[str, Any] = {
             "execution_mode": mode,
@@ -204,15 +221,35 @@ def install(
         }
         if batch is not None:
             definition["batch"] = dict(batch)
-        return install_function(monkeypatch, function_folder, script, definition)
+        function = install_function(monkeypatch, function_folder, script, definition)
+        if data is not None:
+            s3.put_object(Bucket=source, Key=KEY, Body=data)
+        if queue:
+            batch_queue(function.name)
+        return Deployment(function, source, out)
 
     return make
 
 
-def buckets(function: LambdaFunction) -> tuple[str, str]:
-    """The function's input and output buckets."""
-    source, out = function.definition["input"][0], function.definition["output"][0]
-    return source["path"].partition("/")[0], out["path"].partition("/")[0]
+def delegate_on(listed: list[str] | None) -> dict[str, Any] | None:
+    """The ``batch`` section listing ``listed`` in ``delegate_on`` (``None``: the default)."""
+    return None if listed is None else {"delegate_on": listed}
+
+
+def delegated(response: dict[str, Any], batch: Any, function: str) -> tuple[Any, str]:
+    """The one job submitted for ``function``, and the response's body, which names it."""
+    assert response["statusCode"] == 202, body(response)
+    job = the_job(batch, function)
+    answer = body(response)
+    assert job["jobId"] in answer
+    return job, answer
+
+
+def failure(event: Any, function: LambdaFunction) -> str:
+    """The message of the ``InvocationError`` that invoking ``function`` must raise."""
+    with pytest.raises(InvocationError) as raised:
+        lambda_handler.handler(event, function.context())
+    return str(raised.value)
 
 
 def s3_event(load_event: Callable[[str], Any], bucket: str, size: int | None) -> Any:
@@ -233,74 +270,59 @@ def requests_to(proxy: FaultProxy, bucket: str) -> list[tuple[str, str]]:
     return [(method, path) for method, path in proxy.requests if path.startswith(f"/{bucket}")]
 
 
-def assert_nothing_left(function: LambdaFunction, out: str, s3: Any) -> None:
-    assert objects(s3, out) == {}, "an output was uploaded"
-    assert list(function.work_dir.iterdir()) == [], "the invocation left files in /tmp"
-
-
 # --- an input larger than the free space, known from the event ------------------------------
 
 
 def test_an_input_known_too_large_is_handed_to_batch_before_any_request(
-    install: Install,
+    deploy: Deploy,
     small_tmp: Path,
     proxy: FaultProxy,
     s3: Any,
     batch: Any,
-    batch_queue: Callable[[str], str],
     load_event: Callable[[str], Any],
     mark_dir: Path,
 ) -> None:
-    function = install("lambda-batch")
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=os.urandom(BIG_INPUT))
-    batch_queue(function.name)
-    event = s3_event(load_event, source, BIG_INPUT)
-    context = function.context()
+    deployed = deploy("lambda-batch", data=os.urandom(BIG_INPUT))
+    event = s3_event(load_event, deployed.source, BIG_INPUT)
+    context = deployed.function.context()
 
     response = lambda_handler.handler(event, context)
 
-    assert response["statusCode"] == 202
-    job = the_job(batch, function.name)
-    answer = body(response)
-    assert job["jobId"] in answer
+    job, answer = delegated(response, batch, deployed.name)
     assert f"{BIG_INPUT} bytes" in answer
     assert "does not fit" in answer
     env = job_environment(job)
     assert json.loads(env["EVENT"]) == event
     assert env["AWS_LAMBDA_REQUEST_ID"] == context.aws_request_id
-    assert requests_to(proxy, source) == [], "the object was requested"
+    assert requests_to(proxy, deployed.source) == [], "the object was requested"
     assert ("POST", "/v1/submitjob") in proxy.requests, "the proxy saw no request"
     assert not (mark_dir / "ran").exists(), "the script ran"
-    assert_nothing_left(function, out, s3)
+    deployed.assert_nothing_left(s3)
 
 
 def test_an_input_known_too_large_fails_naming_object_size_and_free_space(
-    install: Install,
+    deploy: Deploy,
     small_tmp: Path,
     proxy: FaultProxy,
     s3: Any,
     load_event: Callable[[str], Any],
     mark_dir: Path,
 ) -> None:
-    function = install("lambda")
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=os.urandom(BIG_INPUT))
+    deployed = deploy("lambda", data=os.urandom(BIG_INPUT), queue=False)
+    source = deployed.source
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(s3_event(load_event, source, BIG_INPUT), function.context())
+    message = failure(s3_event(load_event, source, BIG_INPUT), deployed.function)
 
-    message = str(raised.value)
     assert f"s3://{source}/{KEY}" in message
     assert f"{BIG_INPUT} bytes (3.0 MiB)" in message
     assert f"{SMALL_TMP} bytes (2.0 MiB) free under {small_tmp}" in message
     assert requests_to(proxy, source) == [], "the object was requested"
     assert not (mark_dir / "ran").exists(), "the script ran"
-    assert_nothing_left(function, out, s3)
+    deployed.assert_nothing_left(s3)
 
 
 @pytest.mark.parametrize(
-    ("delegate_on", "delegated"),
+    ("listed", "is_delegated"),
     [
         (None, True),  # the default lists resources
         (["timeout", "resources"], True),
@@ -308,38 +330,31 @@ def test_an_input_known_too_large_fails_naming_object_size_and_free_space(
     ],
 )
 def test_an_input_too_large_for_the_real_disk_follows_delegate_on(
-    install: Install,
+    deploy: Deploy,
     proxy: FaultProxy,
     s3: Any,
     batch: Any,
-    batch_queue: Callable[[str], str],
     load_event: Callable[[str], Any],
-    delegate_on: list[str] | None,
-    delegated: bool,
+    listed: list[str] | None,
+    is_delegated: bool,
 ) -> None:
     """No mount needed: the event announces more than any disk here holds (1 PiB)."""
     claimed = 1024**5
-    function = install(
-        "lambda-batch", batch=None if delegate_on is None else {"delegate_on": delegate_on}
-    )
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=b"small after all")
-    batch_queue(function.name)
+    deployed = deploy("lambda-batch", data=b"small after all", batch=delegate_on(listed))
+    source = deployed.source
     event = s3_event(load_event, source, claimed)
 
-    if delegated:
-        response = lambda_handler.handler(event, function.context())
+    if is_delegated:
+        response = lambda_handler.handler(event, deployed.function.context())
         assert response["statusCode"] == 202
-        assert len(jobs_in(batch, function.name)) == 1
+        assert len(jobs_in(batch, deployed.name)) == 1
     else:
-        with pytest.raises(InvocationError) as raised:
-            lambda_handler.handler(event, function.context())
-        message = str(raised.value)
+        message = failure(event, deployed.function)
         assert f"s3://{source}/{KEY} is {claimed} bytes (1048576.0 GiB)" in message
         assert "batch.delegate_on does not list resources" in message
-        assert jobs_in(batch, function.name) == []
+        assert jobs_in(batch, deployed.name) == []
     assert requests_to(proxy, source) == []
-    assert_nothing_left(function, out, s3)
+    deployed.assert_nothing_left(s3)
 
 
 # --- a download that runs out of space ------------------------------------------------------
@@ -350,62 +365,52 @@ SIZES = pytest.mark.parametrize("announced", [None, 11], ids=["no-size", "unders
 
 @SIZES
 def test_a_download_that_fills_the_disk_is_handed_to_batch_leaving_no_partial_file(
-    install: Install,
+    deploy: Deploy,
     small_tmp: Path,
     proxy: FaultProxy,
     s3: Any,
     batch: Any,
-    batch_queue: Callable[[str], str],
     load_event: Callable[[str], Any],
     mark_dir: Path,
     announced: int | None,
 ) -> None:
-    function = install("lambda-batch")
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=os.urandom(BIG_INPUT))
-    batch_queue(function.name)
-    event = s3_event(load_event, source, announced)
+    deployed = deploy("lambda-batch", data=os.urandom(BIG_INPUT))
+    event = s3_event(load_event, deployed.source, announced)
 
-    response = lambda_handler.handler(event, function.context())
+    response = lambda_handler.handler(event, deployed.function.context())
 
-    assert response["statusCode"] == 202
-    job = the_job(batch, function.name)
-    answer = body(response)
-    assert job["jobId"] in answer
+    job, answer = delegated(response, batch, deployed.name)
     assert "no space left on the device" in answer
     assert json.loads(job_environment(job)["EVENT"]) == event
-    assert any(method == "GET" for method, _ in requests_to(proxy, source)), "no download"
+    assert any(method == "GET" for method, _ in requests_to(proxy, deployed.source)), "no download"
     assert not (mark_dir / "ran").exists(), "the script ran"
-    assert_nothing_left(function, out, s3)
+    deployed.assert_nothing_left(s3)
     assert shutil.disk_usage(small_tmp).free == SMALL_TMP
 
 
 @SIZES
 def test_a_download_that_fills_the_disk_fails_naming_the_object(
-    install: Install,
+    deploy: Deploy,
     small_tmp: Path,
     s3: Any,
     load_event: Callable[[str], Any],
     mark_dir: Path,
     announced: int | None,
 ) -> None:
-    function = install("lambda")
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=os.urandom(BIG_INPUT))
+    deployed = deploy("lambda", data=os.urandom(BIG_INPUT), queue=False)
+    source = deployed.source
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(s3_event(load_event, source, announced), function.context())
+    message = failure(s3_event(load_event, source, announced), deployed.function)
 
-    message = str(raised.value)
     assert f"cannot download s3://{source}/{KEY}" in message
     assert "no space left on the device" in message
     assert f"only {SMALL_TMP} bytes (2.0 MiB) free there without it" in message
     assert not (mark_dir / "ran").exists(), "the script ran"
-    assert_nothing_left(function, out, s3)
+    deployed.assert_nothing_left(s3)
 
 
 def test_a_local_store_copy_that_fills_the_disk_fails_leaving_no_partial_file(
-    install: Install,
+    deploy: Deploy,
     small_tmp: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -413,21 +418,19 @@ def test_a_local_store_copy_that_fills_the_disk_fails_leaving_no_partial_file(
     mark_dir: Path,
 ) -> None:
     """The same through the local storage provider (``SUPERVISOR_STORAGE_ROOT``)."""
-    function = install("lambda")
-    source, _ = buckets(function)
+    deployed = deploy("lambda", queue=False)
+    source = deployed.source
     store = tmp_path / "store"
     (store / source / "incoming").mkdir(parents=True)
     (store / source / KEY).write_bytes(os.urandom(BIG_INPUT))
     monkeypatch.setenv("SUPERVISOR_STORAGE_ROOT", str(store))
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(s3_event(load_event, source, None), function.context())
+    message = failure(s3_event(load_event, source, None), deployed.function)
 
-    message = str(raised.value)
     assert str(store / source / KEY) in message
     assert "no space left on the device" in message
     assert not (mark_dir / "ran").exists()
-    assert list(function.work_dir.iterdir()) == []
+    assert list(deployed.function.work_dir.iterdir()) == []
     assert shutil.disk_usage(small_tmp).free == SMALL_TMP
 
 
@@ -443,122 +446,99 @@ def test_a_local_store_copy_that_fills_the_disk_fails_leaving_no_partial_file(
     ids=["script", "command"],
 )
 def test_a_script_killed_by_sigkill_is_handed_to_batch(
-    install: Install,
+    deploy: Deploy,
     s3: Any,
     batch: Any,
-    batch_queue: Callable[[str], str],
     load_event: Callable[[str], Any],
     mark_dir: Path,
     script: str,
     says: str,
 ) -> None:
-    function = install("lambda-batch", script)
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=b"data")
-    batch_queue(function.name)
-    event = s3_event(load_event, source, 4)
-    context = function.context()
+    deployed = deploy("lambda-batch", script, data=b"data")
+    event = s3_event(load_event, deployed.source, 4)
+    context = deployed.function.context()
 
     response = lambda_handler.handler(event, context)
 
-    assert response["statusCode"] == 202
-    job = the_job(batch, function.name)
-    answer = body(response)
-    assert job["jobId"] in answer
+    job, answer = delegated(response, batch, deployed.name)
     assert says in answer
     assert f"the function has {context.memory_limit_in_mb} MB" in answer
     assert json.loads(job_environment(job)["EVENT"]) == event
     assert (mark_dir / "ran").exists(), "the script did not run in Lambda"
-    assert_nothing_left(function, out, s3)
+    deployed.assert_nothing_left(s3)
 
 
 @pytest.mark.parametrize(
-    ("mode", "delegate_on", "expected"),
+    ("mode", "listed", "expected"),
     [
         ("lambda", None, "killed by SIGKILL (out of memory? the function has 512 MB)"),
         ("lambda-batch", ["timeout"], "batch.delegate_on does not list resources or failure"),
     ],
 )
 def test_a_script_killed_by_sigkill_fails_saying_so_where_not_delegated(
-    install: Install,
+    deploy: Deploy,
     s3: Any,
     batch: Any,
-    batch_queue: Callable[[str], str],
     load_event: Callable[[str], Any],
     mark_dir: Path,
     mode: str,
-    delegate_on: list[str] | None,
+    listed: list[str] | None,
     expected: str,
 ) -> None:
-    function = install(
-        mode,
-        SELF_KILLING_SCRIPT,
-        batch=None if delegate_on is None else {"delegate_on": delegate_on},
-    )
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=b"data")
-    batch_queue(function.name)
+    deployed = deploy(mode, SELF_KILLING_SCRIPT, data=b"data", batch=delegate_on(listed))
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(s3_event(load_event, source, 4), function.context())
+    message = failure(s3_event(load_event, deployed.source, 4), deployed.function)
 
-    message = str(raised.value)
     assert KEY in message
     assert expected in message
     assert (mark_dir / "ran").exists()
-    assert jobs_in(batch, function.name) == []
-    assert_nothing_left(function, out, s3)
+    assert jobs_in(batch, deployed.name) == []
+    deployed.assert_nothing_left(s3)
 
 
-@pytest.mark.parametrize("delegate_on", [["timeout", "failure"], ["timeout", "resources"]])
+@pytest.mark.parametrize("listed", [["timeout", "failure"], ["timeout", "resources"]])
 def test_a_sigkill_is_delegated_when_delegate_on_lists_failure_or_resources(
-    install: Install,
+    deploy: Deploy,
     s3: Any,
     batch: Any,
-    batch_queue: Callable[[str], str],
     load_event: Callable[[str], Any],
-    delegate_on: list[str],
+    listed: list[str],
 ) -> None:
-    function = install("lambda-batch", SELF_KILLING_SCRIPT, batch={"delegate_on": delegate_on})
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=b"data")
-    batch_queue(function.name)
+    deployed = deploy("lambda-batch", SELF_KILLING_SCRIPT, data=b"data", batch=delegate_on(listed))
 
-    response = lambda_handler.handler(s3_event(load_event, source, 4), function.context())
+    response = lambda_handler.handler(
+        s3_event(load_event, deployed.source, 4), deployed.function.context()
+    )
 
     assert response["statusCode"] == 202
-    assert len(jobs_in(batch, function.name)) == 1
-    assert_nothing_left(function, out, s3)
+    assert len(jobs_in(batch, deployed.name)) == 1
+    deployed.assert_nothing_left(s3)
 
 
 def test_a_script_the_kernel_kills_for_memory_is_handed_to_batch(
-    install: Install,
+    deploy: Deploy,
     memory_cgroup: Path,
     s3: Any,
     batch: Any,
-    batch_queue: Callable[[str], str],
     load_event: Callable[[str], Any],
     mark_dir: Path,
 ) -> None:
     """A real out-of-memory kill: the script joins a 64 MiB memory cgroup and fills 512 MiB."""
-    function = install(
+    deployed = deploy(
         "lambda-batch",
         OOM_SCRIPT,
+        data=b"data",
         variables={"OOM_CGROUP": str(memory_cgroup), "PYTHON": sys.executable},
     )
-    source, out = buckets(function)
-    s3.put_object(Bucket=source, Key=KEY, Body=b"data")
-    batch_queue(function.name)
-    event = s3_event(load_event, source, 4)
+    event = s3_event(load_event, deployed.source, 4)
 
-    response = lambda_handler.handler(event, function.context())
+    response = lambda_handler.handler(event, deployed.function.context())
 
-    assert response["statusCode"] == 202, body(response)
-    job = the_job(batch, function.name)
-    assert "the script was killed by SIGKILL (out of memory?" in body(response)
+    job, answer = delegated(response, batch, deployed.name)
+    assert "the script was killed by SIGKILL (out of memory?" in answer
     assert json.loads(job_environment(job)["EVENT"]) == event
     assert (mark_dir / "ran").exists()
-    assert_nothing_left(function, out, s3)
+    deployed.assert_nothing_left(s3)
 
 
 # --- injected faults: a free-space probe, a provider that fills the disk --------------------

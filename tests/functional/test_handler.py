@@ -58,13 +58,6 @@ def install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, aws_env: dict[str, 
     return make
 
 
-@pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
 def marked(mark_dir: Path, **container: Any) -> dict[str, Any]:
     """``container`` settings that tell ``MARKING_SCRIPT`` where to leave its mark."""
     return {**container, "environment": {"Variables": {"MARK_DIR": str(mark_dir)}}}
@@ -708,7 +701,7 @@ echo scratch > "$TMP_OUTPUT_DIR/../scratch.tmp"
     )
 
     first = lambda_handler.handler(s3_put(load_event, source, "incoming/a.txt"), function.context())
-    built = lambda_handler._built
+    built = lambda_handler.built()
     assert built is not None
     assert list(function.work_dir.iterdir()) == []
     # A warm environment never reads its definition again.
@@ -717,7 +710,7 @@ echo scratch > "$TMP_OUTPUT_DIR/../scratch.tmp"
         s3_put(load_event, source, "incoming/b.txt"), function.context()
     )
 
-    assert lambda_handler._built is built
+    assert lambda_handler.built() is built
     assert list(function.work_dir.iterdir()) == []
     first_lines = body_of(first).decode().splitlines()
     second_lines = body_of(second).decode().splitlines()
@@ -789,7 +782,7 @@ def test_an_invalid_definition_raises_a_config_error_naming_the_key(
     message = str(raised.value)
     assert "execution_mode" in message
     assert "'cloud'" in message
-    assert lambda_handler._built is None
+    assert lambda_handler.built() is None
 
 
 # --- logs -----------------------------------------------------------------------------------

@@ -33,13 +33,6 @@ def install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, aws_env: dict[str, 
     return make
 
 
-@pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
 def nested(depth: int) -> Any:
     """``{"a": [{"a": [...]}]}``, ``depth`` levels of objects and lists, built without recursion."""
     value: Any = "bottom"

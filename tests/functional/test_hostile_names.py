@@ -215,13 +215,6 @@ def test_a_hostile_bucket_name_is_refused_naming_it(
     assert named_after(TAG) == []
 
 
-@pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
 # --- links out of the output folder ---------------------------------------------------------
 
 EXFILTRATING = {

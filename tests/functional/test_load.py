@@ -165,7 +165,14 @@ def test_fifty_batch_jobs_at_once_share_a_work_root(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-    logs = {key: job.communicate(timeout=120)[0].decode() for key, job in jobs.items()}
+    try:
+        logs = {key: job.communicate(timeout=120)[0].decode() for key, job in jobs.items()}
+    finally:
+        # A job still running when the test fails (or times out) is ended, its pipe closed.
+        for job in jobs.values():
+            if job.poll() is None:
+                job.kill()
+                job.communicate()
     elapsed = time.monotonic() - started
 
     codes = {key: job.returncode for key, job in jobs.items() if job.returncode != 0}

@@ -29,6 +29,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,6 @@ def install(
 
 
 @pytest.fixture
-def mark_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "marks"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def tally(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record the faults a test injected, as the property ``faults_injected`` of its report
     (``pytest --junitxml=faults.xml -o junit_family=legacy`` writes the figures)."""
@@ -133,29 +127,55 @@ def assert_clear(message: str, aws_env: Mapping[str, str]) -> None:
         assert aws_env[name] not in message
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """A function copying its input from ``source`` to ``out``/results, S3 behind the proxy."""
+
+    source: str
+    out: str
+    function: LambdaFunction
+    load_event: LoadEvent
+
+    def event(self, key: str, size: int | None = None) -> Any:
+        return s3_put(self.load_event, self.source, key, size)
+
+    def invoke(self, key: str, size: int | None = None) -> Any:
+        return lambda_handler.handler(self.event(key, size), self.function.context())
+
+    def fail(self, key: str, size: int | None = None) -> tuple[str, float]:
+        """Invoke for ``key``, which must raise ``InvocationError``: its message, the seconds."""
+        started = time.monotonic()
+        with pytest.raises(InvocationError) as raised:
+            self.invoke(key, size)
+        return str(raised.value), time.monotonic() - started
+
+
+@pytest.fixture
+def deployed(
+    install: Install, make_bucket: MakeBucket, load_event: LoadEvent, mark_dir: Path
+) -> Deployed:
+    source, out = make_bucket("in"), make_bucket("out")
+    function = install(COPY_SCRIPT, definition(out, mark_dir))
+    return Deployed(source, out, function, load_event)
+
+
 # --- stage-in ---------------------------------------------------------------------------
 
 
 def test_slowdown_on_get_is_retried(
-    install: Install,
+    deployed: Deployed,
     proxy: FaultProxy,
     s3: Any,
-    make_bucket: MakeBucket,
-    load_event: LoadEvent,
-    mark_dir: Path,
     capsys: pytest.CaptureFixture[str],
     tally: Callable[..., None],
 ) -> None:
-    source, out = make_bucket("in"), make_bucket("out")
+    source, out = deployed.source, deployed.out
     s3.put_object(Bucket=source, Key="incoming/photo.jpg", Body=b"pixels")
-    function = install(COPY_SCRIPT, definition(out, mark_dir))
     slowdown = proxy.add(
         Fault("GET", rf"^/{source}/incoming/photo\.jpg", status=503, code="SlowDown", times=2)
     )
 
-    response = lambda_handler.handler(
-        s3_put(load_event, source, "incoming/photo.jpg"), function.context()
-    )
+    response = deployed.invoke("incoming/photo.jpg")
 
     tally(slowdown)
     assert response["statusCode"] == 200
@@ -170,29 +190,22 @@ def test_slowdown_on_get_is_retried(
 
 
 def test_persistent_500_on_get(
-    install: Install,
+    deployed: Deployed,
     proxy: FaultProxy,
     s3: Any,
-    make_bucket: MakeBucket,
-    load_event: LoadEvent,
     mark_dir: Path,
     aws_env: dict[str, str],
     tally: Callable[..., None],
 ) -> None:
-    source, out = make_bucket("in"), make_bucket("out")
+    source, out = deployed.source, deployed.out
     s3.put_object(Bucket=source, Key="incoming/photo.jpg", Body=b"pixels")
-    function = install(COPY_SCRIPT, definition(out, mark_dir))
     broken = proxy.add(
         Fault("GET", rf"^/{source}/incoming/photo\.jpg", times=None, **INTERNAL_ERROR)
     )
-    started = time.monotonic()
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(s3_put(load_event, source, "incoming/photo.jpg"), function.context())
+    message, elapsed = deployed.fail("incoming/photo.jpg")
 
-    elapsed = time.monotonic() - started
     tally(broken)
-    message = str(raised.value)
     assert f"cannot download s3://{source}/incoming/photo.jpg" in message
     assert f"InternalError {INTERNAL_ERROR['message']} ({MAX_ATTEMPTS} attempts)" in message
     assert_clear(message, aws_env)
@@ -200,22 +213,19 @@ def test_persistent_500_on_get(
     assert elapsed < FAIL_WITHIN_S
     assert not (mark_dir / "ran").exists()
     assert objects(s3, out) == {}
-    assert list(function.work_dir.iterdir()) == []
+    assert list(deployed.function.work_dir.iterdir()) == []
 
 
 def test_access_denied_on_get(
-    install: Install,
+    deployed: Deployed,
     proxy: FaultProxy,
     s3: Any,
-    make_bucket: MakeBucket,
-    load_event: LoadEvent,
     mark_dir: Path,
     aws_env: dict[str, str],
     tally: Callable[..., None],
 ) -> None:
-    source, out = make_bucket("in"), make_bucket("out")
+    source, out = deployed.source, deployed.out
     s3.put_object(Bucket=source, Key="private/report.csv", Body=b"secret numbers")
-    function = install(COPY_SCRIPT, definition(out, mark_dir))
     denied = proxy.add(
         Fault(
             "GET",
@@ -227,11 +237,9 @@ def test_access_denied_on_get(
         )
     )
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(s3_put(load_event, source, "private/report.csv"), function.context())
+    message, _ = deployed.fail("private/report.csv")
 
     tally(denied)
-    message = str(raised.value)
     assert f"cannot download s3://{source}/private/report.csv" in message
     assert message.endswith("access denied")
     assert_clear(message, aws_env)
@@ -241,21 +249,16 @@ def test_access_denied_on_get(
 
 
 def test_missing_object(
-    install: Install,
+    deployed: Deployed,
     proxy: FaultProxy,
-    make_bucket: MakeBucket,
     s3: Any,
-    load_event: LoadEvent,
     mark_dir: Path,
     aws_env: dict[str, str],
 ) -> None:
-    source, out = make_bucket("in"), make_bucket("out")
-    function = install(COPY_SCRIPT, definition(out, mark_dir))
+    source, out = deployed.source, deployed.out
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(s3_put(load_event, source, "incoming/gone.txt"), function.context())
+    message, _ = deployed.fail("incoming/gone.txt")
 
-    message = str(raised.value)
     assert f"cannot download s3://{source}/incoming/gone.txt: the object does not exist" in message
     assert_clear(message, aws_env)
     assert ("HEAD", f"/{source}/incoming/gone.txt") in proxy.requests
@@ -264,20 +267,13 @@ def test_missing_object(
 
 
 def test_a_small_object_sized_by_its_event_is_read_with_one_get(
-    install: Install,
-    proxy: FaultProxy,
-    s3: Any,
-    make_bucket: MakeBucket,
-    load_event: LoadEvent,
-    mark_dir: Path,
+    deployed: Deployed, proxy: FaultProxy, s3: Any
 ) -> None:
     """The event's size and ETag spare the HEAD that would ask for them."""
-    source, out = make_bucket("in"), make_bucket("out")
+    source, out = deployed.source, deployed.out
     s3.put_object(Bucket=source, Key="incoming/small.txt", Body=b"small data")
-    function = install(COPY_SCRIPT, definition(out, mark_dir))
-    event = s3_put(load_event, source, "incoming/small.txt", size=len(b"small data"))
 
-    response = lambda_handler.handler(event, function.context())
+    response = deployed.invoke("incoming/small.txt", size=len(b"small data"))
 
     assert response["statusCode"] == 200
     assert objects(s3, out) == {"results/small.txt": b"small data"}
@@ -295,26 +291,17 @@ def big_input(s3: Any, bucket: str, size: int = 20 * MIB) -> bytes:
 
 
 def test_reset_in_a_multipart_upload(
-    install: Install,
-    proxy: FaultProxy,
-    s3: Any,
-    make_bucket: MakeBucket,
-    load_event: LoadEvent,
-    mark_dir: Path,
-    tally: Callable[..., None],
+    deployed: Deployed, proxy: FaultProxy, s3: Any, tally: Callable[..., None]
 ) -> None:
-    source, out = make_bucket("in"), make_bucket("out")
-    data = big_input(s3, source)
-    function = install(COPY_SCRIPT, definition(out, mark_dir))
+    out = deployed.out
+    data = big_input(s3, deployed.source)
     # 20 MiB in parts of 8 MiB: part 2 is cut after 1 MiB of its body, once.
     reset = proxy.add(
         Fault("PUT", r"[?&]partNumber=2(&|$)", action="reset", after_bytes=MIB, times=1)
     )
     completion = proxy.add(Fault("POST", r"[?&]uploadId=", status=503, times=1))
 
-    response = lambda_handler.handler(
-        s3_put(load_event, source, "incoming/big.bin", len(data)), function.context()
-    )
+    response = deployed.invoke("incoming/big.bin", len(data))
 
     tally(reset, completion)
     assert response["statusCode"] == 200
@@ -326,31 +313,22 @@ def test_reset_in_a_multipart_upload(
 
 
 def test_persistent_resets_abort_the_upload(
-    install: Install,
+    deployed: Deployed,
     proxy: FaultProxy,
     s3: Any,
-    make_bucket: MakeBucket,
-    load_event: LoadEvent,
     mark_dir: Path,
     aws_env: dict[str, str],
     tally: Callable[..., None],
 ) -> None:
-    source, out = make_bucket("in"), make_bucket("out")
-    data = big_input(s3, source)
-    function = install(COPY_SCRIPT, definition(out, mark_dir))
+    out = deployed.out
+    data = big_input(s3, deployed.source)
     resets = proxy.add(
         Fault("PUT", r"[?&]partNumber=\d+", action="reset", after_bytes=MIB, times=None)
     )
-    started = time.monotonic()
 
-    with pytest.raises(InvocationError) as raised:
-        lambda_handler.handler(
-            s3_put(load_event, source, "incoming/big.bin", len(data)), function.context()
-        )
+    message, elapsed = deployed.fail("incoming/big.bin", len(data))
 
-    elapsed = time.monotonic() - started
     tally(resets)
-    message = str(raised.value)
     assert f"to s3://{out}/results/big.bin: the connection to {proxy.url}" in message
     assert "reset" in message
     assert_clear(message, aws_env)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +18,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from supervisor import logs
+from tests.functional.lambda_support import FakeLambdaContext
 
 ACCESS_KEY_ID = "AKIAUNITTESTKEY00042"
 SECRET = "unit-secret-access-key-do-not-log"
@@ -31,14 +31,6 @@ def service() -> Iterator[str]:
     name = f"svc-{uuid.uuid4().hex[:8]}"
     yield name
     logging.getLogger(name).handlers.clear()
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "scar-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:scar-test"
-    aws_request_id: str = "5e3d9c1a-0000-4000-8000-000000000001"
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -362,12 +354,13 @@ def test_lambda_package_lines_carry_the_context(
             logging.getLogger("handlers.lambda_handler").exception("invocation failed")
         return "done"
 
-    assert handler({"id": "e-1"}, FakeLambdaContext()) == "done"
+    context = FakeLambdaContext("scar-test", aws_request_id="5e3d9c1a-0000-4000-8000-000000000001")
+    assert handler({"id": "e-1"}, context) == "done"
 
     captured = capsys.readouterr()
     debug, error = _json_lines(captured.out)
     for line in (debug, error):
-        assert line["function_request_id"] == FakeLambdaContext.aws_request_id
+        assert line["function_request_id"] == context.aws_request_id
         assert line["function_name"] == "scar-test"
         assert "cold_start" in line
     assert debug["message"] == "event e-1 with ***"

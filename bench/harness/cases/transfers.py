@@ -1,0 +1,227 @@
+"""Cases 4 and 5: many output files (with and without a latency proxy), a big input and output."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import drivers, proxy
+from harness.report import ge, le, median, ratio
+from harness.settings import (
+    CONCURRENCY,
+    IN_BUCKET,
+    KIB,
+    MIB,
+    OUT_BUCKET,
+    PROXY_DELAY,
+    BenchError,
+    Impl,
+    s3_event,
+)
+
+if TYPE_CHECKING:
+    from harness.session import Bench
+
+
+def case_4(bench: Bench) -> None:
+    """Many output files: the script hard-links a prepared tree of 10 KiB files (N in the
+    output folder, M in a subfolder) to the output folder; handler time and files per
+    second, beside raw parallel ``put_object`` calls of the same files from the
+    benchmark itself (one client, 10 threads).  Twice: against the moto server, and
+    behind a proxy adding 20 ms to every request.  Each run of an implementation is a
+    fresh driver (a warm-up call, then the timed one), and the sides take turns."""
+    source = bench.work / "many-source"
+    top, sub = bench.plan.many_top, bench.plan.many_sub
+    (source / "sub").mkdir(parents=True, exist_ok=True)
+    files = [source / f"file-{i:04d}.bin" for i in range(top)]
+    files += [source / "sub" / f"file-{i:04d}.bin" for i in range(sub)]
+    for path in files:
+        path.write_bytes(os.urandom(10 * KIB))
+    total = len(files)
+    event = s3_event(IN_BUCKET, "incoming/small.bin", 10 * KIB)
+    data: dict[str, Any] = {"files": total}
+    for label, delay in (("plain", 0.0), ("proxy", PROXY_DELAY)):
+        case = f"4 {total:,} files" + (f", +{delay * 1000:.0f} ms/request" if delay else "")
+        with proxy.endpoint(bench.endpoint, delay, bench.logs) as endpoint:
+            measure: dict[str, Callable[[], dict[str, Any]]] = {
+                "raw": partial(_raw_puts, bench, files, source, f"many-{label}-raw", endpoint)
+            }
+            for impl in bench.impls:
+                measure[impl.name] = partial(
+                    _many_run, bench, impl, label, endpoint, source, event, total
+                )
+            reps = {name: bench.plan.many_reps for name in measure}
+            if delay:
+                reps["theirs"] = bench.plan.many_reps_slow
+            sides = bench.rounds(case, reps, measure)
+        for side in sides.values():
+            if "samples" in side:
+                side["seconds"] = [sample["seconds"] for sample in side["samples"]]
+                side["median_s"] = median(side["seconds"])
+                side["files_per_s"] = total / side["median_s"]
+        data[label] = sides
+        ours, theirs, raw = sides.get("ours", {}), sides.get("theirs", {}), sides["raw"]
+        of, tf, rf = ours.get("files_per_s"), theirs.get("files_per_s"), raw.get("files_per_s")
+        if delay:
+            goal, met = ">= 5x theirs", ge(ratio(of, tf), 5.0)
+        else:
+            goal, met = ">= 0.9x raw", ge(ratio(of, rf), 0.9)
+        bench.results.row(
+            case,
+            "handler time",
+            "s",
+            ours.get("median_s"),
+            theirs.get("median_s"),
+            reference=raw.get("median_s"),
+        )
+        bench.results.row(
+            case, "files per second", "files/s", of, tf, reference=rf, goal=goal, met=met
+        )
+        bench.results.row(
+            case,
+            "  ours / raw parallel puts",
+            "x",
+            ratio(of, rf),
+            ratio(tf, rf),
+            ratio=None,
+        )
+    bench.results.cases["4_many_files"] = data
+
+
+def _many_run(
+    bench: Bench,
+    impl: Impl,
+    label: str,
+    endpoint: str,
+    source: Path,
+    event: dict[str, Any],
+    total: int,
+) -> dict[str, Any]:
+    output = f"many-{label}-{impl.name}"
+    bench.delete_prefix(f"{output}/")
+    variables = {"SOURCE_DIR": str(source)}
+    definition = bench.definition("lambda", "many", output, variables=variables)
+    sample = drivers.one_call(
+        bench, impl, definition, event, f"many-{label}", runtime="image", endpoint=endpoint
+    )
+    stored = bench.count_objects(f"{output}/")
+    if stored != total:
+        raise BenchError(f"{impl.name}: {stored} of {total} files on the server")
+    return sample
+
+
+def _raw_puts(
+    bench: Bench, files: list[Path], source: Path, prefix: str, endpoint: str
+) -> dict[str, Any]:
+    client = bench.client("s3", endpoint)
+
+    def put(path: Path) -> None:
+        key = f"{prefix}/{path.relative_to(source).as_posix()}"
+        client.put_object(Bucket=OUT_BUCKET, Key=key, Body=path.read_bytes())
+
+    client.head_bucket(Bucket=OUT_BUCKET)  # connect before the clock starts
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(put, files))
+    return {"seconds": time.perf_counter() - start}
+
+
+def case_5(bench: Bench) -> None:
+    """A big input and output: N MiB in, the script hard-links it into the output
+    folder (no copy), N MiB out.  Handler time, throughput over the 2N MiB moved, and
+    the driver process's peak RSS (VmHWM, the largest of its runs); beside it, raw
+    boto3 download_file plus upload_file of the same bytes from the benchmark (the
+    ceiling).  Each run of an implementation is a fresh driver (a warm-up call, then
+    the timed one), and the sides take turns."""
+    size = bench.plan.big_mib * MIB
+    case = f"5 {bench.plan.big_mib} MiB in + out"
+    big = bench.work / "big.bin"
+    with open(big, "wb") as handle:
+        for _ in range(bench.plan.big_mib):
+            handle.write(os.urandom(MIB))
+    bench.s3.upload_file(str(big), IN_BUCKET, "incoming/big.bin")
+    big.unlink()
+    event = s3_event(IN_BUCKET, "incoming/big.bin", size)
+
+    def run(impl: Impl) -> dict[str, Any]:
+        output = f"big-{impl.name}"
+        definition = bench.definition("lambda", "big", output)
+        sample = drivers.one_call(bench, impl, definition, event, "big", runtime="image")
+        head = bench.s3.head_object(Bucket=OUT_BUCKET, Key=f"{output}/big.out")
+        if head["ContentLength"] != size:
+            raise BenchError(f"{impl.name}: {output}/big.out has {head['ContentLength']} B")
+        bench.delete_prefix(f"{output}/")
+        return sample
+
+    measure: dict[str, Callable[[], dict[str, Any]]] = {"raw": partial(_raw_big, bench)}
+    for impl in bench.impls:
+        measure[impl.name] = partial(run, impl)
+    data = bench.rounds(case, {name: bench.plan.big_reps for name in measure}, measure)
+    for side in data.values():
+        if "samples" in side:
+            side["seconds"] = [sample["seconds"] for sample in side["samples"]]
+            side["median_s"] = median(side["seconds"])
+            side["mib_per_s"] = 2 * size / MIB / side["median_s"]
+            if "peak_rss_mib" in side["samples"][0]:
+                side["peak_rss_mib"] = max(s["peak_rss_mib"] for s in side["samples"])
+                side["rss_before_mib"] = max(s["rss_before_mib"] for s in side["samples"])
+    bench.results.cases["5_big_transfer"] = data
+    ours, theirs, raw = data.get("ours", {}), data.get("theirs", {}), data["raw"]
+    o, t, r = ours.get("median_s"), theirs.get("median_s"), raw.get("median_s")
+    bench.results.row(
+        case,
+        "handler time",
+        "s",
+        o,
+        t,
+        reference=r,
+        goal="<= 1.1x raw",
+        met=le(ratio(o, r), 1.1),
+    )
+    bench.results.row(
+        case, "  ours / raw download + upload", "x", ratio(o, r), ratio(t, r), ratio=None
+    )
+    bench.results.row(
+        case,
+        "throughput (in + out)",
+        "MiB/s",
+        ours.get("mib_per_s"),
+        theirs.get("mib_per_s"),
+        reference=raw.get("mib_per_s"),
+    )
+    bench.results.row(
+        case,
+        "peak RSS of the process (VmHWM)",
+        "MiB",
+        ours.get("peak_rss_mib"),
+        theirs.get("peak_rss_mib"),
+        goal="<= 100 MiB",
+        met=le(ours.get("peak_rss_mib"), 100.0),
+    )
+    bench.results.row(
+        case,
+        "  of which before the timed call",
+        "MiB",
+        ours.get("rss_before_mib"),
+        theirs.get("rss_before_mib"),
+    )
+    bench.s3.delete_object(Bucket=IN_BUCKET, Key="incoming/big.bin")
+
+
+def _raw_big(bench: Bench) -> dict[str, Any]:
+    client = bench.client("s3")
+    client.head_bucket(Bucket=OUT_BUCKET)
+    dest = bench.work / "raw-big.bin"
+    start = time.perf_counter()
+    client.download_file(IN_BUCKET, "incoming/big.bin", str(dest))
+    middle = time.perf_counter()
+    client.upload_file(str(dest), OUT_BUCKET, "big-raw/big.out")
+    end = time.perf_counter()
+    dest.unlink()
+    bench.delete_prefix("big-raw/")
+    return {"seconds": end - start, "download_s": middle - start, "upload_s": end - middle}

@@ -257,7 +257,7 @@ class ProcessExecutor:
 
 def build_environment(
     *,
-    host: Mapping[str, str],
+    environ: Mapping[str, str],
     input_file: Path | None,
     input_dir: Path,
     output_dir: Path,
@@ -278,7 +278,7 @@ def build_environment(
     ``supervisor.environment.script_environment`` for these facts and settings."""
     return script_environment(
         platform,
-        host,
+        environ,
         InvocationFacts(
             input_file=input_file,
             input_dir=input_dir,

@@ -73,19 +73,19 @@ class UdockerResult:
 class Udocker:
     """udocker in a child process, with its repository in ``directory``.
 
-    ``host`` is the supervisor's environment, read for udocker's own settings only.
+    ``environ`` is the supervisor's environment, read for udocker's own settings only.
     """
 
     def __init__(
         self,
         directory: Path,
-        host: Mapping[str, str],
+        environ: Mapping[str, str],
         *,
         python: str = sys.executable,
         grace: float = 0.5,
     ) -> None:
         self.directory = directory
-        self._host = dict(host)
+        self._environ = dict(environ)
         self._python = python
         self._grace = grace
         self._environment: dict[str, str] | None = None
@@ -153,7 +153,7 @@ class Udocker:
     def repositories(self) -> Path:
         """Where udocker keeps its images: ``UDOCKER_REPOS`` when the host sets it, as SCAR
         does for the images it loads into the function's zip, else ``repos`` in its folder."""
-        preset = self._host.get("UDOCKER_REPOS", "").strip()
+        preset = self._environ.get("UDOCKER_REPOS", "").strip()
         return Path(preset) if preset else self.directory / "repos"
 
     def has_image(self, image: str) -> bool:
@@ -181,13 +181,15 @@ class Udocker:
                 "udocker is not installed: install the udocker package (PyPI) beside the "
                 "supervisor to run container.image"
             )
-        host = self._host
+        environ = self._environ
         environment: dict[str, str] = {
-            name: host[name] for name in ("PATH", "LANG", "LC_ALL", "TMPDIR") if name in host
+            name: environ[name] for name in ("PATH", "LANG", "LC_ALL", "TMPDIR") if name in environ
         }
         environment.setdefault("PATH", DEFAULT_PATH)
         environment.update(
-            (name, value) for name, value in host.items() if name.startswith(("UDOCKER_", "PROOT_"))
+            (name, value)
+            for name, value in environ.items()
+            if name.startswith(("UDOCKER_", "PROOT_"))
         )
         environment.setdefault("UDOCKER_TARBALL", "")
         environment["UDOCKER_DIR"] = str(self.directory)

@@ -37,7 +37,7 @@ class UdockerExecutor:
 
     The image comes from ``image_file`` when given (``image`` then names it), else from a
     registry.  ``gpu`` says whether the host has NVIDIA GPUs to hand to the container.
-    ``host`` is the supervisor's environment, used to tell the host's own ``PATH``,
+    ``environ`` is the supervisor's environment, used to tell the host's own ``PATH``,
     ``HOME``... from variables the function set.
     """
 
@@ -51,7 +51,7 @@ class UdockerExecutor:
         image_file: Path | None = None,
         execmode: str = "P1",
         gpu: Callable[[], bool] = lambda: False,
-        host: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
         process: ProcessExecutor | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -59,7 +59,7 @@ class UdockerExecutor:
             image, udocker=udocker, image_file=image_file, execmode=execmode, gpu=gpu, clock=clock
         )
         self._udocker = udocker
-        self._host = dict(host or {})
+        self._environ = dict(environ or {})
         self._process = process or ProcessExecutor()
 
     @classmethod
@@ -80,7 +80,7 @@ class UdockerExecutor:
             image_file=Path(image_file) if image_file else None,
             execmode=execmode,
             gpu=lambda: gpu.present(environ),
-            host=environ,
+            environ=environ,
         )
 
     def ensure_container(self, watchdog: Watchdog) -> str:
@@ -90,7 +90,7 @@ class UdockerExecutor:
 
     def run(self, run: ScriptRun, watchdog: Watchdog) -> ExecutionResult:
         name = self.ensure_container(watchdog)
-        environment = container_environment(run.environment, self._host)
+        environment = container_environment(run.environment, self._environ)
         env_file = _write_environment(run.workdir, environment)
         try:
             command = self._udocker.command(
@@ -116,7 +116,7 @@ class UdockerExecutor:
 
 
 def container_environment(
-    environment: Mapping[str, str], host: Mapping[str, str]
+    environment: Mapping[str, str], environ: Mapping[str, str]
 ) -> dict[str, str]:
     """The script's variables as the container gets them.
 
@@ -124,8 +124,8 @@ def container_environment(
     ``LD_LIBRARY_PATH``, ``TMPDIR``) are left out: the image and udocker set their own.
     The same names set by the function stay.
     """
-    host_values = {name: host.get(name) for name in IMAGE_OWN_VARIABLES}
-    host_values["PATH"] = host.get("PATH", DEFAULT_PATH)
+    host_values = {name: environ.get(name) for name in IMAGE_OWN_VARIABLES}
+    host_values["PATH"] = environ.get("PATH", DEFAULT_PATH)
     return {
         name: value
         for name, value in environment.items()

@@ -91,7 +91,7 @@ def make_executor(
 ) -> tuple[UdockerExecutor, CountingUdocker]:
     udocker = CountingUdocker(Path(environ["UDOCKER_DIR"]), environ)
     executor = UdockerExecutor(
-        image, udocker=udocker, image_file=image_file, execmode="P1", host=environ
+        image, udocker=udocker, image_file=image_file, execmode="P1", environ=environ
     )
     return executor, udocker
 
@@ -112,7 +112,7 @@ def script_run(
     (work / "input" / "in.txt").write_bytes(data)
     (work / "script.sh").write_text(script)
     environment = build_environment(
-        host=environ,
+        environ=environ,
         input_file=work / "input" / "in.txt",
         input_dir=work / "input",
         output_dir=work / "output",

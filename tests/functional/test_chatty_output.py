@@ -55,7 +55,7 @@ def test_every_line_of_a_large_output_reaches_the_log(tmp_path: Path, log_file: 
     script = tmp_path / "chatty.sh"
     script.write_text(SCRIPT)
     environment = build_environment(
-        host=os.environ,
+        environ=os.environ,
         input_file=None,
         input_dir=work / "input",
         output_dir=work / "output",

@@ -39,7 +39,7 @@ def work(tmp_path: Path) -> Path:
 @pytest.fixture
 def environment(work: Path) -> dict[str, str]:
     return build_environment(
-        host=os.environ,
+        environ=os.environ,
         input_file=work / "input" / "data.txt",
         input_dir=work / "input",
         output_dir=work / "output",

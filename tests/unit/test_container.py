@@ -320,7 +320,7 @@ def test_the_run_command_carries_no_variable(tmp_path: Path, rootfs: Path) -> No
     }
     process = RecordingProcess()
     udocker = FakeUdocker(tmp_path / "udocker")
-    runner = executor(udocker, image_file=rootfs, process=process, host={"PATH": "/host/bin"})
+    runner = executor(udocker, image_file=rootfs, process=process, environ={"PATH": "/host/bin"})
 
     runner.run(ScriptRun(script, variables, work, work / "log"), NO_LIMIT)
 

@@ -159,12 +159,12 @@ CASES = [
 def environment_of(
     platform: Platform,
     *,
-    host: Mapping[str, str] = HOST,
+    environ: Mapping[str, str] = HOST,
     facts: InvocationFacts = FACTS,
     frozen: bool = False,
     **settings: Any,
 ) -> dict[str, str]:
-    return script_environment(platform, host, facts, ScriptSettings(**settings), frozen=frozen)
+    return script_environment(platform, environ, facts, ScriptSettings(**settings), frozen=frozen)
 
 
 def test_the_table_names_each_variable_once() -> None:
@@ -241,7 +241,7 @@ def test_pass_aws_credentials_gives_nothing_else(platform: Platform) -> None:
 def test_library_path_of_a_frozen_binary(
     platform: Platform, frozen: bool, host: Mapping[str, str], expected: str | None
 ) -> None:
-    environment = environment_of(platform, host=host, frozen=frozen)
+    environment = environment_of(platform, environ=host, frozen=frozen)
     assert environment.get("LD_LIBRARY_PATH") == expected
     assert "LD_LIBRARY_PATH_ORIG" not in environment
 
@@ -256,13 +256,13 @@ def test_definition_variables_reach_the_script_everywhere(platform: Platform) ->
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_contract_variables_win_over_the_host_and_the_definition(platform: Platform) -> None:
     forged = {name: "forged" for name in CONTRACT_VARIABLES}
-    environment = environment_of(platform, host={**HOST, **forged}, variables=forged)
+    environment = environment_of(platform, environ={**HOST, **forged}, variables=forged)
     assert {name: environment[name] for name in CONTRACT_VARIABLES} == CONTRACT
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_tmpdir_is_the_invocations_folder(platform: Platform) -> None:
-    assert environment_of(platform, host={"TMPDIR": "/tmp"})["TMPDIR"] == str(TMP_DIR)
+    assert environment_of(platform, environ={"TMPDIR": "/tmp"})["TMPDIR"] == str(TMP_DIR)
 
 
 @pytest.mark.parametrize(
@@ -275,7 +275,7 @@ def test_tmpdir_is_the_invocations_folder(platform: Platform) -> None:
 )
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_path(platform: Platform, host: Mapping[str, str], expected_path: str) -> None:
-    assert environment_of(platform, host=host)["PATH"] == expected_path
+    assert environment_of(platform, environ=host)["PATH"] == expected_path
 
 
 def test_no_input_file() -> None:
@@ -335,7 +335,7 @@ def test_distinct_query_names_warn_of_nothing(caplog: pytest.LogCaptureFixture) 
 
 def test_no_value_holds_a_nul() -> None:
     facts = replace(FACTS, event_json='{"a": "\0"}', object_key="k\0y")
-    environment = environment_of("batch", host={**HOST, "IMAGE_VAR": "a\0b"}, facts=facts)
+    environment = environment_of("batch", environ={**HOST, "IMAGE_VAR": "a\0b"}, facts=facts)
     assert all("\0" not in value for value in environment.values())
     assert environment["STORAGE_OBJECT_KEY"] == "ky"
 
@@ -358,7 +358,7 @@ def test_an_event_over_the_limit_is_only_in_its_file(
     definition's EVENT in its place."""
     facts = replace(FACTS, event_json=event_json)
     host = {**HOST, "EVENT": '{"the": "job\'s whole event"}'}
-    environment = environment_of(platform, host=host, facts=facts, variables={"EVENT": "mine"})
+    environment = environment_of(platform, environ=host, facts=facts, variables={"EVENT": "mine"})
     assert environment["EVENT_FILE"] == "/tmp/req/event.json"
     if in_variable:
         assert environment["EVENT"] == event_json
@@ -375,15 +375,15 @@ def test_invalid_variable_name(name: str) -> None:
 
 def test_a_fresh_dict_each_time() -> None:
     host = dict(HOST)
-    first = environment_of("batch", host=host)
+    first = environment_of("batch", environ=host)
     first["EXTRA"] = "1"
-    assert "EXTRA" not in environment_of("batch", host=host)
+    assert "EXTRA" not in environment_of("batch", environ=host)
     assert host == HOST
 
 
 def test_build_environment_applies_the_policy_of_its_platform() -> None:
     arguments: dict[str, Any] = {
-        "host": HOST,
+        "environ": HOST,
         "input_file": FACTS.input_file,
         "input_dir": FACTS.input_dir,
         "output_dir": FACTS.output_dir,
@@ -421,7 +421,7 @@ def test_a_script_sees_the_same_locally_and_in_a_local_batch_job(tmp_path: Path)
         "AWS_LAMBDA_REQUEST_ID": "req-1",
         "SUPERVISOR_BATCH_JOB_ID": "local-job",
     }
-    assert environment_of("batch", host=job) == environment_of("local", host=host)
+    assert environment_of("batch", environ=job) == environment_of("local", environ=host)
     assert base64.b64decode(job["FUNCTION_CONFIG"]) == b"name: fn\n"
 
 

@@ -243,7 +243,7 @@ def test_the_script_sees_the_gpus_the_job_was_given() -> None:
     }
 
     environment = build_environment(
-        host=host,
+        environ=host,
         input_file=None,
         input_dir=Path("/tmp/req/input"),
         output_dir=Path("/tmp/req/output"),

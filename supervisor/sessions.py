@@ -6,7 +6,7 @@ session's loader, which keeps them: a second session reads and holds them all ag
 that a ``batch``-mode function imports botocore alone (no boto3, no s3transfer), and the
 boto3 session over it that the S3 providers take.
 
-The session reads its models through ``botocore_tweaks.fast_loader``.  ``create_client``
+The session reads its models through ``shortcuts.fast_loader``.  ``create_client``
 makes a client with the timeouts and retries of a component that counts its own (Batch,
 DynamoDB), from the supervisor's session when it is given one.
 """
@@ -37,7 +37,7 @@ class Sessions:
             if self._botocore is None:
                 import botocore.session
 
-                from supervisor.botocore_tweaks import fast_loader
+                from supervisor.shortcuts import fast_loader
 
                 session = botocore.session.get_session()
                 session.register_component("data_loader", fast_loader(session))

@@ -9,7 +9,6 @@ key, the value and what was expected.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from supervisor.config.definition import FunctionConfig
 from supervisor.config.fdl import select_function
 from supervisor.errors import ConfigError
+from supervisor.shortcuts import plain_json_mapping
 from supervisor.validation import describe, load_yaml
 
 __all__ = [
@@ -30,11 +30,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/var/task/function_config.yaml")
-
-# Beyond these a JSON definition goes to PyYAML (see ``_as_json``): it refuses keys of over
-# 1,024 characters, and nesting a few hundred deep.
-_JSON_MAX_KEY = 1000
-_JSON_MAX_BRACKETS = 100
 
 _OVERRIDES = {
     "LOG_LEVEL": ("log_level",),
@@ -162,7 +157,7 @@ def load_definition_data(path: Path) -> dict[str, Any]:
 def _parse_text(text: str, origin: str) -> dict[str, Any]:
     # ConfigError is raised "from None" here and below: PyYAML's and pydantic's errors quote
     # the values, credentials included, and a traceback would print them.
-    data: Any = _as_json(text)
+    data: Any = plain_json_mapping(text)
     if data is None:
         data = load_yaml(text, origin, kind="YAML or JSON")
     if not isinstance(data, dict):
@@ -184,46 +179,6 @@ def _validate(data: dict[str, Any], base: Path | None) -> tuple[FunctionConfig |
         config = config.model_copy(update={"container": container})
     config._data = data
     return config, []
-
-
-def _as_json(text: str) -> dict[str, Any] | None:
-    """The definition read by the json module, where YAML would read it alike; else None.
-
-    JSON is YAML, but PyYAML reads a few JSON texts otherwise (an escape, a number with an
-    exponent, NaN, a tab, a character it does not print, a key of over 1,024 characters,
-    deep nesting): those, and anything that is not a JSON object, go to PyYAML, which is
-    not even imported for the others.
-    """
-    if not text.isascii() or any(char in text for char in "\\\t\x7f"):
-        return None
-    if text.count("{") + text.count("[") > _JSON_MAX_BRACKETS:
-        return None
-    try:
-        data = json.loads(
-            text,
-            parse_float=_plain_float,
-            parse_constant=_no_constant,
-            object_pairs_hook=_short_keys,
-        )
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _plain_float(literal: str) -> float:
-    if "e" in literal or "E" in literal:
-        raise ValueError(f"YAML 1.1 reads {literal} as text")
-    return float(literal)
-
-
-def _no_constant(literal: str) -> Any:
-    raise ValueError(f"YAML reads {literal} as text")
-
-
-def _short_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    if any(len(key) > _JSON_MAX_KEY for key, _ in pairs):
-        raise ValueError("PyYAML refuses a key this long")
-    return dict(pairs)
 
 
 def _read(path: Path) -> str:

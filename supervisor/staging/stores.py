@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor import storage
-from supervisor.botocore_tweaks import send_small_bodies_at_once
 from supervisor.config import FunctionConfig, StorageLocation
 from supervisor.errors import ConfigError
 from supervisor.sessions import Sessions
+from supervisor.shortcuts import send_small_bodies_at_once
 from supervisor.staging import retries
 from supervisor.storage.base import Clients, StorageProvider
 from supervisor.storage.local import Announce, LocalStorage

@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 
 from supervisor import events
 from supervisor.config import FunctionConfig, parse_config
-from supervisor.config.reading import _as_json
 from supervisor.errors import ConfigError, EventError
 from supervisor.events import ParsedEvent, Record
 
@@ -352,24 +351,3 @@ def test_any_text_is_a_definition_or_refused_with_a_config_error(text: str) -> N
     except Exception:
         data = None
     assert_config_outcome(text, data)
-
-
-@PROPERTY
-@given(
-    st.dictionaries(st.text(max_size=8), json_values, max_size=4),
-    st.sampled_from([None, 0, 2, "\t"]),
-    st.sampled_from([None, (",", ":"), (" , ", " : ")]),
-    st.booleans(),
-)
-@example({"k" * 1100: 1}, None, None, True)
-@example({"a": 1e-7, "b": float("inf")}, None, None, True)
-def test_a_json_definition_reads_as_yaml_reads_it(
-    data: dict[str, Any], indent: int | str | None, separators: Any, ascii_only: bool
-) -> None:
-    """JSON is read by the json module (sparing PyYAML's import) only where PyYAML reads it
-    alike: an escape, an exponent, a tab and the like send it to PyYAML."""
-    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=ascii_only)
-    fast = _as_json(text)
-    if fast is None:
-        return
-    assert repr(fast) == repr(yaml.safe_load(text))

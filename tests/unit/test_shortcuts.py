@@ -1,20 +1,26 @@
-"""What ``supervisor.botocore_tweaks`` assumes of botocore, pinned: a botocore upgrade that
-moves one of these fails here, rather than slowing every invocation or breaking uploads."""
+"""What ``supervisor.shortcuts`` assumes of botocore and PyYAML, pinned: an upgrade that
+moves one of these fails here, rather than slowing every invocation, breaking uploads or
+reading a definition otherwise."""
 
 from __future__ import annotations
 
 import inspect
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
+import yaml
 from botocore.awsrequest import AWSResponse
 from botocore.loaders import Loader, create_loader
 from botocore.utils import determine_content_length
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from supervisor import botocore_tweaks
+from supervisor import shortcuts
 from supervisor.sessions import Sessions
 
 
@@ -37,15 +43,15 @@ def test_botocore_asks_the_loader_whether_the_service_is_known(
     """Through the method overridden, called with the type name alone."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     asked: list[object] = []
-    contains = botocore_tweaks._Services.__contains__
+    contains = shortcuts._Services.__contains__
 
-    def spy(self: botocore_tweaks._Services, name: object) -> bool:
+    def spy(self: shortcuts._Services, name: object) -> bool:
         asked.append(name)
         return contains(self, name)
 
-    monkeypatch.setattr(botocore_tweaks._Services, "__contains__", spy)
+    monkeypatch.setattr(shortcuts._Services, "__contains__", spy)
     session = botocore.session.get_session()
-    session.register_component("data_loader", botocore_tweaks.fast_loader(session))
+    session.register_component("data_loader", shortcuts.fast_loader(session))
 
     session.create_client("s3")
 
@@ -60,7 +66,7 @@ def test_a_client_is_made_without_listing_every_service(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     listed: list[str] = []
     session = botocore.session.get_session()
-    loader = botocore_tweaks.fast_loader(session)
+    loader = shortcuts.fast_loader(session)
     original = Loader.list_available_services
 
     def listing(self: Loader, type_name: str) -> list[str]:
@@ -84,7 +90,7 @@ def _expect_header(tmp_path: Path, size: int, *, tweaked: bool) -> Any:
     session.set_credentials("AKIDEXAMPLE", "not-a-secret")
     client = session.create_client("s3", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
     if tweaked:
-        botocore_tweaks.send_small_bodies_at_once(client)  # type: ignore[arg-type]
+        shortcuts.send_small_bodies_at_once(client)  # type: ignore[arg-type]
     sent: dict[str, Any] = {}
 
     def answer(request: Any, **kwargs: Any) -> AWSResponse:
@@ -104,8 +110,8 @@ def _expect_header(tmp_path: Path, size: int, *, tweaked: bool) -> Any:
     [
         (1000, False, "100-continue"),
         (1000, True, None),
-        (botocore_tweaks.SMALL_BODY, True, None),
-        (botocore_tweaks.SMALL_BODY + 1, True, "100-continue"),
+        (shortcuts.SMALL_BODY, True, None),
+        (shortcuts.SMALL_BODY + 1, True, "100-continue"),
     ],
 )
 def test_botocore_asks_100_continue_and_a_small_body_goes_without(
@@ -120,3 +126,44 @@ def test_determine_content_length_reads_a_files_size(tmp_path: Path) -> None:
     path.write_bytes(b"x" * 1234)
     with path.open("rb") as body:
         assert determine_content_length(body) == 1234
+
+
+# PROPERTY_EXAMPLES=5000 for a longer search.
+PROPERTY = settings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=16,
+)
+
+
+@PROPERTY
+@given(
+    st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+    st.sampled_from([None, 0, 2, "\t"]),
+    st.sampled_from([None, (",", ":"), (" , ", " : ")]),
+    st.booleans(),
+)
+@example({"k" * 1100: 1}, None, None, True)
+@example({"a": 1e-7, "b": float("inf")}, None, None, True)
+def test_a_json_definition_reads_as_yaml_reads_it(
+    data: dict[str, Any], indent: int | str | None, separators: Any, ascii_only: bool
+) -> None:
+    """JSON is read by the json module (sparing PyYAML's import) only where PyYAML reads it
+    alike: an escape, an exponent, a tab and the like send it to PyYAML."""
+    text = json.dumps(data, indent=indent, separators=separators, ensure_ascii=ascii_only)
+    fast = shortcuts.plain_json_mapping(text)
+    if fast is None:
+        return
+    assert repr(fast) == repr(yaml.safe_load(text))

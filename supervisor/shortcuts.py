@@ -1,9 +1,9 @@
-"""Shortcuts past botocore's defaults that lean on its internals, kept together.
+"""Shortcuts past botocore's and PyYAML's defaults, each pinned by a test.
 
-Each saves time on every invocation, and each assumes something of botocore that its
-public API does not promise; ``tests/unit/test_botocore_tweaks.py`` pins every assumption,
-so that a botocore upgrade that breaks one fails a test instead of slowing down or breaking
-a function.
+Each saves time on every invocation or cold start, and each assumes something of another
+library that its public API does not promise; ``tests/unit/test_shortcuts.py`` pins every
+assumption, so that an upgrade that breaks one fails a test instead of slowing down or
+breaking a function.
 
 - ``fast_loader``: before it loads a model, botocore's loader lists every service it has
   data for (some 450 folders, two listings per client, 14 ms of a cold start) only to check
@@ -18,10 +18,15 @@ a function.
   body would be long to send.  Bodies up to ``SMALL_BODY`` go with their request; the parts
   of a multipart upload keep the header.  Assumes: the header is in the request's
   ``headers`` by the ``before-call.s3`` event, and ``botocore.utils.determine_content_length``.
+- ``plain_json_mapping``: a definition in JSON (SCAR's ``FDL``) is read by the json module,
+  which spares PyYAML's import and parse.  Assumes: PyYAML reads such a text as the json
+  module does, which holds for JSON without escapes, exponents, ``NaN``, tabs, characters
+  outside ASCII, keys of over 1,024 characters or deep nesting (those go to PyYAML).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, overload
@@ -31,12 +36,17 @@ if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["SMALL_BODY", "fast_loader", "send_small_bodies_at_once"]
+__all__ = ["SMALL_BODY", "fast_loader", "plain_json_mapping", "send_small_bodies_at_once"]
 
 # Bodies up to this size go with their request, without an ``Expect: 100-continue``.
 SMALL_BODY: Final = 1024 * 1024
 
 _SMALL_BODIES_ID: Final = "supervisor-small-bodies"
+
+# Beyond these a JSON text goes to PyYAML (see ``plain_json_mapping``): it refuses keys of
+# over 1,024 characters, and nesting a few hundred deep.
+_JSON_MAX_KEY: Final = 1000
+_JSON_MAX_BRACKETS: Final = 100
 
 _Listing = Callable[[str], list[str]]
 
@@ -114,3 +124,43 @@ def _drop_expect_for_small_bodies(params: dict[str, Any], **kwargs: Any) -> None
     size = determine_content_length(params.get("body"))
     if size is not None and size <= SMALL_BODY:
         del headers["Expect"]
+
+
+def plain_json_mapping(text: str) -> dict[str, Any] | None:
+    """The mapping ``text`` holds, read by the json module where PyYAML would read it
+    alike; else None (the text is then for PyYAML).
+
+    JSON is YAML, but PyYAML reads a few JSON texts otherwise (an escape, a number with an
+    exponent, NaN, a tab, a character it does not print, a key of over 1,024 characters,
+    deep nesting): those, and anything that is not a JSON object, give None.
+    """
+    if not text.isascii() or any(char in text for char in "\\\t\x7f"):
+        return None
+    if text.count("{") + text.count("[") > _JSON_MAX_BRACKETS:
+        return None
+    try:
+        data = json.loads(
+            text,
+            parse_float=_plain_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_short_keys,
+        )
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _plain_float(literal: str) -> float:
+    if "e" in literal or "E" in literal:
+        raise ValueError(f"YAML 1.1 reads {literal} as text")
+    return float(literal)
+
+
+def _no_constant(literal: str) -> Any:
+    raise ValueError(f"YAML reads {literal} as text")
+
+
+def _short_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if any(len(key) > _JSON_MAX_KEY for key, _ in pairs):
+        raise ValueError("PyYAML refuses a key this long")
+    return dict(pairs)

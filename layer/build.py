@@ -70,7 +70,6 @@ RUNTIME_PROVIDED = (
     "urllib3",
 )
 
-
 # Where Lambda extracts the zip's python/ folder; the .pyc files name their sources there.
 INSTALL_ROOT = "/opt/python"
 

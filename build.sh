@@ -90,7 +90,7 @@ check() {
   "$VENV/bin/ruff" format --check .
   log "mypy --strict"
   "$VENV/bin/mypy"
-  "$VENV/bin/mypy" --strict layer/build.py layer/binary.py layer/release.py
+  "$VENV/bin/mypy" --strict layer/build.py layer/archive.py layer/binary.py layer/release.py
   "$VENV/bin/mypy" --strict bench/run.py bench/harness
   log "import contracts"
   # [tool.importlinter] in pyproject.toml: entry points -> runtime -> components -> config.

@@ -30,18 +30,19 @@ from __future__ import annotations
 import argparse
 import ast
 import glob
+import importlib.util
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 import tomllib
-import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
@@ -69,18 +70,35 @@ RUNTIME_PROVIDED = (
     "urllib3",
 )
 
-MB = 1024 * 1024
-ZIP_LIMIT = 50 * MB  # a zip uploaded directly (--zip-file)
-UNZIPPED_LIMIT = 250 * MB  # the function and all its layers, extracted
-
 # Where Lambda extracts the zip's python/ folder; the .pyc files name their sources there.
 INSTALL_ROOT = "/opt/python"
-# Zip entries carry this time instead of the files' own, so that a rebuild is byte-identical.
-ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
 
-class BuildError(Exception):
-    """The layer could not be built; the message says what is missing or wrong."""
+def _load_sibling(name: str) -> ModuleType:
+    """``layer/NAME.py`` beside this file, loaded by its path: ``layer/`` is no package, and
+    this file runs as a script or is itself loaded by path."""
+    path = Path(__file__).resolve().with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"serverless_supervisor_layer_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while it is being executed.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    import archive
+else:
+    archive = _load_sibling("archive")
+
+# The names of layer/archive.py are this module's too, for those that load this file.
+BuildError = archive.BuildError
+LayerSize = archive.LayerSize
+MB, ZIP_LIMIT, UNZIPPED_LIMIT = archive.MB, archive.ZIP_LIMIT, archive.UNZIPPED_LIMIT
+measure, size_problems = archive.measure, archive.size_problems
+remove_distributions, write_zip = archive.remove_distributions, archive.write_zip
 
 
 @dataclass(frozen=True)
@@ -106,40 +124,6 @@ class Target:
     def cache_tag(self) -> str:
         """The tag of the target's .pyc files and extension modules, such as ``cpython-312``."""
         return "cpython-" + self.python.replace(".", "")
-
-
-@dataclass(frozen=True)
-class LayerSize:
-    zip_bytes: int
-    unzipped_bytes: int
-
-    def describe(self) -> str:
-        return (
-            f"{self.zip_bytes / MB:.1f} MB zipped (limit {ZIP_LIMIT // MB} MB), "
-            f"{self.unzipped_bytes / MB:.1f} MB unzipped (limit {UNZIPPED_LIMIT // MB} MB)"
-        )
-
-
-def measure(zip_path: Path) -> LayerSize:
-    """The size of the zip file and the total size of the files it holds."""
-    with zipfile.ZipFile(zip_path) as archive:
-        unzipped = sum(info.file_size for info in archive.infolist())
-    return LayerSize(zip_bytes=zip_path.stat().st_size, unzipped_bytes=unzipped)
-
-
-def size_problems(
-    size: LayerSize, *, zip_limit: int = ZIP_LIMIT, unzipped_limit: int = UNZIPPED_LIMIT
-) -> list[str]:
-    """What Lambda would refuse about a layer of this size (nothing: an empty list)."""
-    problems = []
-    if size.zip_bytes > zip_limit:
-        problems.append(f"the zip is {size.zip_bytes} bytes, over the limit of {zip_limit}")
-    if size.unzipped_bytes > unzipped_limit:
-        problems.append(
-            f"the unzipped files are {size.unzipped_bytes} bytes, over the limit of "
-            f"{unzipped_limit}"
-        )
-    return problems
 
 
 def find_interpreter(version: str, *, pyenv_root: Path | None = None) -> Path | None:
@@ -198,11 +182,12 @@ def layer_requirements(pyproject: Path = PYPROJECT) -> list[str]:
     """The runtime dependencies of ``pyproject.toml``, less those the Lambda runtime ships
     (``RUNTIME_PROVIDED``)."""
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    provided = {_canonical(name) for name in RUNTIME_PROVIDED}
+    provided = {archive.canonical_name(name) for name in RUNTIME_PROVIDED}
     return [
         requirement
         for requirement in dependencies
-        if _canonical(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]) not in provided
+        if archive.canonical_name(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0])
+        not in provided
     ]
 
 
@@ -272,48 +257,6 @@ def _install_requirements(target: Target, site: Path) -> None:
         )
 
 
-def remove_distributions(site: Path, names: Iterable[str]) -> list[str]:
-    """Delete the installed distributions ``names`` (the files their RECORD lists) from ``site``."""
-    wanted = {_canonical(name) for name in names}
-    removed = []
-    for dist_info in sorted(site.glob("*.dist-info")):
-        name = dist_info.name.removesuffix(".dist-info").rpartition("-")[0]
-        if _canonical(name) not in wanted:
-            continue
-        for path in _recorded_files(site, dist_info):
-            path.unlink(missing_ok=True)
-        shutil.rmtree(dist_info, ignore_errors=True)
-        removed.append(name)
-    _remove_empty_folders(site)
-    return removed
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _recorded_files(site: Path, dist_info: Path) -> Iterator[Path]:
-    record = dist_info / "RECORD"
-    if not record.is_file():
-        raise BuildError(f"{dist_info.name} has no RECORD: cannot tell which files are its own")
-    base = site.resolve()
-    for line in record.read_text(encoding="utf-8").splitlines():
-        relative = line.split(",", 1)[0]
-        if not relative:
-            continue
-        path = (site / relative).resolve()
-        # Scripts are recorded as ../../bin/NAME; anything outside the folder is not touched.
-        if path.is_relative_to(base):
-            yield path
-
-
-def _remove_empty_folders(site: Path) -> None:
-    for folder, _, _ in sorted(os.walk(site), key=lambda entry: len(entry[0]), reverse=True):
-        path = Path(folder)
-        if path != site and not any(path.iterdir()):
-            path.rmdir()
-
-
 def _copy_project(site: Path) -> None:
     for package in project_packages():
         destination = site / package
@@ -352,23 +295,6 @@ def _compile(site: Path, interpreter: Path, target: Target) -> None:
     )
     if stray:
         raise BuildError(f".pyc files not compiled for {target.cache_tag}: {', '.join(stray)}")
-
-
-def write_zip(tree: Path, zip_path: Path) -> None:
-    """Zip the files under ``tree`` in name order, with fixed times and permissions."""
-    files = sorted(
-        (path.relative_to(tree).as_posix(), path) for path in tree.rglob("*") if path.is_file()
-    )
-    partial = zip_path.with_name(zip_path.name + ".partial")
-    with zipfile.ZipFile(partial, "w") as archive:
-        for name, path in files:
-            info = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
-            info.create_system = 3  # Unix, so that the permissions below are honoured
-            mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
-            info.external_attr = (stat.S_IFREG | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
-    partial.replace(zip_path)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

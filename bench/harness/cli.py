@@ -53,31 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     ensure_interpreter()
     args = parse_args(argv)
-    impls = [Impl("ours", sys.executable, DRIVERS / "ours.py", "handlers.lambda_handler")]
-    if not args.ours_only:
-        theirs = ensure_theirs(args.theirs_python)
-        module = "faassupervisor.faas.aws_lambda.function_handler"
-        impls.append(Impl("theirs", theirs, DRIVERS / "theirs.py", module))
-    if not args.site:
-        impls = [
-            Impl(i.name, i.python, i.driver, i.module, import_path(i.python, i.name == "ours"))
-            for i in impls
-        ]
+    impls = implementations(args)
     work = Path(tempfile.mkdtemp(prefix="supervisor-bench-"))
     bench = Bench(QUICK if args.quick else FULL, impls, work, args.quick)
     started = time.monotonic()
-    failed = False
     try:
         bench.start()
-        for number in args.case_list:
-            print(f"case {number}...", flush=True)
-            case_started = time.monotonic()
-            try:
-                CASES[number](bench)
-            except BenchError as exc:
-                failed = True
-                print(f"case {number} failed: {exc}", file=sys.stderr)
-            print(f"case {number}: {time.monotonic() - case_started:.0f} s", flush=True)
+        failed = run_cases(bench, args.case_list)
     finally:
         bench.stop()
     bench.results.settings["wall_s"] = round(time.monotonic() - started, 1)
@@ -87,23 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         for side, result in sides.items()
         if isinstance(result, dict) and "error" in result
     ]
-    payload = asdict(bench.results)
-    payload["notes"] = list(NOTES) if not args.ours_only else []
-    payload["errors"] = errors
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(payload, indent=2) + "\n")
-    print()
-    print(table(bench.results.rows))
-    print()
-    for note in payload["notes"]:
-        print(textwrap.fill(note, width=100, initial_indent="- ", subsequent_indent="  "))
-    if payload["notes"]:
-        print()
-    machine = bench.results.machine
-    print(
-        f"{machine['cpu']}, {machine['cores']} cores, {machine['system']}; moto "
-        f"{machine['moto']}; {bench.results.settings['wall_s']} s; results in {args.output}"
-    )
+    notes = list(NOTES) if not args.ours_only else []
+    write_results(bench, args.output, notes, errors)
+    print_summary(bench, args.output, notes)
     if errors or failed:
         print(f"errors ({len(errors)}); logs kept in {work / 'logs'}", file=sys.stderr)
         for error in errors:
@@ -114,3 +82,59 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def implementations(args: argparse.Namespace) -> list[Impl]:
+    """Ours, and faas-supervisor unless ``--ours-only``; each on its import path unless
+    ``--site``."""
+    impls = [Impl("ours", sys.executable, DRIVERS / "ours.py", "handlers.lambda_handler")]
+    if not args.ours_only:
+        theirs = ensure_theirs(args.theirs_python)
+        module = "faassupervisor.faas.aws_lambda.function_handler"
+        impls.append(Impl("theirs", theirs, DRIVERS / "theirs.py", module))
+    if not args.site:
+        impls = [
+            Impl(i.name, i.python, i.driver, i.module, import_path(i.python, i.name == "ours"))
+            for i in impls
+        ]
+    return impls
+
+
+def run_cases(bench: Bench, numbers: list[int]) -> bool:
+    """Run the cases ``numbers`` in order; True when one of them failed as a whole."""
+    failed = False
+    for number in numbers:
+        print(f"case {number}...", flush=True)
+        case_started = time.monotonic()
+        try:
+            CASES[number](bench)
+        except BenchError as exc:
+            failed = True
+            print(f"case {number} failed: {exc}", file=sys.stderr)
+        print(f"case {number}: {time.monotonic() - case_started:.0f} s", flush=True)
+    return failed
+
+
+def write_results(bench: Bench, output: Path, notes: list[str], errors: list[str]) -> None:
+    """The results, the notes and the errors, as JSON in ``output``."""
+    payload = asdict(bench.results)
+    payload["notes"] = notes
+    payload["errors"] = errors
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def print_summary(bench: Bench, output: Path, notes: list[str]) -> None:
+    """The table of rows, the notes, and the machine it ran on."""
+    print()
+    print(table(bench.results.rows))
+    print()
+    for note in notes:
+        print(textwrap.fill(note, width=100, initial_indent="- ", subsequent_indent="  "))
+    if notes:
+        print()
+    machine = bench.results.machine
+    print(
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['system']}; moto "
+        f"{machine['moto']}; {bench.results.settings['wall_s']} s; results in {output}"
+    )

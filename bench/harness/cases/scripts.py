@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import drivers
@@ -33,49 +34,53 @@ def case_6(bench: Bench) -> None:
     (relative to the deadline) and which processes of the run were left."""
     case = f"6 watchdog ({WATCHDOG_DEADLINE:.0f} s, reserve {RESERVE:.0f} s)"
     event = s3_event(IN_BUCKET, "incoming/small.bin", 10 * KIB)
-
-    def run(impl: Impl) -> dict[str, Any]:
-        marker = f"BENCH_RUN_{uuid.uuid4().hex}"
-        pidfile = str(bench.work / f"pids-{impl.name}")
-        variables = {"PIDFILE": pidfile, "BENCH_MARKER": marker}
-        image = FAKE_IMAGE if impl.name == "theirs" else None
-        definition = bench.definition("lambda-batch", "sleeper", "watchdog", variables, image)
-        params = {
-            "case": "watchdog",
-            "function_name": FUNCTION,
-            "timeout_s": WATCHDOG_DEADLINE,
-            "reserve_s": RESERVE,
-            "pidfile": pidfile,
-            "marker": marker,
-            "event": event,
-            "warmup_event": s3_event(IN_BUCKET, "incoming/warmup.bin", 8),
-            "reps": bench.plan.watchdog_reps,
-        }
-        result, _ = drivers.drive(
-            bench, impl, params, drivers.environment(bench, impl, definition), "watchdog"
-        )
-        runs = result["runs"]
-        kills = [r["kill_after_target_s"] for r in runs if r["kill_after_target_s"] is not None]
-        submits = [
-            r["submitted_before_deadline_s"]
-            for r in runs
-            if r["submitted_before_deadline_s"] is not None
-        ]
-        return {
-            "runs": runs,
-            "kill_after_target_median_s": median(kills) if kills else None,
-            "submitted_before_deadline_median_s": median(submits) if submits else None,
-            "returned_before_deadline_median_s": median(
-                [r["returned_before_deadline_s"] for r in runs]
-            ),
-            "survivors_max": max(r["survivors"] for r in runs),
-            "jobs": len(runs),
-            "jobs_verified": bench.verify_jobs([r["job_id"] for r in runs], event),
-        }
-
-    data = bench.each(case, run)
+    data = bench.each(case, partial(_watchdog_runs, bench, event))
     bench.results.cases["6_watchdog"] = data
-    ours, theirs = data.get("ours", {}), data.get("theirs", {})
+    _watchdog_rows(bench, case, data.get("ours", {}), data.get("theirs", {}))
+
+
+def _watchdog_runs(bench: Bench, event: dict[str, Any], impl: Impl) -> dict[str, Any]:
+    """One driver for ``impl``: a warm-up call, then the watchdog runs, summed up."""
+    marker = f"BENCH_RUN_{uuid.uuid4().hex}"
+    pidfile = str(bench.work / f"pids-{impl.name}")
+    variables = {"PIDFILE": pidfile, "BENCH_MARKER": marker}
+    image = FAKE_IMAGE if impl.name == "theirs" else None
+    definition = bench.definition("lambda-batch", "sleeper", "watchdog", variables, image)
+    params = {
+        "case": "watchdog",
+        "function_name": FUNCTION,
+        "timeout_s": WATCHDOG_DEADLINE,
+        "reserve_s": RESERVE,
+        "pidfile": pidfile,
+        "marker": marker,
+        "event": event,
+        "warmup_event": s3_event(IN_BUCKET, "incoming/warmup.bin", 8),
+        "reps": bench.plan.watchdog_reps,
+    }
+    result, _ = drivers.drive(
+        bench, impl, params, drivers.environment(bench, impl, definition), "watchdog"
+    )
+    runs = result["runs"]
+    kills = [r["kill_after_target_s"] for r in runs if r["kill_after_target_s"] is not None]
+    submits = [
+        r["submitted_before_deadline_s"]
+        for r in runs
+        if r["submitted_before_deadline_s"] is not None
+    ]
+    return {
+        "runs": runs,
+        "kill_after_target_median_s": median(kills) if kills else None,
+        "submitted_before_deadline_median_s": median(submits) if submits else None,
+        "returned_before_deadline_median_s": median(
+            [r["returned_before_deadline_s"] for r in runs]
+        ),
+        "survivors_max": max(r["survivors"] for r in runs),
+        "jobs": len(runs),
+        "jobs_verified": bench.verify_jobs([r["job_id"] for r in runs], event),
+    }
+
+
+def _watchdog_rows(bench: Bench, case: str, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     o = scaled(ours.get("kill_after_target_median_s"), 1000.0)
     t = scaled(theirs.get("kill_after_target_median_s"), 1000.0)
     bench.results.row(
@@ -127,13 +132,9 @@ def case_7(bench: Bench) -> None:
     them to /dev/null.  Each run is a fresh driver (a warm-up call, then the timed one),
     the two alternating; the difference of the median handler times is what the output
     costs.  Every line must be in the driver's log (its JSON lines, on stderr)."""
-    size = bench.plan.chatty_mib * MIB
     case = f"7 chatty script, {bench.plan.chatty_mib} MiB of stdout"
-    lines = size // len(CHATTY_LINE % (0, 0)) // 10_000 * 10_000
     text = bench.work / "chatty.txt"
-    with open(text, "w") as handle:
-        for start in range(0, lines, 10_000):
-            handle.write("".join(CHATTY_LINE % (i, i) for i in range(start, start + 10_000)))
+    lines = _write_chatty_file(text, bench.plan.chatty_mib * MIB)
     ours = bench.impls[0]
     event = s3_event(IN_BUCKET, "incoming/small.bin", 10 * KIB)
     definition = partial(bench.definition, "lambda", output="chatty")
@@ -160,7 +161,19 @@ def case_7(bench: Bench) -> None:
             side["seconds"] = [sample["seconds"] for sample in side["samples"]]
             side["median_s"] = median(side["seconds"])
     bench.results.cases["7_chatty_script"] = data
-    chatty, silent = data["chatty"].get("median_s"), data["silent"].get("median_s")
+    _chatty_rows(bench, case, data["chatty"].get("median_s"), data["silent"].get("median_s"))
+
+
+def _write_chatty_file(text: Path, size: int) -> int:
+    """Write about ``size`` bytes of numbered lines, a multiple of 10,000; return how many."""
+    lines = size // len(CHATTY_LINE % (0, 0)) // 10_000 * 10_000
+    with open(text, "w") as handle:
+        for start in range(0, lines, 10_000):
+            handle.write("".join(CHATTY_LINE % (i, i) for i in range(start, start + 10_000)))
+    return lines
+
+
+def _chatty_rows(bench: Bench, case: str, chatty: float | None, silent: float | None) -> None:
     added = None if chatty is None or silent is None else chatty - silent
     per_100 = None if added is None else added * 100 / bench.plan.chatty_mib
     bench.results.row(case, "handler time, script writing to stdout", "s", chatty)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from harness import drivers
@@ -13,60 +13,93 @@ from harness.settings import DRIVERS, IN_BUCKET, KIB, OUT_BUCKET, BenchError, Im
 if TYPE_CHECKING:
     from harness.session import Bench
 
+COLD_CASE = "1 cold start"
+
+
+@dataclass
+class _ColdSamples:
+    """What the cold-start rounds gathered: per implementation, its times and jobs, or the
+    error that stopped it; the floor driver's times and jobs."""
+
+    samples: dict[str, dict[str, list[float]]]
+    jobs: dict[str, list[str | None]]
+    errors: dict[str, str] = field(default_factory=dict)
+    floor: list[float] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, impls: list[Impl]) -> _ColdSamples:
+        return cls(
+            samples={i.name: {"python_s": [], "import_s": [], "first_call_s": []} for i in impls},
+            jobs={**{impl.name: [] for impl in impls}, "floor": []},
+        )
+
 
 def case_1(bench: Bench) -> None:
     """Cold start: a fresh interpreter importing the handler module (also without it, to
     net out the interpreter's own start), and spawn -> first handler call returned for
     a ``batch``-mode invocation (interpreter, imports, definition, client, SubmitJob).
     The implementations alternate run by run; the first round is not counted."""
-    case = "1 cold start"
+    case = COLD_CASE
     event = s3_event(IN_BUCKET, "incoming/small.bin", 10 * KIB)
-    samples: dict[str, dict[str, list[float]]] = {
-        impl.name: {"python_s": [], "import_s": [], "first_call_s": []} for impl in bench.impls
-    }
-    jobs: dict[str, list[str | None]] = {impl.name: [] for impl in bench.impls}
-    errors: dict[str, str] = {}
+    cold = _ColdSamples.empty(bench.impls)
     floor_impl = replace(bench.impls[0], name="floor", driver=DRIVERS / "floor.py")
-    floor: list[float] = []
     for round_ in range(bench.plan.cold_reps + 1):
-        floor_result, floor_spawned = drivers.drive(
-            bench,
-            floor_impl,
-            drivers.invoke_params(event, 1, warmup=False),
-            drivers.environment(bench, bench.impls[0], {}),
-            "cold",
-        )
-        jobs.setdefault("floor", []).extend(floor_result["job_ids"])
-        if round_:
-            floor.append(floor_result["returned_at"][0] - floor_spawned)
+        _floor_run(bench, floor_impl, event, cold, counted=round_ > 0)
         for impl in bench.impls:
-            if impl.name in errors:
-                continue
-            env = drivers.environment(bench, impl, bench.definition("batch", "copy", "cold"))
-            try:
-                bare = drivers.time_command(bench, impl.command("-c", "pass"), env)
-                imported = drivers.time_command(
-                    bench, impl.command("-c", f"import {impl.module}"), env
-                )
-                result, spawned = drivers.drive(
-                    bench, impl, drivers.invoke_params(event, 1, warmup=False), env, "cold"
-                )
-            except BenchError as exc:
-                print(f"  {case}: {exc}", file=sys.stderr)
-                errors[impl.name] = str(exc)
-                continue
-            if round_ == 0:
-                continue
-            samples[impl.name]["python_s"].append(bare)
-            samples[impl.name]["import_s"].append(imported)
-            samples[impl.name]["first_call_s"].append(result["returned_at"][0] - spawned)
-            jobs[impl.name].extend(result["job_ids"])
+            if impl.name not in cold.errors:
+                _cold_run(bench, impl, event, cold, counted=round_ > 0)
+    data = _cold_data(bench, cold, event)
+    bench.results.cases["1_cold_start"] = data
+    _cold_rows(bench, case, data)
+
+
+def _floor_run(
+    bench: Bench, floor_impl: Impl, event: dict[str, Any], cold: _ColdSamples, *, counted: bool
+) -> None:
+    """One run of the floor driver: botocore, a Batch client and SubmitJob, no supervisor."""
+    result, spawned = drivers.drive(
+        bench,
+        floor_impl,
+        drivers.invoke_params(event, 1, warmup=False),
+        drivers.environment(bench, bench.impls[0], {}),
+        "cold",
+    )
+    cold.jobs["floor"].extend(result["job_ids"])
+    if counted:
+        cold.floor.append(result["returned_at"][0] - spawned)
+
+
+def _cold_run(
+    bench: Bench, impl: Impl, event: dict[str, Any], cold: _ColdSamples, *, counted: bool
+) -> None:
+    """Time a bare interpreter, the import and the first call of ``impl``, once."""
+    env = drivers.environment(bench, impl, bench.definition("batch", "copy", "cold"))
+    try:
+        bare = drivers.time_command(bench, impl.command("-c", "pass"), env)
+        imported = drivers.time_command(bench, impl.command("-c", f"import {impl.module}"), env)
+        result, spawned = drivers.drive(
+            bench, impl, drivers.invoke_params(event, 1, warmup=False), env, "cold"
+        )
+    except BenchError as exc:
+        print(f"  {COLD_CASE}: {exc}", file=sys.stderr)
+        cold.errors[impl.name] = str(exc)
+        return
+    if not counted:
+        return
+    cold.samples[impl.name]["python_s"].append(bare)
+    cold.samples[impl.name]["import_s"].append(imported)
+    cold.samples[impl.name]["first_call_s"].append(result["returned_at"][0] - spawned)
+    cold.jobs[impl.name].extend(result["job_ids"])
+
+
+def _cold_data(bench: Bench, cold: _ColdSamples, event: dict[str, Any]) -> dict[str, Any]:
+    """The medians of every implementation and of the floor, and their jobs checked."""
     data: dict[str, Any] = {}
     for impl in bench.impls:
-        if impl.name in errors:
-            data[impl.name] = {"error": errors[impl.name]}
+        if impl.name in cold.errors:
+            data[impl.name] = {"error": cold.errors[impl.name]}
             continue
-        values = samples[impl.name]
+        values = cold.samples[impl.name]
         net = [i - p for i, p in zip(values["import_s"], values["python_s"], strict=True)]
         data[impl.name] = {
             "module": impl.module,
@@ -75,17 +108,20 @@ def case_1(bench: Bench) -> None:
             "import_median_s": median(values["import_s"]),
             "import_net_median_s": median(net),
             "first_call_median_s": median(values["first_call_s"]),
-            "jobs_verified": bench.verify_jobs(jobs[impl.name], event),
-            "jobs": len(jobs[impl.name]),
+            "jobs_verified": bench.verify_jobs(cold.jobs[impl.name], event),
+            "jobs": len(cold.jobs[impl.name]),
         }
     data["floor"] = {
         "what": "botocore import, one Batch client, one SubmitJob: no supervisor",
-        "samples": floor,
-        "first_call_median_s": median(floor),
-        "jobs_verified": bench.verify_jobs(jobs["floor"], event),
-        "jobs": len(jobs["floor"]),
+        "samples": cold.floor,
+        "first_call_median_s": median(cold.floor),
+        "jobs_verified": bench.verify_jobs(cold.jobs["floor"], event),
+        "jobs": len(cold.jobs["floor"]),
     }
-    bench.results.cases["1_cold_start"] = data
+    return data
+
+
+def _cold_rows(bench: Bench, case: str, data: dict[str, Any]) -> None:
     ours, theirs = data.get("ours", {}), data.get("theirs", {})
     ms = 1000.0
     for key, metric, goal in (

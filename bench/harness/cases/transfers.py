@@ -36,12 +36,7 @@ def case_4(bench: Bench) -> None:
     behind a proxy adding 20 ms to every request.  Each run of an implementation is a
     fresh driver (a warm-up call, then the timed one), and the sides take turns."""
     source = bench.work / "many-source"
-    top, sub = bench.plan.many_top, bench.plan.many_sub
-    (source / "sub").mkdir(parents=True, exist_ok=True)
-    files = [source / f"file-{i:04d}.bin" for i in range(top)]
-    files += [source / "sub" / f"file-{i:04d}.bin" for i in range(sub)]
-    for path in files:
-        path.write_bytes(os.urandom(10 * KIB))
+    files = _many_source(source, bench.plan.many_top, bench.plan.many_sub)
     total = len(files)
     event = s3_event(IN_BUCKET, "incoming/small.bin", 10 * KIB)
     data: dict[str, Any] = {"files": total}
@@ -65,32 +60,44 @@ def case_4(bench: Bench) -> None:
                 side["median_s"] = median(side["seconds"])
                 side["files_per_s"] = total / side["median_s"]
         data[label] = sides
-        ours, theirs, raw = sides.get("ours", {}), sides.get("theirs", {}), sides["raw"]
-        of, tf, rf = ours.get("files_per_s"), theirs.get("files_per_s"), raw.get("files_per_s")
-        if delay:
-            goal, met = ">= 5x theirs", ge(ratio(of, tf), 5.0)
-        else:
-            goal, met = ">= 0.9x raw", ge(ratio(of, rf), 0.9)
-        bench.results.row(
-            case,
-            "handler time",
-            "s",
-            ours.get("median_s"),
-            theirs.get("median_s"),
-            reference=raw.get("median_s"),
-        )
-        bench.results.row(
-            case, "files per second", "files/s", of, tf, reference=rf, goal=goal, met=met
-        )
-        bench.results.row(
-            case,
-            "  ours / raw parallel puts",
-            "x",
-            ratio(of, rf),
-            ratio(tf, rf),
-            ratio=None,
-        )
+        _many_rows(bench, case, sides, slowed=bool(delay))
     bench.results.cases["4_many_files"] = data
+
+
+def _many_source(source: Path, top: int, sub: int) -> list[Path]:
+    """``top`` files of 10 random KiB in ``source`` and ``sub`` in ``source/sub``."""
+    (source / "sub").mkdir(parents=True, exist_ok=True)
+    files = [source / f"file-{i:04d}.bin" for i in range(top)]
+    files += [source / "sub" / f"file-{i:04d}.bin" for i in range(sub)]
+    for path in files:
+        path.write_bytes(os.urandom(10 * KIB))
+    return files
+
+
+def _many_rows(bench: Bench, case: str, sides: dict[str, Any], *, slowed: bool) -> None:
+    ours, theirs, raw = sides.get("ours", {}), sides.get("theirs", {}), sides["raw"]
+    of, tf, rf = ours.get("files_per_s"), theirs.get("files_per_s"), raw.get("files_per_s")
+    if slowed:
+        goal, met = ">= 5x theirs", ge(ratio(of, tf), 5.0)
+    else:
+        goal, met = ">= 0.9x raw", ge(ratio(of, rf), 0.9)
+    bench.results.row(
+        case,
+        "handler time",
+        "s",
+        ours.get("median_s"),
+        theirs.get("median_s"),
+        reference=raw.get("median_s"),
+    )
+    bench.results.row(case, "files per second", "files/s", of, tf, reference=rf, goal=goal, met=met)
+    bench.results.row(
+        case,
+        "  ours / raw parallel puts",
+        "x",
+        ratio(of, rf),
+        ratio(tf, rf),
+        ratio=None,
+    )
 
 
 def _many_run(
@@ -147,30 +154,40 @@ def case_5(bench: Bench) -> None:
     bench.s3.upload_file(str(big), IN_BUCKET, "incoming/big.bin")
     big.unlink()
     event = s3_event(IN_BUCKET, "incoming/big.bin", size)
-
-    def run(impl: Impl) -> dict[str, Any]:
-        output = f"big-{impl.name}"
-        definition = bench.definition("lambda", "big", output)
-        sample = drivers.one_call(bench, impl, definition, event, "big", runtime="image")
-        head = bench.s3.head_object(Bucket=OUT_BUCKET, Key=f"{output}/big.out")
-        if head["ContentLength"] != size:
-            raise BenchError(f"{impl.name}: {output}/big.out has {head['ContentLength']} B")
-        bench.delete_prefix(f"{output}/")
-        return sample
-
     measure: dict[str, Callable[[], dict[str, Any]]] = {"raw": partial(_raw_big, bench)}
     for impl in bench.impls:
-        measure[impl.name] = partial(run, impl)
+        measure[impl.name] = partial(_big_run, bench, impl, event, size)
     data = bench.rounds(case, {name: bench.plan.big_reps for name in measure}, measure)
     for side in data.values():
         if "samples" in side:
-            side["seconds"] = [sample["seconds"] for sample in side["samples"]]
-            side["median_s"] = median(side["seconds"])
-            side["mib_per_s"] = 2 * size / MIB / side["median_s"]
-            if "peak_rss_mib" in side["samples"][0]:
-                side["peak_rss_mib"] = max(s["peak_rss_mib"] for s in side["samples"])
-                side["rss_before_mib"] = max(s["rss_before_mib"] for s in side["samples"])
+            _big_summary(side, size)
     bench.results.cases["5_big_transfer"] = data
+    _big_rows(bench, case, data)
+    bench.s3.delete_object(Bucket=IN_BUCKET, Key="incoming/big.bin")
+
+
+def _big_run(bench: Bench, impl: Impl, event: dict[str, Any], size: int) -> dict[str, Any]:
+    output = f"big-{impl.name}"
+    definition = bench.definition("lambda", "big", output)
+    sample = drivers.one_call(bench, impl, definition, event, "big", runtime="image")
+    head = bench.s3.head_object(Bucket=OUT_BUCKET, Key=f"{output}/big.out")
+    if head["ContentLength"] != size:
+        raise BenchError(f"{impl.name}: {output}/big.out has {head['ContentLength']} B")
+    bench.delete_prefix(f"{output}/")
+    return sample
+
+
+def _big_summary(side: dict[str, Any], size: int) -> None:
+    """A side's median time, throughput and largest RSS, from its samples."""
+    side["seconds"] = [sample["seconds"] for sample in side["samples"]]
+    side["median_s"] = median(side["seconds"])
+    side["mib_per_s"] = 2 * size / MIB / side["median_s"]
+    if "peak_rss_mib" in side["samples"][0]:
+        side["peak_rss_mib"] = max(s["peak_rss_mib"] for s in side["samples"])
+        side["rss_before_mib"] = max(s["rss_before_mib"] for s in side["samples"])
+
+
+def _big_rows(bench: Bench, case: str, data: dict[str, Any]) -> None:
     ours, theirs, raw = data.get("ours", {}), data.get("theirs", {}), data["raw"]
     o, t, r = ours.get("median_s"), theirs.get("median_s"), raw.get("median_s")
     bench.results.row(
@@ -210,7 +227,6 @@ def case_5(bench: Bench) -> None:
         ours.get("rss_before_mib"),
         theirs.get("rss_before_mib"),
     )
-    bench.s3.delete_object(Bucket=IN_BUCKET, Key="incoming/big.bin")
 
 
 def _raw_big(bench: Bench) -> dict[str, Any]:

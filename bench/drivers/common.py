@@ -15,7 +15,8 @@ Cases:
   ``event``, each with a fresh Lambda context of ``timeout_s``; it reports each call's
   seconds, status code, the Batch job id named in the response body, the monotonic instant
   at which each call returned (for the cold-start case, timed from the spawn by the
-  runner) and the process's peak RSS (``VmHWM``) before and after the timed calls.
+  runner), the length of each response body (base64 characters, the body not decoded) and
+  the process's peak RSS (``VmHWM``) before and after the timed calls.
 - ``watchdog``: a warm-up call, then ``reps`` calls of a script that records its pid in
   ``PIDFILE``, starts a background grandchild and sleeps.  A thread polls ``/proc`` to see
   when the script process died; ``SubmitJob`` calls are timed as they return; after the
@@ -123,6 +124,7 @@ def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:
     returned_at: list[float] = []
     statuses: list[int] = []
     job_ids: list[str | None] = []
+    body_chars: list[int] = []
     for index in range(int(params["reps"])):
         context = LambdaContext(name, timeout)
         elapsed, response = _call(handler, params["event"], context)
@@ -131,12 +133,14 @@ def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:
         seconds.append(elapsed)
         statuses.append(int(response.get("statusCode", 0)))
         job_ids.append(_job_id(response, context))
+        body_chars.append(len(response.get("body") or ""))
     after = _status("/proc/self/status")
     return {
         "seconds": seconds,
         "returned_at": returned_at,
         "status": statuses,
         "job_ids": job_ids,
+        "body_chars": body_chars,
         "vm_hwm_before_kib": before.get("VmHWM"),
         "vm_hwm_kib": after.get("VmHWM"),
     }

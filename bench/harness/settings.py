@@ -55,14 +55,16 @@ SCRIPTS = {
 # How faas-supervisor is driven, and what is not like for like (written to the JSON, printed).
 NOTES = (
     "theirs runs a plain script only in the Lambda image runtime (AWS_Lambda_Image): cases 3 to "
-    "5 use that; ours uses its zip-runtime handler, which runs a plain /bin/sh process too.",
+    "5 and 7 use that; ours uses its zip-runtime handler, which runs a plain /bin/sh process too.",
     "theirs delegates (batch mode, lambda-batch on timeout) only in the zip runtime, where it "
     "always runs udocker: cases 1, 2 and 6 use that, with bench/drivers/fake_udocker.sh as "
     "UDOCKER_EXEC (exec /bin/sh SCRIPT: no udocker, no proot, which favours theirs).",
     "theirs' watchdog waits int(remaining s) - int(timeout_threshold) seconds, then SIGKILLs the "
     "script process alone (not its group): with a 6 s Lambda it kills about 1 s early.",
     "case 4 behind the proxy: theirs runs once (about 30 s a run), the other sides 5 times.",
-    "case 7 runs ours only: it compares ours with a chatty script and with a silent one.",
+    "case 7: theirs logs the script's output only at DEBUG (the run logs at INFO), and returns "
+    "it whole in the response body, which Lambda refuses above 6 MB; ours logs every line and "
+    "returns the last 4 MiB.",
     "both get the same definition in FDL (base64 JSON), log at INFO to a file, use the same "
     "Python and boto3, and start with -S and PYTHONPATH (--site: with site processing).",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,10 @@ from harness.settings import (
 
 if TYPE_CHECKING:
     from harness.session import Bench
+
+# A driver of case 7 that has not answered by then counts as failed (theirs holds the whole
+# output in memory, and could be slow or killed at large sizes).
+CHATTY_TIMEOUT = 300.0
 
 
 def case_6(bench: Bench) -> None:
@@ -127,41 +132,86 @@ def _watchdog_rows(bench: Bench, case: str, ours: dict[str, Any], theirs: dict[s
 
 
 def case_7(bench: Bench) -> None:
-    """A chatty script: ours' Lambda handler runs a script that writes N MiB of 100-byte
-    lines (a prepared file) to stdout, which is logged; beside it, the same script writing
-    them to /dev/null.  Each run is a fresh driver (a warm-up call, then the timed one),
-    the two alternating; the difference of the median handler times is what the output
-    costs.  Every line must be in the driver's log (its JSON lines, on stderr)."""
+    """A chatty script: the Lambda handler runs a script that writes N MiB of 96-byte lines
+    (a prepared file) to stdout; beside it, the same script writing them to /dev/null.
+    Each run is a fresh driver (a warm-up call, then the timed one), the implementations
+    and the two scripts taking turns; the difference of the median handler times is what
+    the output costs.  Besides the time: the driver's peak RSS (VmHWM), how many of the
+    lines are in the handler's log, and how much of the output the response body holds.
+    Ours must log every line; theirs (its image runtime, a plain script) logs none at INFO
+    and returns the whole output, read into memory, in the body."""
     case = f"7 chatty script, {bench.plan.chatty_mib} MiB of stdout"
     text = bench.work / "chatty.txt"
-    lines = _write_chatty_file(text, bench.plan.chatty_mib * MIB)
-    ours = bench.impls[0]
+    chatty = _ChattyFile(text, _write_chatty_file(text, bench.plan.chatty_mib * MIB))
     event = s3_event(IN_BUCKET, "incoming/small.bin", 10 * KIB)
-    definition = partial(bench.definition, "lambda", output="chatty")
-    runs = iter(range(1_000_000))
-
-    def run(script: str) -> dict[str, Any]:
-        label = f"chatty-{script}-{next(runs)}"
-        variables = {"CHATTY_FILE": str(text)}
-        sample = drivers.one_call(
-            bench, ours, definition(script=script, variables=variables), event, label
-        )
-        log = bench.logs / f"{label}-{ours.name}.log"
-        found = log.read_bytes().count(b"frame=")
-        log.unlink()
-        if script == "chatty" and found != lines:
-            raise BenchError(f"{label}: {found} of the {lines} lines in the log")
-        return sample
-
-    sides = {name: partial(run, name) for name in ("chatty", "silent")}
-    data = bench.rounds(case, {name: bench.plan.chatty_reps for name in sides}, sides)
+    measure = {
+        f"{impl.name} {script}": partial(_chatty_run, bench, impl, script, chatty, event)
+        for impl in bench.impls
+        for script in ("chatty", "silent")
+    }
+    samples = bench.rounds(case, dict.fromkeys(measure, bench.plan.chatty_reps), measure)
     text.unlink()
-    for side in data.values():
-        if "samples" in side:
-            side["seconds"] = [sample["seconds"] for sample in side["samples"]]
-            side["median_s"] = median(side["seconds"])
+    data: dict[str, Any] = {"lines": chatty.lines, "bytes": chatty.size}
+    for impl in bench.impls:
+        data[impl.name] = {
+            script: _chatty_summary(samples[f"{impl.name} {script}"])
+            for script in ("chatty", "silent")
+        }
     bench.results.cases["7_chatty_script"] = data
-    _chatty_rows(bench, case, data["chatty"].get("median_s"), data["silent"].get("median_s"))
+    _chatty_rows(bench, case, data)
+
+
+@dataclass(frozen=True)
+class _ChattyFile:
+    path: Path
+    lines: int
+
+    @property
+    def size(self) -> int:
+        return self.lines * len(CHATTY_LINE % (0, 0))
+
+
+def _chatty_run(
+    bench: Bench, impl: Impl, script: str, chatty: _ChattyFile, event: dict[str, Any]
+) -> dict[str, Any]:
+    """One fresh driver of ``impl`` running ``script`` (a warm-up call, the timed call)."""
+    label = f"chatty-{script}"
+    variables = {"CHATTY_FILE": str(chatty.path)}
+    definition = bench.definition("lambda", script, "chatty", variables=variables)
+    env = drivers.environment(bench, impl, definition, runtime="image")
+    log = bench.logs / f"{label}-{impl.name}.log"
+    log.unlink(missing_ok=True)
+    result, _ = drivers.drive(
+        bench, impl, drivers.invoke_params(event, 1), env, label, timeout=CHATTY_TIMEOUT
+    )
+    logged = log.read_bytes().count(b"frame=")
+    log.unlink()
+    if impl.name == "ours" and script == "chatty" and logged != chatty.lines:
+        raise BenchError(f"ours {label}: {logged} of the {chatty.lines} lines in the log")
+    return {
+        "seconds": result["seconds"][0],
+        "peak_rss_mib": result["vm_hwm_kib"] / KIB,
+        "rss_before_mib": result["vm_hwm_before_kib"] / KIB,
+        "lines_logged": logged,
+        # Base64 characters -> bytes (the body holds the output, or its tail, base64-encoded).
+        "body_mib": result["body_chars"][0] * 3 / 4 / MIB,
+    }
+
+
+def _chatty_summary(side: dict[str, Any]) -> dict[str, Any]:
+    """Medians of the times, the largest RSS, the fewest lines logged, the largest body."""
+    if "samples" not in side:
+        return side
+    samples = side["samples"]
+    return {
+        **side,
+        "seconds": [sample["seconds"] for sample in samples],
+        "median_s": median([sample["seconds"] for sample in samples]),
+        "peak_rss_mib": max(sample["peak_rss_mib"] for sample in samples),
+        "rss_before_mib": max(sample["rss_before_mib"] for sample in samples),
+        "lines_logged": min(sample["lines_logged"] for sample in samples),
+        "body_mib": max(sample["body_mib"] for sample in samples),
+    }
 
 
 def _write_chatty_file(text: Path, size: int) -> int:
@@ -173,16 +223,68 @@ def _write_chatty_file(text: Path, size: int) -> int:
     return lines
 
 
-def _chatty_rows(bench: Bench, case: str, chatty: float | None, silent: float | None) -> None:
-    added = None if chatty is None or silent is None else chatty - silent
-    per_100 = None if added is None else added * 100 / bench.plan.chatty_mib
-    bench.results.row(case, "handler time, script writing to stdout", "s", chatty)
-    bench.results.row(case, "handler time, the same script silent", "s", silent)
+def _cell(side: dict[str, Any], key: str) -> Any:
+    """``side[key]``, or "failed" when the side did not finish (its error is in the JSON)."""
+    return "failed" if "error" in side else side.get(key)
+
+
+def _chatty_rows(bench: Bench, case: str, data: dict[str, Any]) -> None:
+    ours, theirs = data.get("ours", {}), data.get("theirs", {})
+    per_100 = {name: _added_per_100(bench, data.get(name, {})) for name in ("ours", "theirs")}
+    for script, metric in (
+        ("chatty", "handler time, script writing to stdout"),
+        ("silent", "handler time, the same script silent"),
+    ):
+        o, t = _cell(ours.get(script, {}), "median_s"), _cell(theirs.get(script, {}), "median_s")
+        bench.results.row(case, metric, "s", o, t)
     bench.results.row(
         case,
         "added by the output, per 100 MiB",
         "s",
-        per_100,
+        per_100["ours"],
+        per_100["theirs"],
         goal="<= 1.5 s",
-        met=le(per_100, 1.5),
+        met=le(per_100["ours"], 1.5),
     )
+    for script, metric in (
+        ("chatty", "peak RSS (VmHWM), script writing to stdout"),
+        ("silent", "peak RSS (VmHWM), the same script silent"),
+    ):
+        o, t = (
+            _cell(ours.get(script, {}), "peak_rss_mib"),
+            _cell(theirs.get(script, {}), "peak_rss_mib"),
+        )
+        bench.results.row(case, metric, "MiB", o, t)
+    lines = data["lines"]
+    o, t = (
+        _lines(ours.get("chatty", {}), lines),
+        _lines(theirs.get("chatty", {}), lines) if theirs else None,
+    )
+    bench.results.row(
+        case,
+        "lines of output in the handler's log",
+        "",
+        o,
+        t,
+        goal="all",
+        met=None if o is None else o == f"{lines:,}/{lines:,}",
+    )
+    o, t = _cell(ours.get("chatty", {}), "body_mib"), _cell(theirs.get("chatty", {}), "body_mib")
+    bench.results.row(case, "output in the response body", "MiB", o, t)
+
+
+def _added_per_100(bench: Bench, side: dict[str, Any]) -> float | str | None:
+    chatty, silent = side.get("chatty", {}), side.get("silent", {})
+    if "error" in chatty or "error" in silent:
+        return "failed"
+    if "median_s" not in chatty or "median_s" not in silent:
+        return None
+    return float((chatty["median_s"] - silent["median_s"]) * 100 / bench.plan.chatty_mib)
+
+
+def _lines(side: dict[str, Any], lines: int) -> str | None:
+    if "error" in side:
+        return "failed"
+    if "lines_logged" not in side:
+        return None
+    return f"{side['lines_logged']:,}/{lines:,}"

@@ -15,6 +15,7 @@ from pathlib import Path
 import harness
 from harness.cases import CASES
 from harness.interpreters import ensure_interpreter, ensure_theirs, import_path
+from harness.layer import ours_path
 from harness.report import table
 from harness.session import Bench
 from harness.settings import BENCH, DRIVERS, FULL, NOTES, QUICK, BenchError, Impl
@@ -29,6 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--theirs-python",
         metavar="PATH",
         help="an interpreter with faas-supervisor 1.5.8 (default: bench/.venv-theirs, created)",
+    )
+    parser.add_argument(
+        "--ours-path",
+        metavar="PATHS",
+        help="ours' PYTHONPATH, colon-separated (default: the working tree, then the layer "
+        "built by layer/build.py into bench/.layer-ours)",
     )
     parser.add_argument(
         "--output", type=Path, default=BENCH / "results.json", help="where the JSON goes"
@@ -86,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def implementations(args: argparse.Namespace) -> list[Impl]:
     """Ours, and faas-supervisor unless ``--ours-only``; each on its import path unless
-    ``--site``."""
+    ``--site``: ours on its layer's tree, theirs on its environment's site-packages."""
     impls = [Impl("ours", sys.executable, DRIVERS / "ours.py", "handlers.lambda_handler")]
     if not args.ours_only:
         theirs = ensure_theirs(args.theirs_python)
@@ -94,7 +101,13 @@ def implementations(args: argparse.Namespace) -> list[Impl]:
         impls.append(Impl("theirs", theirs, DRIVERS / "theirs.py", module))
     if not args.site:
         impls = [
-            Impl(i.name, i.python, i.driver, i.module, import_path(i.python, i.name == "ours"))
+            Impl(
+                i.name,
+                i.python,
+                i.driver,
+                i.module,
+                ours_path(args.ours_path) if i.name == "ours" else import_path(i.python),
+            )
             for i in impls
         ]
     return impls

@@ -58,15 +58,13 @@ def ensure_theirs(python: str | None) -> str:
     return str(venv_python)
 
 
-def import_path(python: str, with_project: bool) -> str:
-    """The site-packages of ``python`` (and the project root for ours), for ``-S`` runs.
+def import_path(python: str) -> str:
+    """The site-packages of ``python``, for ``-S`` runs of faas-supervisor.
 
     A Lambda finds a layer's packages on ``PYTHONPATH`` (``/opt/python``); a development
-    install adds ``.pth`` files instead (an editable install's finder costs ours about 10 ms
-    of interpreter start), so both implementations start without site processing.
+    install adds ``.pth`` files instead, so both implementations start without site
+    processing (ours on its layer's tree: ``harness.layer``).
     """
     code = "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])"
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
-    paths = [str(ROOT)] if with_project else []
-    paths += [line for line in done.stdout.splitlines() if line and line not in paths]
-    return os.pathsep.join(dict.fromkeys(paths))
+    return os.pathsep.join(dict.fromkeys(line for line in done.stdout.splitlines() if line))

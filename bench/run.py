@@ -9,10 +9,12 @@
 faas-supervisor runs in a virtual environment of its own, ``bench/.venv-theirs``, created on
 first use (``--no-deps``, as its wheel's requirement string is malformed, plus its
 dependencies with the same boto3 as ours), or the interpreter given by ``--theirs-python``.
+Ours runs on the working tree and its layer's tree, ``bench/.layer-ours``, built on first use
+by ``layer/build.py`` (``--ours-path`` gives another path).
 
 Cases: 1 cold start, 2 warm batch-mode delegation, 3 warm small invocation, 4 many output
 files (against the server, then behind a proxy adding 20 ms per request), 5 a big input and
-output, 6 the watchdog at the deadline, 7 a chatty script (100 MiB of stdout, ours only).
+output, 6 the watchdog at the deadline, 7 a chatty script (100 MiB of stdout).
 How each is measured is in each case's docstring in ``bench/harness/cases/``; the package
 ``bench/harness`` says what each of its modules does.
 """

@@ -6,7 +6,7 @@
 |---|---|
 | ``settings`` | the plan of each run (full, quick), the constants, the scripts, the notes |
 | ``interpreters`` | the interpreters the drivers run under (faas-supervisor's own environment) |
-| ``layer`` | ours' packages as a layer: the tree ``layer/build.py`` builds, cached in ``bench/.layer-ours`` |
+| ``layer`` | ours' packages as a Lambda layer: built by ``layer/build.py``, cached |
 | ``session`` | one run: the moto server, the clients, the Batch queue, what is on the server |
 | ``drivers`` | starting a driver (``bench/drivers/``) in a clean environment, reading its JSON |
 | ``proxy`` | the latency proxy (``bench/latency_proxy.py``) in front of the moto server |

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     impls = implementations(args)
     work = Path(tempfile.mkdtemp(prefix="supervisor-bench-"))
     bench = Bench(QUICK if args.quick else FULL, impls, work, args.quick)
+    bench.results.settings["import_paths"] = {impl.name: impl.path for impl in impls}
     started = time.monotonic()
     try:
         bench.start()

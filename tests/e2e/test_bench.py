@@ -20,7 +20,8 @@ ROW_KEYS = {"case", "metric", "unit", "ours", "theirs", "ratio", "reference", "g
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+# The first run builds ours' layer (bench/.layer-ours, about a minute): later runs reuse it.
+@pytest.mark.timeout(600)
 def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     environment = {
@@ -43,7 +44,7 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
         env=environment,
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=570,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ours/theirs" in done.stdout  # the table was printed
@@ -53,6 +54,13 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
     assert results["errors"] == []
     assert results["settings"]["quick"] is True
     assert set(results["machine"]["implementations"]) == {"ours"}
+    # Ours ran as a layer is found: the working tree, the layer's tree and the SDK, no
+    # site-packages of the development environment.
+    layer = ROOT / "bench" / ".layer-ours"
+    path = results["settings"]["import_paths"]["ours"].split(os.pathsep)
+    assert path == [str(ROOT), str(layer / "python"), str(layer / "runtime")]
+    assert (layer / "python" / "pydantic").is_dir()
+    assert (layer / "runtime" / "botocore").is_dir()
     assert set(results["cases"]) == set(CASES)
 
     cold = results["cases"]["1_cold_start"]["ours"]
@@ -68,8 +76,10 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
     small = results["cases"]["3_small_invocation"]["ours"]
     assert len(small["seconds"]) == results["settings"]["small_calls"]
     assert small["median_s"] > 0
-    chatty = results["cases"]["7_chatty_script"]  # every line was found in the log
+    chatty = results["cases"]["7_chatty_script"]["ours"]
     assert len(chatty["chatty"]["seconds"]) == len(chatty["silent"]["seconds"]) == 1
+    assert chatty["chatty"]["lines_logged"] == results["cases"]["7_chatty_script"]["lines"]
+    assert chatty["silent"]["lines_logged"] == 0
 
     assert results["rows"]
     for row in results["rows"]:

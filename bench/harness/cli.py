@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     args = parser.parse_args(argv)
+    if args.site and args.ours_path:
+        parser.error("--ours-path and --site: give one (--site runs ours on .venv)")
     try:
         args.case_list = sorted({int(item) for item in args.cases.split(",") if item.strip()})
     except ValueError:

@@ -272,6 +272,16 @@ class BatchBackend:
     def prepare(self) -> None:
         self.client()
 
+    def rehearse(self) -> None:
+        """Take a SubmitJob through the client without sending it (see
+        ``shortcuts.rehearse``): the first real one then costs what a warm one does."""
+        from supervisor.shortcuts import rehearse
+
+        name = "rehearsal"
+        rehearse(
+            self.client(), "submit_job", {"jobName": name, "jobQueue": name, "jobDefinition": name}
+        )
+
     def client(self) -> BatchClient:
         if self._client is None:
             client = create_client(

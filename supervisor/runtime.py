@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor import allocator, events, filtering, staging, workspace
 from supervisor.deadline import SUBMIT_MARGIN, Deadline
-from supervisor.delegation import Backend, build_job
+from supervisor.delegation import Backend, BatchBackend, build_job
 from supervisor.diagnosis import diagnose
 from supervisor.environment import FROZEN, InvocationFacts, ScriptSettings, script_environment
 from supervisor.errors import ConfigError, DeadlineError, EventError, NoSpaceError
@@ -124,6 +124,12 @@ class Supervisor:
             # per thread.
             allocator.limit_arenas()
             self.providers.prepare()
+
+    def rehearse(self) -> None:
+        """Take the first submission through the Batch client without sending it, so that
+        the first invocation that submits costs what a warm one does (``prepare`` first)."""
+        if self.mode in ("batch", "lambda-batch") and isinstance(self.backend, BatchBackend):
+            self.backend.rehearse()
 
     def invoke(self, raw_event: Any, context: InvocationContext) -> Outcome:
         parsed = events.parse(raw_event, opaque_body=self.platform == "oscar")

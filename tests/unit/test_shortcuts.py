@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.config
+import botocore.exceptions
 import botocore.session
 import pytest
 import yaml
@@ -119,6 +121,52 @@ def test_botocore_asks_100_continue_and_a_small_body_goes_without(
 ) -> None:
     expect = _expect_header(tmp_path, size, tweaked=tweaked)
     assert (expect.decode() if isinstance(expect, bytes) else expect) == expected
+
+
+def _batch_client_to_nowhere() -> Any:
+    """A Batch client whose endpoint nothing listens on: a request that left would fail."""
+    session = botocore.session.get_session()
+    session.set_credentials("AKIDEXAMPLE", "not-a-secret")
+    return session.create_client(
+        "batch",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        config=botocore.config.Config(retries={"total_max_attempts": 1}, connect_timeout=2),
+    )
+
+
+_SUBMIT = {"jobName": "a", "jobQueue": "q", "jobDefinition": "d"}
+
+
+def test_a_rehearsal_goes_through_the_client_and_sends_nothing() -> None:
+    client = _batch_client_to_nowhere()
+    signed: list[bytes] = []
+    client.meta.events.register_last(
+        "before-send.batch.SubmitJob",
+        lambda request, **kwargs: signed.append(request.headers.get("Authorization", b"")),
+    )
+
+    shortcuts.rehearse(client, "submit_job", _SUBMIT)
+
+    assert len(signed) == 1
+    assert signed[0].startswith(b"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+
+
+def test_after_a_rehearsal_the_next_call_is_sent() -> None:
+    client = _batch_client_to_nowhere()
+    shortcuts.rehearse(client, "submit_job", _SUBMIT)
+
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        client.submit_job(**_SUBMIT)
+
+
+def test_a_rehearsal_checks_the_parameters_as_a_call_does() -> None:
+    client = _batch_client_to_nowhere()
+
+    with pytest.raises(botocore.exceptions.ParamValidationError):
+        shortcuts.rehearse(client, "submit_job", {"jobName": "a"})
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        client.submit_job(**_SUBMIT)
 
 
 def test_determine_content_length_reads_a_files_size(tmp_path: Path) -> None:

@@ -4,12 +4,16 @@ It hands the event and the Lambda context to ``handlers.lambda_handler.handler``
 function deployed by SCAR gets the same response and the same errors as one whose handler
 is ``handlers.lambda_handler.handler``.  faas-supervisor also ran its ``main`` as a
 stand-alone binary with no context; here that is ``python -m supervisor``.
+
+SCAR's handler file imports this module in Lambda's init phase; importing the handler
+module here builds the supervisor there, as for ``handlers.lambda_handler.handler``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from handlers.lambda_handler import handler
 from supervisor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,6 +29,4 @@ def main(event: Any, context: LambdaContextLike | None = None) -> dict[str, Any]
             "faassupervisor.supervisor.main: context is None: it runs only as a Lambda "
             "handler; run python -m supervisor outside Lambda"
         )
-    from handlers.lambda_handler import handler
-
     return handler(event, context)

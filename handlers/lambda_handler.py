@@ -19,6 +19,7 @@ failed it raises.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -121,11 +122,23 @@ def _fail(synchronous: bool, message: str, invocation: InvocationContext) -> dic
 def _build_during_init() -> None:
     if not os.environ.get(_RUNTIME_API):
         return
+    # The build creates some hundred thousand objects that live as long as the process
+    # (modules, classes, the models, the clients' data), and the cyclic collector would walk
+    # them over and over while they are made: paused, the init phase is about a sixth
+    # shorter.  They are then frozen, so that no invocation's collection walks them again
+    # (at 128 MB a full walk would take a warm invocation hundreds of milliseconds).  The
+    # few hundred objects the build leaves unreachable stay, frozen with them.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         supervisor, _ = _build()
+        supervisor.rehearse()
     except Exception:  # built again, and raised, by the first invocation
         return
-    supervisor.rehearse()
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 _build_during_init()

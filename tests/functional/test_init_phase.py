@@ -22,11 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # The handler module imported (the init phase); what it built; then, when an event comes
 # on stdin, one invocation and its response (or the error it raised).
 _ENVIRONMENT = """
-import json, sys
+import gc, importlib, json, sys
+importlib.import_module(sys.argv[2])
 from handlers import lambda_handler
 from tests.functional.lambda_support import FakeLambdaContext
 
 report = {"built": lambda_handler.built() is not None}
+if sys.argv[3] == "gc":
+    report["gc"] = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count() > 0}
 event = sys.stdin.read()
 if event:
     try:
@@ -41,14 +44,19 @@ _RUNTIME_API = "127.0.0.1:9001"
 
 
 def _start(
-    function_name: str, *, event: dict[str, Any] | None = None, runtime_api: bool = True
+    function_name: str,
+    *,
+    event: dict[str, Any] | None = None,
+    runtime_api: bool = True,
+    module: str = "handlers.lambda_handler",
+    gc: bool = False,
 ) -> dict[str, Any]:
     environ = os.environ.copy()
     environ.pop("AWS_LAMBDA_RUNTIME_API", None)
     if runtime_api:
         environ["AWS_LAMBDA_RUNTIME_API"] = _RUNTIME_API
     done = subprocess.run(
-        [sys.executable, "-c", _ENVIRONMENT, function_name],
+        [sys.executable, "-c", _ENVIRONMENT, function_name, module, "gc" if gc else "-"],
         input="" if event is None else json.dumps(event),
         capture_output=True,
         text=True,
@@ -125,12 +133,35 @@ def test_the_first_invocation_after_the_init_phase_submits_one_job_with_the_even
     assert json.loads(carried["EVENT"]) == event
 
 
-def test_outside_lambda_the_import_builds_nothing(
+def test_a_function_deployed_by_scar_is_built_in_the_init_phase_too(
+    batch_function: tuple[str, dict[str, Any]], batch: Any
+) -> None:
+    name, event = batch_function
+
+    report = _start(name, event=event, module="faassupervisor.supervisor")
+
+    assert report == {"built": True, "status": 202}
+    assert len(_jobs(batch, name)) == 1
+
+
+def test_the_objects_of_the_init_phase_are_frozen_and_the_collector_runs_again(
     batch_function: tuple[str, dict[str, Any]],
 ) -> None:
     name, _ = batch_function
 
-    assert _start(name, runtime_api=False) == {"built": False}
+    report = _start(name, gc=True)
+
+    assert report == {"built": True, "gc": {"enabled": True, "frozen": True}}
+
+
+def test_outside_lambda_the_import_builds_nothing_and_leaves_the_collector_alone(
+    batch_function: tuple[str, dict[str, Any]],
+) -> None:
+    name, _ = batch_function
+
+    for module in ("handlers.lambda_handler", "faassupervisor.supervisor"):
+        report = _start(name, runtime_api=False, module=module, gc=True)
+        assert report == {"built": False, "gc": {"enabled": True, "frozen": False}}
 
 
 def test_a_definition_with_a_fault_fails_the_first_invocation_not_the_import(
@@ -138,8 +169,9 @@ def test_a_definition_with_a_fault_fails_the_first_invocation_not_the_import(
 ) -> None:
     function = install_function(monkeypatch, tmp_path, "exit 0\n", {"execution_mode": "sometimes"})
 
-    report = _start(function.name, event={"Records": []})
+    report = _start(function.name, event={"Records": []}, gc=True)
 
     assert report["built"] is False
+    assert report["gc"]["enabled"] is True
     assert report["raised"].startswith("ConfigError: ")
     assert "execution_mode" in report["raised"]

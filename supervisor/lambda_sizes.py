@@ -197,6 +197,7 @@ class CgroupLimiter:
         self.paths: dict[str, Path] = {}
         self._parents: dict[str, Path] = {}
         self.moves_charges = False
+        self.period_us = CFS_PERIOD_US
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -227,8 +228,8 @@ class CgroupLimiter:
 
     def _write_limits(self) -> None:
         cpu, memory = self.paths["cpu"], self.paths["memory"]
-        period = int(_read(cpu / "cpu.cfs_period_us") or CFS_PERIOD_US)
-        _write(cpu / "cpu.cfs_quota_us", self.size.quota_us(self.host_cpus, period))
+        self.period_us = int(_read(cpu / "cpu.cfs_period_us") or CFS_PERIOD_US)
+        _write(cpu / "cpu.cfs_quota_us", self.size.quota_us(self.host_cpus, self.period_us))
         _write(memory / "memory.limit_in_bytes", self.size.memory_bytes)
         if (memory / "memory.memsw.limit_in_bytes").exists():  # swap must not hide an OOM
             _write(memory / "memory.memsw.limit_in_bytes", self.size.memory_bytes)

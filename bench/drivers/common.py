@@ -16,7 +16,9 @@ Under a Lambda memory size (``bench/run.py --lambda-memory``), the parameters ca
 right after ``load()`` (the init phase, which Lambda runs at full speed), so that every
 handler call, warm-up included, and every script it starts run inside.  ``init_s`` is the
 time of ``load()``: the import of the handler module, as Lambda's Init Duration (which
-does not count the interpreter's own start either).
+does not count the interpreter's own start either).  Before each timed call after the
+first, the driver stays idle for ``cgroup["idle_s"]`` (one CPU quota period), so that each
+call starts as an event arriving at an idle warm function: with its quota full.
 
 - ``invoke``: an optional warm-up call (not timed), then ``reps`` timed handler calls of
   ``event``, each with a fresh Lambda context of ``timeout_s``; it reports each call's
@@ -156,7 +158,10 @@ def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:
     returned_at: list[float] = []
     statuses: list[int] = []
     job_ids: list[str | None] = []
+    idle = float((params.get("cgroup") or {}).get("idle_s", 0))
     for index in range(int(params["reps"])):
+        if idle and (index or warmup is not None):
+            time.sleep(idle)  # the quota refills, as for an event arriving at an idle function
         context = LambdaContext(name, timeout)
         elapsed, response = _call(handler, params["event"], context)
         returned_at.append(time.monotonic())

@@ -23,10 +23,11 @@ def main() -> None:
 
     client = botocore.session.get_session().create_client("batch")
     init_s = time.perf_counter() - start
+    moved = {}
     if params.get("cgroup"):
         from common import enter_cgroup  # only here: its imports would weigh on the floor
 
-        enter_cgroup(params["cgroup"])
+        moved = enter_cgroup(params["cgroup"])
     start = time.perf_counter()
     job = client.submit_job(
         jobName=params["function_name"],
@@ -42,6 +43,7 @@ def main() -> None:
         "job_ids": [job["jobId"]],
         "init_s": init_s,
         "seconds": [seconds],
+        "cgroup": moved,
     }
     json.dump(result, sys.stdout)
 

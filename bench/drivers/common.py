@@ -269,7 +269,10 @@ def watchdog(params: dict[str, Any], load: Loader) -> dict[str, Any]:
     name, timeout = params["function_name"], float(params["timeout_s"])
     reserve = float(params["reserve_s"])
     pidfile, marker = params["pidfile"], params["marker"].encode()
-    _, response = _call(handler, params["warmup_event"], LambdaContext(name, timeout))
+    # The warm-up only warms the process: a long deadline, as at a small Lambda size the
+    # first call (which may build the supervisor) can take longer than the case's deadline.
+    warmup = LambdaContext(name, float(params.get("warmup_timeout_s", 600.0)))
+    _, response = _call(handler, params["warmup_event"], warmup)
     _check(response, {200}, "warm-up")
     runs = []
     for _ in range(int(params["reps"])):

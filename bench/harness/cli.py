@@ -195,16 +195,40 @@ def _sides(sides: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
 def write_results(
     bench: Bench, output: Path, notes: list[str], errors: list[str], limits: list[str]
 ) -> None:
-    """The results, the notes, the errors and the limits hit, as JSON in ``output``."""
+    """The results, the notes and the errors, as JSON in ``output``.
+
+    A full-CPU run replaces the top level of the file and keeps the sizes already in it
+    (``lambda_memory``); a run at Lambda sizes replaces only its sizes' entries there, each
+    with its own rows, machine, settings, notes, errors and limits hit."""
     payload = asdict(bench.results)
-    if not payload["lambda_memory"]:
-        del payload["lambda_memory"]
+    sizes = payload.pop("lambda_memory")
+    previous = _previous(output)
+    if sizes:
+        for key, entry in sizes.items():
+            entry.update(
+                machine=payload["machine"],
+                settings=payload["settings"],
+                notes=notes,
+                errors=[line for line in errors if line.startswith(f"{key}/")],
+                limits_hit=[line for line in limits if line.startswith(f"{key}/")],
+            )
+        payload = previous
+        payload.setdefault("lambda_memory", {}).update(sizes)
     else:
-        payload["limits_hit"] = limits
-    payload["notes"] = notes
-    payload["errors"] = errors
+        payload.update(notes=notes, errors=errors)
+        if "lambda_memory" in previous:
+            payload["lambda_memory"] = previous["lambda_memory"]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _previous(output: Path) -> dict[str, Any]:
+    """What ``output`` holds now, or nothing."""
+    try:
+        previous = json.loads(output.read_text())
+    except (OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) else {}
 
 
 def print_summary(bench: Bench, output: Path, notes: list[str]) -> None:

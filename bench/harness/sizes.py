@@ -4,12 +4,13 @@ Each driver of a pass gets a fresh cgroup v1 of the size (``supervisor.lambda_si
 made by the runner, into which the driver moves itself after its init phase
 (``drivers.drive``).  The rows of a pass carry the size in their case label, with
 "capped" when this host has fewer CPUs than the size's share; its results go to
-``results.lambda_memory["<MB>_mb"]``.
+``results.lambda_memory["<MB>_mb"]``, with its rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from supervisor.lambda_sizes import CgroupLimiter, CgroupUnavailableError, LambdaSize
@@ -79,6 +80,7 @@ def run_at_size(
         "memory_limit_bytes": size.memory_bytes,
         "cases": bench.results.cases,
         "cgroups": bench.cgroups[first_cgroup:],
+        "rows": [asdict(row) for row in bench.results.rows[first_row:]],
     }
     bench.results.cases = {}
     return failed

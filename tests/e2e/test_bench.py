@@ -152,6 +152,7 @@ def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
     if why_not is not None:
         pytest.skip(f"cgroups unusable: {why_not}")
     output = tmp_path / "results.json"
+    output.write_text('{"earlier": "a full-CPU run"}')
     done = subprocess.run(
         [
             sys.executable,
@@ -173,9 +174,10 @@ def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(output.read_text())
-    assert results["errors"] == results["limits_hit"] == []
-    assert results["cases"] == {}
+    assert set(results) == {"lambda_memory", "earlier"}  # the rest of the file is kept
     size = results["lambda_memory"]["128_mb"]
+    assert size["errors"] == size["limits_hit"] == []
+    assert size["settings"]["quick"] is True
     assert size["memory_mb"] == 128
     assert size["capped"] is False
     delegation = size["cases"]["2_batch_delegation"]["ours"]
@@ -185,5 +187,6 @@ def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
     assert cgroup["oom_killed"] is False
     assert 0 < cgroup["peak_memory_mib"] <= 128
     assert cgroup["cpu_periods"] > 0
-    sized = [row for row in results["rows"] if "@ 128 MB (7.2% of a CPU)" in row["case"]]
-    assert len(sized) == len(results["rows"]) > 0
+    sized = [row for row in size["rows"] if "@ 128 MB (7.2% of a CPU)" in row["case"]]
+    assert len(sized) == len(size["rows"]) > 0
+    assert "@ 128 MB (7.2% of a CPU)" in done.stdout

@@ -181,7 +181,7 @@ def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
     assert size["memory_mb"] == 128
     assert size["capped"] is False
     delegation = size["cases"]["2_batch_delegation"]["ours"]
-    assert delegation["jobs_verified"] == delegation["jobs"] == results["settings"]["batch_calls"]
+    assert delegation["jobs_verified"] == delegation["jobs"] == size["settings"]["batch_calls"]
     [cgroup] = size["cgroups"]
     assert cgroup["impl"] == "ours"
     assert cgroup["oom_killed"] is False

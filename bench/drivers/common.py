@@ -16,9 +16,9 @@ Under a Lambda memory size (``bench/run.py --lambda-memory``), the parameters ca
 right after ``load()`` (the init phase, which Lambda runs at full speed), so that every
 handler call, warm-up included, and every script it starts run inside.  ``init_s`` is the
 time of ``load()``: the import of the handler module, as Lambda's Init Duration (which
-does not count the interpreter's own start either).  Before each timed call after the
-first, the driver stays idle for ``cgroup["idle_s"]`` (one CPU quota period), so that each
-call starts as an event arriving at an idle warm function: with its quota full.
+does not count the interpreter's own start either).  Before each timed call that follows
+another call, the driver stays idle for ``cgroup["idle_s"]`` (one CPU quota period), so
+that the call starts as an event arriving at an idle warm function: with its quota full.
 
 - ``invoke``: an optional warm-up call (not timed), then ``reps`` timed handler calls of
   ``event``, each with a fresh Lambda context of ``timeout_s``; it reports each call's

@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --quick           # a smoke test: fewer runs, smaller data
     .venv/bin/python bench/run.py --cases 1,2 --theirs-python /path/to/python
     .venv/bin/python bench/run.py --ours-only       # no faas-supervisor environment needed
+    .venv/bin/python bench/run.py --lambda-memory 128,512,1769   # at Lambda sizes (cgroup v1, root)
 
 faas-supervisor runs in a virtual environment of its own, ``bench/.venv-theirs``, created on
 first use (``--no-deps``, as its wheel's requirement string is malformed, plus its

@@ -11,6 +11,15 @@ watchdog case also hooks botocore, which both implementations use.
 
 Cases:
 
+Under a Lambda memory size (``bench/run.py --lambda-memory``), the parameters carry
+``cgroup``: the runner made a cgroup of that size, and the driver moves itself into it
+right after ``load()`` (the init phase, which Lambda runs at full speed), so that every
+handler call, warm-up included, and every script it starts run inside.  ``init_s`` is the
+time of ``load()``: the import of the handler module, as Lambda's Init Duration (which
+does not count the interpreter's own start either).  Before each timed call that follows
+another call, the driver stays idle for ``cgroup["idle_s"]`` (one CPU quota period), so
+that the call starts as an event arriving at an idle warm function: with its quota full.
+
 - ``invoke``: an optional warm-up call (not timed), then ``reps`` timed handler calls of
   ``event``, each with a fresh Lambda context of ``timeout_s``; it reports each call's
   seconds, status code, the Batch job id named in the response body, the monotonic instant
@@ -39,7 +48,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LambdaContext", "main"]
+__all__ = ["LambdaContext", "enter_cgroup", "main"]
 
 Handler = Callable[[Any, Any], Any]
 Loader = Callable[[], Handler]
@@ -111,8 +120,34 @@ def _status(path: str) -> dict[str, int]:
     return values
 
 
-def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:
+def _load(params: dict[str, Any], load: Loader) -> tuple[Handler, dict[str, Any]]:
+    """The handler, and what its init phase took: ``init_s``, and ``cgroup`` (the RSS the
+    process brought into the cgroup) when ``params`` name one."""
+    start = time.perf_counter()
     handler = load()
+    timings: dict[str, Any] = {"init_s": time.perf_counter() - start}
+    if params.get("cgroup"):
+        timings["cgroup"] = enter_cgroup(params["cgroup"])
+    return handler, timings
+
+
+def enter_cgroup(cgroup: dict[str, Any]) -> dict[str, Any]:
+    """Move this process into the cgroup the runner made (``procs``: its ``cgroup.procs``
+    files).  Where the kernel does not move memory charges along (``moves_charges``
+    false), lower the memory limit by this process's RSS, which stays charged outside, so
+    that the total is still the size's."""
+    for path in cgroup["procs"]:
+        with open(path, "w") as handle:
+            handle.write(str(os.getpid()))
+    rss = _status("/proc/self/status").get("VmRSS", 0) * 1024
+    if not cgroup["moves_charges"]:
+        with open(cgroup["memory_limit_file"], "w") as handle:
+            handle.write(str(max(1 << 20, int(cgroup["memory_bytes"]) - rss)))
+    return {"rss_at_move_bytes": rss, "moves_charges": bool(cgroup["moves_charges"])}
+
+
+def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:
+    handler, timings = _load(params, load)
     name, timeout = params["function_name"], float(params["timeout_s"])
     expect = set(params.get("expect_status", [200, 202]))
     warmup = params.get("warmup_event")
@@ -125,7 +160,10 @@ def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:
     statuses: list[int] = []
     job_ids: list[str | None] = []
     body_chars: list[int] = []
+    idle = float((params.get("cgroup") or {}).get("idle_s", 0))
     for index in range(int(params["reps"])):
+        if idle and (index or warmup is not None):
+            time.sleep(idle)  # the quota refills, as for an event arriving at an idle function
         context = LambdaContext(name, timeout)
         elapsed, response = _call(handler, params["event"], context)
         returned_at.append(time.monotonic())
@@ -143,6 +181,7 @@ def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:
         "body_chars": body_chars,
         "vm_hwm_before_kib": before.get("VmHWM"),
         "vm_hwm_kib": after.get("VmHWM"),
+        **timings,
     }
 
 
@@ -229,12 +268,15 @@ def _hook_submissions() -> list[tuple[float, bool]]:
 
 
 def watchdog(params: dict[str, Any], load: Loader) -> dict[str, Any]:
-    handler = load()
+    handler, timings = _load(params, load)
     submissions = _hook_submissions()
     name, timeout = params["function_name"], float(params["timeout_s"])
     reserve = float(params["reserve_s"])
     pidfile, marker = params["pidfile"], params["marker"].encode()
-    _, response = _call(handler, params["warmup_event"], LambdaContext(name, timeout))
+    # The warm-up only warms the process: a long deadline, as at a small Lambda size the
+    # first call (which may build the supervisor) can take longer than the case's deadline.
+    warmup = LambdaContext(name, float(params.get("warmup_timeout_s", 600.0)))
+    _, response = _call(handler, params["warmup_event"], warmup)
     _check(response, {200}, "warm-up")
     runs = []
     for _ in range(int(params["reps"])):
@@ -276,7 +318,7 @@ def watchdog(params: dict[str, Any], load: Loader) -> dict[str, Any]:
             }
         )
         time.sleep(0.2)
-    return {"runs": runs}
+    return {"runs": runs, **timings}
 
 
 CASES: dict[str, Callable[[dict[str, Any], Loader], dict[str, Any]]] = {

@@ -3,7 +3,9 @@
 Run by ``bench/run.py`` like a driver, but with no handler: it imports botocore, creates
 one Batch client and submits one job carrying the event, the least that a ``batch``-mode
 invocation needs.  It reads the driver parameters (``case`` = ``invoke``) on stdin and
-writes ``returned_at`` and ``job_ids`` like ``common.invoke``.
+writes ``returned_at`` and ``job_ids`` like ``common.invoke``; ``init_s`` is the import and
+the client (what a handler module would do at import), ``seconds`` the SubmitJob call.
+Under a Lambda memory size it moves itself into the runner's cgroup between the two.
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ import time
 
 def main() -> None:
     params = json.loads(sys.stdin.read())
+    start = time.perf_counter()
     import botocore.session
 
     client = botocore.session.get_session().create_client("batch")
+    init_s = time.perf_counter() - start
+    moved = {}
+    if params.get("cgroup"):
+        from common import enter_cgroup  # only here: its imports would weigh on the floor
+
+        moved = enter_cgroup(params["cgroup"])
+    start = time.perf_counter()
     job = client.submit_job(
         jobName=params["function_name"],
         jobQueue=params["function_name"],
@@ -27,7 +37,15 @@ def main() -> None:
             "environment": [{"name": "EVENT", "value": json.dumps(params["event"])}]
         },
     )
-    json.dump({"returned_at": [time.monotonic()], "job_ids": [job["jobId"]]}, sys.stdout)
+    seconds = time.perf_counter() - start
+    result = {
+        "returned_at": [time.monotonic()],
+        "job_ids": [job["jobId"]],
+        "init_s": init_s,
+        "seconds": [seconds],
+        "cgroup": moved,
+    }
+    json.dump(result, sys.stdout)
 
 
 if __name__ == "__main__":

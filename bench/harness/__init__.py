@@ -11,6 +11,7 @@
 | ``drivers`` | starting a driver (``bench/drivers/``) in a clean environment, reading its JSON |
 | ``proxy`` | the latency proxy (``bench/latency_proxy.py``) in front of the moto server |
 | ``cases`` | the seven cases, one function each |
+| ``sizes`` | the cases at Lambda memory sizes (``--lambda-memory``): a cgroup per driver |
 | ``report`` | statistics, the rows of the table, the machine's description, the table |
 | ``cli`` | the options and the run from start to results |
 

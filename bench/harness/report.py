@@ -36,6 +36,8 @@ class Results:
     settings: dict[str, Any]
     cases: dict[str, Any] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
+    # Under --lambda-memory: per size ("128_mb"), the size, its cases and its cgroups.
+    lambda_memory: dict[str, Any] = field(default_factory=dict)
 
     def row(
         self, case: str, metric: str, unit: str, ours: Any, theirs: Any = None, **more: Any

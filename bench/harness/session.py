@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.report import Results, machine_info
 from harness.settings import (
@@ -30,7 +30,11 @@ from harness.settings import (
     BenchError,
     Impl,
     Plan,
+    failure,
 )
+
+if TYPE_CHECKING:
+    from supervisor.lambda_sizes import LambdaSize
 
 
 class Bench:
@@ -56,6 +60,10 @@ class Bench:
         )
         self.s3: Any = None
         self.batch: Any = None
+        # Under --lambda-memory: the size every driver runs at (a cgroup each), and what
+        # each driver's cgroup measured, in order (drivers.drive appends).
+        self.size: LambdaSize | None = None
+        self.cgroups: list[dict[str, Any]] = []
 
     # -- infrastructure ------------------------------------------------------------------
 
@@ -234,7 +242,7 @@ class Bench:
                 out[impl.name] = run(impl)
             except BenchError as exc:
                 print(f"  {case}: {exc}", file=sys.stderr)
-                out[impl.name] = {"error": str(exc)}
+                out[impl.name] = failure(exc)
         return out
 
     def rounds(
@@ -244,7 +252,7 @@ class Bench:
         machine or of the server touches every side alike.  A side that fails stops and
         gets ``{"error": ...}``; the others get ``{"samples": [...]}``."""
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in measure}
-        errors: dict[str, str] = {}
+        errors: dict[str, dict[str, Any]] = {}
         for round_ in range(max(reps.values())):
             for name, run in measure.items():
                 if name in errors or round_ >= reps[name]:
@@ -253,10 +261,9 @@ class Bench:
                     samples[name].append(run())
                 except BenchError as exc:
                     print(f"  {case}: {exc}", file=sys.stderr)
-                    errors[name] = str(exc)
+                    errors[name] = failure(exc)
         return {
-            name: {"error": errors[name]} if name in errors else {"samples": samples[name]}
-            for name in measure
+            name: errors[name] if name in errors else {"samples": samples[name]} for name in measure
         }
 
 

@@ -74,6 +74,16 @@ class BenchError(Exception):
     """A step of the benchmark failed; the message says which and where its log is."""
 
 
+class LimitHit(BenchError):
+    """Under a Lambda memory size, a driver was OOM-killed or ran out of time: a result of
+    that size, reported as such, not a failure of the benchmark."""
+
+
+def failure(exc: BenchError) -> dict[str, Any]:
+    """What a side that failed records: the message, and whether it hit a size's limit."""
+    return {"error": str(exc), "limit": True} if isinstance(exc, LimitHit) else {"error": str(exc)}
+
+
 @dataclass(frozen=True)
 class Plan:
     """How much of each case to run."""

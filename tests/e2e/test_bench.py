@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,114 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
         assert row["theirs"] is None, row
         if row["goal"] == "all":  # every job found on the server
             assert row["met"] is True, row
+
+
+def _clean_environment() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AWS_") and name not in ("FDL", "FUNCTION_CONFIG")
+    }
+
+
+def _cgroups_unusable() -> str | None:
+    from supervisor.lambda_sizes import CgroupLimiter, CgroupUnavailableError, LambdaSize
+
+    try:
+        CgroupLimiter(LambdaSize(128)).create().remove()
+    except CgroupUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def test_a_size_lambda_refuses_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--lambda-memory", "128,64"],
+        cwd=tmp_path,
+        env=_clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--lambda-memory: Lambda allows 128 to 10,240 MB of memory, got 64 MB" in done.stderr
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv"
+)
+def test_lambda_memory_without_permission_exits_2_with_the_limiters_message(
+    tmp_path: Path,
+) -> None:
+    tmp_path.chmod(0o777)
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--lambda-memory",
+            "128",
+            "--ours-only",
+            "--output",
+            str(tmp_path / "results.json"),
+        ],
+        cwd=tmp_path,
+        env=_clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--lambda-memory: " in done.stderr
+    assert "cgroup" in done.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
+    why_not = _cgroups_unusable()
+    if why_not is not None:
+        pytest.skip(f"cgroups unusable: {why_not}")
+    output = tmp_path / "results.json"
+    output.write_text('{"earlier": "a full-CPU run"}')
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--lambda-memory",
+            "128",
+            "--cases",
+            "2",
+            "--ours-only",
+            "--output",
+            str(output),
+        ],
+        cwd=tmp_path,
+        env=_clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(output.read_text())
+    assert set(results) == {"lambda_memory", "earlier"}  # the rest of the file is kept
+    size = results["lambda_memory"]["128_mb"]
+    assert size["errors"] == size["limits_hit"] == []
+    assert size["settings"]["quick"] is True
+    assert size["memory_mb"] == 128
+    assert size["capped"] is False
+    delegation = size["cases"]["2_batch_delegation"]["ours"]
+    assert delegation["jobs_verified"] == delegation["jobs"] == size["settings"]["batch_calls"]
+    [cgroup] = size["cgroups"]
+    assert cgroup["impl"] == "ours"
+    assert cgroup["oom_killed"] is False
+    assert 0 < cgroup["peak_memory_mib"] <= 128
+    assert cgroup["cpu_periods"] > 0
+    sized = [row for row in size["rows"] if "@ 128 MB (7.2% of a CPU)" in row["case"]]
+    assert len(sized) == len(size["rows"]) > 0
+    assert "@ 128 MB (7.2% of a CPU)" in done.stdout

@@ -2,7 +2,8 @@
 
 ``python bench/latency_proxy.py --upstream http://127.0.0.1:PORT --delay 0.02 --bandwidth 50``
 listens on a free loopback port, prints its URL on one line and forwards every request to the
-upstream server ``delay`` seconds after reading its headers, until it is terminated.  Each
+upstream server ``delay`` seconds after reading it (a body over 1 MiB is streamed after the
+delay), until it is terminated.  Each
 client connection is served by a thread of its own with a persistent connection to the
 upstream, so that parallel clients wait in parallel, as they would on a real network.
 
@@ -153,8 +154,8 @@ class ObjectCache:
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
-    """Forwards each request to ``upstream_address`` ``delay`` seconds after reading its
-    headers, pacing both bodies to ``rate`` bytes per second."""
+    """Forwards each request to ``upstream_address`` ``delay`` seconds after reading it,
+    pacing both bodies to ``rate`` bytes per second."""
 
     protocol_version = "HTTP/1.1"
     upstream_address: tuple[str, int] = ("127.0.0.1", 80)

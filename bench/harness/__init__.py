@@ -8,7 +8,7 @@
 | ``interpreters`` | the interpreters the drivers run under (faas-supervisor's own environment) |
 | ``session`` | one run: the moto server, the clients, the Batch queue, what is on the server |
 | ``drivers`` | starting a driver (``bench/drivers/``) in a clean environment, reading its JSON |
-| ``proxy`` | the latency proxy (``bench/latency_proxy.py``) in front of the moto server |
+| ``proxy`` | the proxy (``bench/latency_proxy.py``): a delay, a bandwidth per connection |
 | ``cases`` | the seven cases, one function each |
 | ``report`` | statistics, the rows of the table, the machine's description, the table |
 | ``cli`` | the options and the run from start to results |

@@ -9,7 +9,7 @@
 | ``layer`` | ours' packages as a Lambda layer: built by ``layer/build.py``, cached |
 | ``session`` | one run: the moto server, the clients, the Batch queue, what is on the server |
 | ``drivers`` | starting a driver (``bench/drivers/``) in a clean environment, reading its JSON |
-| ``proxy`` | the latency proxy (``bench/latency_proxy.py``) in front of the moto server |
+| ``proxy`` | the proxy (``bench/latency_proxy.py``): a delay, a bandwidth per connection |
 | ``cases`` | the seven cases, one function each |
 | ``sizes`` | the cases at Lambda memory sizes (``--lambda-memory``): a cgroup per driver |
 | ``report`` | statistics, the rows of the table, the machine's description, the table |

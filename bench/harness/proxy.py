@@ -1,4 +1,6 @@
-"""The latency proxy (``bench/latency_proxy.py``) in front of the moto server."""
+"""The latency proxy (``bench/latency_proxy.py``) in front of the moto server: a delay per
+request, and optionally a bandwidth per connection with GETs served from copies of the objects
+(an endpoint that moves bytes as S3 does)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,13 @@ from harness.settings import BENCH, BenchError
 
 
 @contextmanager
-def latency_proxy(upstream: str, delay: float, logs: Path) -> Iterator[str]:
-    """A latency proxy in front of ``upstream`` (its log in ``logs``); yields its URL."""
+def latency_proxy(
+    upstream: str, delay: float, logs: Path, bandwidth_mib: float = 0.0
+) -> Iterator[str]:
+    """A latency proxy in front of ``upstream`` (its log in ``logs``); yields its URL.  With
+    ``bandwidth_mib``, each connection moves that many MiB/s each way, and GETs of objects
+    are served from the proxy's copies (moto reads a whole object for each ranged GET)."""
+    limits = ["--bandwidth", str(bandwidth_mib), "--cache-objects"] if bandwidth_mib else []
     process = subprocess.Popen(
         [
             sys.executable,
@@ -22,6 +29,7 @@ def latency_proxy(upstream: str, delay: float, logs: Path) -> Iterator[str]:
             upstream,
             "--delay",
             str(delay),
+            *limits,
         ],
         stdout=subprocess.PIPE,
         stderr=open(logs / "proxy.log", "wb"),  # noqa: SIM115
@@ -39,10 +47,10 @@ def latency_proxy(upstream: str, delay: float, logs: Path) -> Iterator[str]:
 
 
 @contextmanager
-def endpoint(upstream: str, delay: float, logs: Path) -> Iterator[str]:
-    """``upstream`` itself without a delay, else a latency proxy in front of it."""
-    if not delay:
+def endpoint(upstream: str, delay: float, logs: Path, bandwidth_mib: float = 0.0) -> Iterator[str]:
+    """``upstream`` itself without a delay or a bandwidth, else a proxy in front of it."""
+    if not delay and not bandwidth_mib:
         yield upstream
         return
-    with latency_proxy(upstream, delay, logs) as url:
+    with latency_proxy(upstream, delay, logs, bandwidth_mib) as url:
         yield url

@@ -26,6 +26,8 @@ RESERVE = 2.0  # container.timeout_threshold of every function, both implementat
 WATCHDOG_DEADLINE = 6.0
 CONCURRENCY = 10  # raw parallel puts: threads and connections (ours' pool is 10 too)
 PROXY_DELAY = 0.02
+# Case 5's S3-like endpoint: MiB/s per connection and direction, as one S3 connection moves.
+BIG_BANDWIDTH = 50.0
 LAMBDA_TIMEOUT = 600.0  # the Lambda timeout of cases 1 to 5: large, nothing should time out
 FAKE_IMAGE = "bench-plain"
 LAMBDA_RUNTIME = f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}"

@@ -85,16 +85,18 @@ MIN_SECRET_LENGTH: Final = 4
 # Credentials that botocore prints at DEBUG even when their value was not handed to us
 # (role credentials fetched at run time): the SigV4 access key id and signature, and the
 # session token, in header dicts, canonical requests and presigned URLs.
-# Each with a word that a text must hold (in lower case) for the pattern to match: looking
-# for it first spares a regular expression over every block of the script's output.
+# Each with a word that a text must hold for the pattern to match (the last one in any case,
+# hence in lower case, and only where the text holds a dash): looking for it first spares a
+# regular expression, or a lower-case copy, over every block of the script's output.
 _CREDENTIAL_PATTERNS: Final = (
-    ("credential=", re.compile(r"(Credential=)[^\s,'\"&/%]+")),
-    ("signature", re.compile(r"(Signature[=:]\s*)[0-9a-fA-F]{64}")),
-    (
-        "x-amz-security-token",
-        re.compile(r"(X-Amz-Security-Token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\"&,;}]+", re.IGNORECASE),
-    ),
+    ("Credential=", re.compile(r"(Credential=)[^\s,'\"&/%]+")),
+    ("Signature", re.compile(r"(Signature[=:]\s*)[0-9a-fA-F]{64}")),
 )
+_TOKEN_HEADER: Final = "x-amz-security-token"  # noqa: S105 (a header name)
+_TOKEN_PATTERN: Final = re.compile(
+    r"(X-Amz-Security-Token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\"&,;}]+", re.IGNORECASE
+)
+_KEEP_PREFIX: Final = rf"\g<1>{REDACTED}"
 
 # The JSON of a Lambda log line, as powertools' default serializer writes it.
 _DUMPS: Final = partial(json.dumps, default=str, separators=(",", ":"), ensure_ascii=False)
@@ -104,7 +106,13 @@ _LONG_MESSAGE: Final = 1024
 _MESSAGE_SLOT: Final = f"\x00message-{uuid.uuid4().hex}"
 _MESSAGE_SLOT_JSON: Final = json.encoder.encode_basestring(_MESSAGE_SLOT)
 # The characters that JSON writes with a backslash of their own (the backslash first).
-_JSON_SHORT_ESCAPES: Final = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_JSON_SHORT_ESCAPES: Final = (
+    ("\\", "\\\\"),
+    ('"', '\\"'),
+    ("\n", "\\n"),
+    ("\r", "\\r"),
+    ("\t", "\\t"),
+)
 # What is left of a string's UTF-8 without these bytes is a control character that JSON
 # writes as ``\u00XX`` (or ``\b``, ``\f``).
 _JSON_PLAIN: Final = bytes(range(0x20, 0x100)) + b"\n\r\t"
@@ -152,10 +160,11 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         if self._literal is not None and any(variant in text for variant in self._variants):
             text = self._literal.sub(REDACTED, text)
-        lowered = text.lower()
         for word, pattern in _CREDENTIAL_PATTERNS:
-            if word in lowered:
-                text = pattern.sub(rf"\g<1>{REDACTED}", text)
+            if word in text:
+                text = pattern.sub(_KEEP_PREFIX, text)
+        if "-" in text and _TOKEN_HEADER in text.lower():
+            text = _TOKEN_PATTERN.sub(_KEEP_PREFIX, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -16,7 +16,8 @@ or an error message cannot start a line of its own.  Two kinds of record span se
 lines, each of them starting with the record's prefix: the script's output (the
 ``supervisor.script`` logger), logged a block of lines per record so that a chatty script
 does not pay for a record per line, and a traceback, whose lines read ``PREFIX | ...``.
-The JSON lines of Lambda escape control characters by themselves.
+The JSON lines of Lambda escape control characters by themselves (``serialize_json`` writes
+them as powertools' own serializer does, in less time for a long message).
 
 Routing: the package loggers (``supervisor``, ``handlers``, ``batch_entrypoint``,
 ``faassupervisor``) are the ones configured; the root logger is never given a handler nor a

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterable, Mapping
 from functools import partial
 from json.encoder import encode_basestring
@@ -104,7 +104,7 @@ _DUMPS: Final = partial(json.dumps, default=str, separators=(",", ":"), ensure_a
 # A message this long has its string written by ``_json_string``.
 _LONG_MESSAGE: Final = 1024
 # Where the message goes in the JSON of the other keys: a string no record holds.
-_MESSAGE_SLOT: Final = f"\x00message-{uuid.uuid4().hex}"
+_MESSAGE_SLOT: Final = f"\x00message-{os.urandom(16).hex()}"
 _MESSAGE_SLOT_JSON: Final = json.encoder.encode_basestring(_MESSAGE_SLOT)
 # The characters that JSON writes with a backslash of their own (the backslash first).
 _JSON_SHORT_ESCAPES: Final = (

@@ -162,7 +162,9 @@ class RedactingFilter(logging.Filter):
         if self._literal is not None and any(variant in text for variant in self._variants):
             text = self._literal.sub(REDACTED, text)
         for word, pattern in _CREDENTIAL_PATTERNS:
-            if word in text:
+            # Its capital first: a one-character search (memchr) spares most output, in
+            # lower case, the slower search for a word.
+            if word[0] in text and word in text:
                 text = pattern.sub(_KEEP_PREFIX, text)
         if "-" in text and _TOKEN_HEADER in text.lower():
             text = _TOKEN_PATTERN.sub(_KEEP_PREFIX, text)

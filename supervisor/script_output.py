@@ -75,6 +75,7 @@ class OutputPump:
 
     def _emit(self, chunk: bytes) -> None:
         data = self._pending + chunk if self._pending else chunk
+        view = memoryview(data)  # blocks are decoded from it, not copied out first
         start, end = 0, data.rfind(b"\n") + 1
         while start < end:
             stop = min(end, start + _BLOCK_BYTES)
@@ -82,18 +83,19 @@ class OutputPump:
                 stop = data.rfind(b"\n", start, stop) + 1 or stop
             if data.count(b"\n", start, stop) > _BLOCK_LINES:
                 stop -= len(data[start:stop].split(b"\n", _BLOCK_LINES)[-1])
-            self._log_block(data[start:stop])
+            self._log_block(view[start:stop])
             start = stop
         while len(data) - start >= _MAX_LINE:
-            self._log_block(data[start : start + _MAX_LINE])
+            self._log_block(view[start : start + _MAX_LINE])
             start += _MAX_LINE
         self._pending = data[start:]
 
     @staticmethod
-    def _log_block(block: bytes) -> None:
-        text = block.decode("utf-8", errors="replace")
-        if text.endswith("\n"):
-            text = text[:-1].removesuffix("\r")
+    def _log_block(block: bytes | memoryview) -> None:
+        """Log ``block`` without its last line's ending."""
+        if block[-1:] == b"\n":
+            block = block[:-2] if block[-2:-1] == b"\r" else block[:-1]
+        text = str(block, "utf-8", "replace")
         if "\r" in text:
             text = text.replace("\r\n", "\n")
         script_logger.info("%s", text)

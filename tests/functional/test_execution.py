@@ -118,6 +118,17 @@ def test_success_output_to_file_and_log(
     assert script_lines(caplog) == ["hello", "to stderr", "no newline"]
 
 
+def test_crlf_line_endings_are_removed_a_lone_cr_kept(
+    run_script: RunScript, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="supervisor.script")
+
+    result = run_script("printf 'one\\r\\ntwo\\r\\n\\r\\n50%%\\r100%%\\r'\n")
+
+    assert result.output() == b"one\r\ntwo\r\n\r\n50%\r100%\r"
+    assert script_lines(caplog) == ["one", "two", "", "50%\r100%\r"]
+
+
 def test_invalid_utf8_and_long_lines(
     run_script: RunScript, caplog: pytest.LogCaptureFixture
 ) -> None:

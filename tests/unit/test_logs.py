@@ -16,6 +16,8 @@ from urllib.parse import quote
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from hypothesis import given
+from hypothesis import strategies as st
 
 from supervisor import logs
 from tests.functional.lambda_support import FakeLambdaContext
@@ -320,6 +322,19 @@ def test_redaction_finds_a_secret_written_escaped() -> None:
     assert stream.getvalue().count("said ***") == 2
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("X-AMZ-SECURITY-TOKEN: FwoGZXIvYXdz", id="upper-case"),
+        pytest.param("x-Amz-Security-Token=FwoGZXIvYXdz", id="mixed-case"),
+    ],
+)
+def test_a_session_token_is_redacted_whatever_its_case(text: str) -> None:
+    long = "frame=1 fps=25\n" * 500  # a block of the script's output, the token at its end
+    assert logs.RedactingFilter().redact(long + text).endswith("***")
+    assert "FwoGZ" not in logs.RedactingFilter().redact(long + text)
+
+
 # -- configure_lambda -------------------------------------------------------------------------
 
 
@@ -450,3 +465,56 @@ def _list_buckets_signed() -> None:
     events: Any = client.meta.events  # the stubs type handlers as returning None
     events.register("before-send.s3.ListBuckets", answer)
     client.list_buckets()
+
+
+# -- serialize_json: the JSON of powertools' default serializer -------------------------------
+
+# What powertools writes with its default serializer (``LambdaPowertoolsFormatter``).
+POWERTOOLS_DUMPS = {"default": str, "separators": (",", ":"), "ensure_ascii": False}
+PADDING = "frame=1 fps=25\n" * 100  # past the length under which json.dumps writes it all
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        PADDING,
+        PADDING + 'quote " backslash \\ tab \t cr \r',
+        PADDING + "\x00\x07\x08\x0c\x1b[2K\x1f\x7f",  # escaped by json itself
+        PADDING + "\x85\u2028\u202e caf\u00e9 \U0001f600 lone \ud800",
+        PADDING + "\x00message-",  # the start of the placeholder of the message
+        "short \x1b\n",
+        {"a": PADDING},
+        12,
+    ],
+    ids=["plain", "short-escapes", "controls", "non-ascii", "placeholder", "short", "dict", "int"],
+)
+def test_serialize_json_writes_what_json_dumps_writes(message: Any) -> None:
+    log = {
+        "level": "INFO",
+        "location": "_log_block:99",
+        "message": message,
+        "timestamp": "2026-12-03 10:00:00,000+0000",
+        "extra": object(),
+        "name": "supervisor.script",
+    }
+    assert logs.serialize_json(log) == json.dumps(log, **POWERTOOLS_DUMPS)
+
+
+@given(st.text(min_size=1024, max_size=4096))
+def test_serialize_json_writes_what_json_dumps_writes_whatever_the_text(text: str) -> None:
+    log = {"level": "INFO", "message": text, "name": "supervisor.script"}
+    assert logs.serialize_json(log) == json.dumps(log, **POWERTOOLS_DUMPS)
+
+
+def test_lambda_script_block_is_one_json_line_that_reads_back_as_written(
+    service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure_lambda("INFO", service=service, secrets=[SECRET])
+    block = PADDING + f'{FORGED}\n"quoted" \\ \x1b[2K\r{SECRET}\u2028end'
+    logging.getLogger(logs.SCRIPT_LOGGER).info("%s", block)
+
+    (line,) = capsys.readouterr().out.strip("\n").split("\n")  # not at U+2028
+    record = json.loads(line)
+    assert record["message"] == block.replace(SECRET, "***")
+    assert record["name"] == logs.SCRIPT_LOGGER
+    assert list(record)[:4] == ["level", "location", "message", "timestamp"]

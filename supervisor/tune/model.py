@@ -14,7 +14,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["RUN_STATUSES", "Measurement", "Run", "RunStatus", "Sample", "Target", "TargetKind", "samples_by_size"]
+__all__ = [
+    "RUN_STATUSES",
+    "Measurement",
+    "Run",
+    "RunStatus",
+    "Sample",
+    "Target",
+    "TargetKind",
+    "samples_by_size",
+]
 
 # ok: the invocation succeeded; failed: the script exited non-zero or the pipeline failed;
 # oom: killed by the memory limit; timeout: killed by the watchdog at the timeout less the

@@ -1,5 +1,5 @@
-"""The command line: ``python -m supervisor [run | event | validate | workflow | layer | job]``,
-also installed as ``serverless-supervisor``.
+"""The command line: ``python -m supervisor [run | event | validate | workflow | layer | tune
+| job]``, also installed as ``serverless-supervisor``.
 
 One module per command, each with ``add_parser`` and the function the command runs:
 ``run`` sends one event through the whole pipeline on this machine (the local storage
@@ -8,8 +8,9 @@ it did); ``event`` prints a sample event for it (``supervisor.sample_events``); 
 checks a function definition, or each function of an FDL file (``supervisor.checks``);
 ``workflow run`` and ``workflow replay`` run a whole workflow of functions linked by bucket
 folders on this machine (``supervisor.workflow``), ``workflow validate`` checks one; ``layer
-publish`` publishes the Lambda Layer (``supervisor.publish``).  Local runs refuse unknown
-keys; the deployed entry points only warn of them.  ``job`` (the default when ``EVENT`` or
+publish`` publishes the Lambda Layer (``supervisor.publish``); ``tune`` measures a function at
+Lambda's memory sizes and recommends its size and execution mode (``supervisor.tune``).
+Local runs refuse unknown keys; the deployed entry points only warn of them.  ``job`` (the default when ``EVENT`` or
 ``EVENT_URI`` is set, or an event is piped on standard input) is what an AWS Batch job
 container, and an OSCAR service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
 the process is a Lambda function's container image: it serves the Runtime API's invocations
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TextIO
 
 from supervisor import __version__
-from supervisor.cli import event, job, layer, run, validate, workflow
+from supervisor.cli import event, job, layer, run, tune, validate, workflow
 from supervisor.cli.exit_codes import EXIT_USAGE
 
 __all__ = ["main"]
@@ -93,5 +94,6 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     validate.add_parser(commands)
     workflow.add_parser(commands)
     layer.add_parser(commands)
+    tune.add_parser(commands, prog)
     job.add_parser(commands)
     return parser

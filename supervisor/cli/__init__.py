@@ -10,11 +10,12 @@ checks a function definition, or each function of an FDL file (``supervisor.chec
 folders on this machine (``supervisor.workflow``), ``workflow validate`` checks one; ``layer
 publish`` publishes the Lambda Layer (``supervisor.publish``); ``tune`` measures a function at
 Lambda's memory sizes and recommends its size and execution mode (``supervisor.tune``).
-Local runs refuse unknown keys; the deployed entry points only warn of them.  ``job`` (the default when ``EVENT`` or
-``EVENT_URI`` is set, or an event is piped on standard input) is what an AWS Batch job
-container, and an OSCAR service, runs.  With ``AWS_LAMBDA_RUNTIME_API`` set and no command,
-the process is a Lambda function's container image: it serves the Runtime API's invocations
-with the Lambda handler (``supervisor.lambda_image``); that wins over ``EVENT``.
+Local runs refuse unknown keys; the deployed entry points only warn of them.  ``job`` (the
+default when ``EVENT`` or ``EVENT_URI`` is set, or an event is piped on standard input) is
+what an AWS Batch job container, and an OSCAR service, runs.  With
+``AWS_LAMBDA_RUNTIME_API`` set and no command, the process is a Lambda function's container
+image: it serves the Runtime API's invocations with the Lambda handler
+(``supervisor.lambda_image``); that wins over ``EVENT``.
 """
 
 from __future__ import annotations

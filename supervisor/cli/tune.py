@@ -89,7 +89,11 @@ def add_parser(commands: Any, prog: str) -> None:
         help="the EC2 instance type of the Batch compute environment (default: m5.large)",
     )
     parser.add_argument(
-        "--runs", type=_positive_int, default=3, help="runs per input and size (default: 3)"
+        "--runs",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="runs per input and size (default: 3)",
     )
     parser.add_argument(
         "--strategy",
@@ -102,6 +106,7 @@ def add_parser(commands: Any, prog: str) -> None:
         "--weight",
         type=float,
         default=0.5,
+        metavar="W",
         help="for balanced: 0 is speed only, 1 is cost only (default: 0.5)",
     )
     parser.add_argument(
@@ -113,6 +118,7 @@ def add_parser(commands: Any, prog: str) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
+        metavar="SECONDS",
         help="the function's Lambda timeout in seconds (default: the definition's timeout, "
         "else 300, SCAR's default; at most 900)",
     )
@@ -120,6 +126,7 @@ def add_parser(commands: Any, prog: str) -> None:
         "--margin",
         type=float,
         default=0.2,
+        metavar="SHARE",
         help="the share of the timeout less the reserve kept free (default: 0.2)",
     )
     parser.add_argument(
@@ -143,12 +150,14 @@ def add_parser(commands: Any, prog: str) -> None:
     parser.add_argument(
         "--output-dir",
         type=Path,
+        metavar="DIR",
         default=Path(),
         help="where tune.json and tune.png go (default: the current folder)",
     )
     parser.add_argument(
         "--work-dir",
         type=Path,
+        metavar="DIR",
         help="where the runs keep their files, kept afterwards (default: a temporary folder, "
         "removed)",
     )

@@ -6,6 +6,11 @@ invocation needs.  It reads the driver parameters (``case`` = ``invoke``) on std
 writes ``returned_at`` and ``job_ids`` like ``common.invoke``; ``init_s`` is the import and
 the client (what a handler module would do at import), ``seconds`` the SubmitJob call.
 Under a Lambda memory size it moves itself into the runner's cgroup between the two.
+
+With ``pydantic`` true in the parameters it is the "floor + pydantic" of the same case: it
+also runs ``from pydantic import BaseModel`` during its init (pydantic's import, what any
+validation with pydantic models costs before the first model is built), and reports the
+file pydantic was imported from as ``pydantic_file``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 def main() -> None:
     params = json.loads(sys.stdin.read())
     start = time.perf_counter()
+    pydantic_file = _import_pydantic() if params.get("pydantic") else None
     import botocore.session
 
     client = botocore.session.get_session().create_client("batch")
@@ -45,7 +51,16 @@ def main() -> None:
         "seconds": [seconds],
         "cgroup": moved,
     }
+    if pydantic_file is not None:
+        result["pydantic_file"] = pydantic_file
     json.dump(result, sys.stdout)
+
+
+def _import_pydantic() -> str:
+    """Import pydantic as a validation with its models does first; the file it came from."""
+    from pydantic import BaseModel  # noqa: F401 (the import is what is measured)
+
+    return str(sys.modules["pydantic"].__file__)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +72,18 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
     floor = results["cases"]["1_cold_start"]["floor"]
     assert floor["first_call_median_s"] > 0
     assert floor["jobs_verified"] == floor["jobs"] == results["settings"]["cold_reps"] + 1
+    _check_floor_pydantic(results["cases"]["1_cold_start"], results["settings"]["cold_reps"])
+    # pydantic came from the layer's tree, the one ours imports it from.
+    pydantic = results["cases"]["1_cold_start"]["floor_pydantic"]
+    assert pydantic["pydantic_from"] == [str(layer / "python" / "pydantic")]
+    rows = {row["metric"].strip(): row for row in results["rows"] if row["case"] == "1 cold start"}
+    assert rows["floor + pydantic: + from pydantic import BaseModel"]["ours"] == pytest.approx(
+        pydantic["first_call_median_s"] * 1000
+    )
+    assert rows["floor + pydantic / floor"]["ours"] == pytest.approx(pydantic["floor_ratio"])
+    assert rows["1.3x floor leaves for the rest"]["ours"] == pytest.approx(
+        (1.3 * floor["first_call_median_s"] - pydantic["first_call_median_s"]) * 1000
+    )
     delegation = results["cases"]["2_batch_delegation"]["ours"]
     assert delegation["median_s"] > 0
     assert delegation["jobs_verified"] == delegation["jobs"] == results["settings"]["batch_calls"]
@@ -89,6 +102,21 @@ def test_quick_benchmark_of_ours_writes_the_expected_json(tmp_path: Path) -> Non
         assert row["theirs"] is None, row
         if row["goal"] == "all":  # every job found on the server
             assert row["met"] is True, row
+
+
+def _check_floor_pydantic(cold: dict[str, Any], cold_reps: int) -> None:
+    """Case 1's floor + pydantic: its medians, its ratio to the floor and its jobs."""
+    floor, pydantic = cold["floor"], cold["floor_pydantic"]
+    for key in ("first_call_median_s", "init_median_s", "handler_median_s"):
+        assert pydantic[key] > 0, key
+    assert len(pydantic["samples"]) == len(pydantic["init_samples"]) == cold_reps
+    assert pydantic["jobs_verified"] == pydantic["jobs"] == cold_reps + 1
+    assert pydantic["floor_ratio"] == pytest.approx(
+        pydantic["first_call_median_s"] / floor["first_call_median_s"]
+    )
+    assert pydantic["init_floor_ratio"] == pytest.approx(
+        pydantic["init_median_s"] / floor["init_median_s"]
+    )
 
 
 def _clean_environment() -> dict[str, str]:
@@ -156,7 +184,7 @@ def test_lambda_memory_without_permission_exits_2_with_the_limiters_message(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
     why_not = _cgroups_unusable()
     if why_not is not None:
@@ -171,7 +199,7 @@ def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
             "--lambda-memory",
             "128",
             "--cases",
-            "2",
+            "1,2",
             "--ours-only",
             "--output",
             str(output),
@@ -180,7 +208,7 @@ def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
         env=_clean_environment(),
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=400,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(output.read_text())
@@ -192,7 +220,19 @@ def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
     assert size["capped"] is False
     delegation = size["cases"]["2_batch_delegation"]["ours"]
     assert delegation["jobs_verified"] == delegation["jobs"] == size["settings"]["batch_calls"]
-    [cgroup] = size["cgroups"]
+    cold = size["cases"]["1_cold_start"]
+    _check_floor_pydantic(cold, size["settings"]["cold_reps"])
+    init_rows = [row for row in size["rows"] if row["metric"].strip() == "floor + pydantic: init"]
+    [init_row] = init_rows
+    assert init_row["ours"] == pytest.approx(cold["floor_pydantic"]["init_median_s"] * 1000)
+    assert init_row["reference"] == pytest.approx(cold["floor"]["init_median_s"] * 1000)
+    assert any(row["metric"].strip() == "floor + pydantic / floor" for row in size["rows"])
+    # Every driver ran in a cgroup of its own: the floors and ours in case 1, ours in case 2.
+    cold_runs = size["settings"]["cold_reps"] + 1
+    labels = [(entry["impl"], entry["label"]) for entry in size["cgroups"]]
+    for name in ("floor", "floor_pydantic", "ours"):
+        assert labels.count((name, "cold")) == cold_runs, labels
+    [cgroup] = [entry for entry in size["cgroups"] if entry["label"] == "batch"]
     assert cgroup["impl"] == "ours"
     assert cgroup["oom_killed"] is False
     assert 0 < cgroup["peak_memory_mib"] <= 128

@@ -82,13 +82,13 @@ _REASONS = {
         " to a Batch job"
     ),
     "lambda": (
-        "lambda at {memory} MB: {pick} of those where every run, measured or predicted, up"
-        " to the largest input ({largest}) ends within {budget}"
+        "lambda at {memory} MB: {pick} among the sizes where every run, measured or"
+        " predicted, up to the largest input ({largest}) ends within {budget}"
     ),
     "lambda-batch": (
-        "lambda-batch at {memory} MB: {pick} of those where a typical input ({typical})"
-        " ends within {budget}, while at this size {larger}, so Lambda hands such inputs to"
-        " Batch"
+        "lambda-batch at {memory} MB: {pick} among the sizes where a typical input"
+        " ({typical}) ends within {budget}, while at this size {larger}, so Lambda hands such"
+        " inputs to Batch"
     ),
     "batch-oom": (
         "batch: the function runs out of memory on a typical input ({typical}) at every size"
@@ -115,15 +115,19 @@ _OOM_BEYOND = {
 _LARGER = {
     "from": "inputs from {threshold} on would not (the largest, {largest}, {why})",
     "largest": "the largest input ({largest}) {why}",
+    "unknown": (
+        "the largest input ({largest}) was not measured and cannot be predicted (fewer than"
+        " two input sizes ran ok to fit a line)"
+    ),
 }
 _PICKS = {
-    "cost": "the cheapest size ({cost} per invocation, {seconds})",
+    "cost": "the cheapest ({cost} per invocation, {seconds})",
     "cost-tie": (
-        "the fastest of the sizes within 1% of the cheapest ({cost} per invocation, {seconds})"
+        "the fastest of those within 1% of the cheapest cost ({cost} per invocation, {seconds})"
     ),
-    "speed": "the fastest size ({seconds}, {cost} per invocation)",
+    "speed": "the fastest ({seconds}, {cost} per invocation)",
     "speed-tie": (
-        "the cheapest of the sizes within 5% of the fastest ({seconds}, {cost} per invocation)"
+        "the cheapest of those within 5% of the fastest duration ({seconds}, {cost} per invocation)"
     ),
     "balanced": (
         "the best balance of cost and speed at weight {weight} ({cost} per invocation, {seconds})"
@@ -139,7 +143,8 @@ _WHY = {
         " over {budget_s}"
     ),
     "unknown": (
-        "cannot be predicted on a {size} input: fewer than two input sizes ran ok to fit a line"
+        "cannot be predicted on a {size} input (not measured, and fewer than two input sizes"
+        " ran ok to fit a line)"
     ),
 }
 
@@ -466,6 +471,8 @@ class _Context:
             return _LARGER["from"].format(
                 threshold=_mb(threshold), largest=largest, why=misfit.text
             )
+        if misfit.kind == "unknown":
+            return _LARGER["unknown"].format(largest=largest)
         return _LARGER["largest"].format(largest=largest, why=misfit.text)
 
 

@@ -42,6 +42,7 @@ __all__ = [
 _PACKAGED = "prices.json"
 _MS_PER_S = 1000
 _S_PER_HOUR = 3600
+_MILLION = 1_000_000  # the file keeps the published price per million requests
 # A duration in seconds times 1,000 is not always a whole number of milliseconds in binary
 # floating point (0.3 * 1000 = 300.00000000000006): rounded to this many decimals first, so
 # that rounding up to the millisecond does not bill one millisecond more than was run.
@@ -104,7 +105,7 @@ class Prices:
         except KeyError:
             known = ", ".join(sorted(self.lambda_prices))
             raise PricesError(
-                f"{self.path} has no Lambda price for architecture {architecture!r};"
+                f"the price file {self.path} has no Lambda price for architecture {architecture!r};"
                 f" it has: {known}"
             ) from None
 
@@ -114,8 +115,8 @@ class Prices:
         except KeyError:
             known = ", ".join(sorted(self.instances))
             raise PricesError(
-                f"{self.path} has no price for instance type {name!r}; it has: {known}"
-                " (a price file of your own can add it)"
+                f"the price file {self.path} has no price for instance type {name!r};"
+                f" it has: {known} (a price file of your own can add it)"
             ) from None
 
     def to_json(self) -> dict[str, Any]:
@@ -235,7 +236,7 @@ class _Reader:
         return LambdaPrice(
             architecture=name,
             usd_per_gb_second=self._number(*key, "usd_per_gb_second"),
-            usd_per_request=self._number(*key, "usd_per_request", zero=True),
+            usd_per_request=self._number(*key, "usd_per_million_requests", zero=True) / _MILLION,
             duration_rounding_ms=self._whole("lambda", "duration_rounding_ms"),
             mb_per_gb=self._whole("lambda", "mb_per_gb"),
         )

@@ -295,8 +295,10 @@ def size_figures(
     typical_bytes: int,
     largest_bytes: int,
 ) -> SizeFigures:
-    """The figures of one measured Lambda size."""
-    return _assess(measurement, prices, budget, typical_bytes, largest_bytes).figures
+    """The figures of one measured Lambda size; the largest input is ``largest_bytes`` or
+    the largest sample measured, whichever is larger."""
+    largest = max(largest_bytes, _largest_sample([measurement]))
+    return _assess(measurement, prices, budget, typical_bytes, largest).figures
 
 
 def advise(
@@ -328,10 +330,12 @@ def advise(
     if not measurements:
         raise AdviceError("no Lambda size was measured: there is nothing to advise from")
     ordered = sorted(measurements, key=lambda m: m.target.memory_mb)
-    sizes = [_assess(m, prices, budget, typical_bytes, largest_bytes) for m in ordered]
+    # The same largest input for every size, though a size may not have run every sample.
+    largest = max(largest_bytes, _largest_sample(ordered))
+    sizes = [_assess(m, prices, budget, typical_bytes, largest) for m in ordered]
     figures = tuple(size.figures for size in sizes)
     choose = _Chooser(strategy, weight, architecture)
-    context = _Context(budget, typical_bytes, max(largest_bytes, _largest_sample(ordered)))
+    context = _Context(budget, typical_bytes, largest)
     uncapped = [size for size in sizes if not size.figures.capped]
     if not uncapped:
         decision = choose.decide(sizes)
@@ -491,9 +495,8 @@ def _assess(
             name: lambda_cost(price, target.memory_mb, typical_s)
             for name, price in prices.lambda_prices.items()
         }
-    largest = max(largest_bytes, _largest_sample([measurement]))
     typical_misfit = _misfit(measurement, fit, budget, typical_bytes)
-    largest_misfit = _misfit(measurement, fit, budget, largest)
+    largest_misfit = _misfit(measurement, fit, budget, largest_bytes)
     figures = SizeFigures(
         memory_mb=target.memory_mb,
         capped=target.capped,

@@ -478,3 +478,17 @@ def test_a_failure_on_a_smaller_sample_stops_a_size_fitting_a_larger_one() -> No
     assert not figures.fits_typical
     assert figures.status == "timeout"
     assert "times out on small.bin (0.5 MB)" in advice.reason
+
+
+def test_a_size_that_did_not_run_the_largest_sample_is_judged_on_it_all_the_same() -> None:
+    # 512 MB ran only the small sample: the largest input (10 MB) is still the one it must
+    # fit, and with one input size it cannot be predicted.
+    sizes = [
+        measured(512, runs("a.bin", MB, 5.0)),
+        measured(1024, runs("a.bin", MB, 4.0), runs("b.bin", 10 * MB, 40.0)),
+    ]
+    advice = advice_of(sizes, typical=MB, largest=MB)
+    assert [f.fits_all for f in advice.figures] == [False, True]
+    assert (advice.execution_mode, advice.memory_mb) == ("lambda", 1024)
+    alone = size_figures(sizes[0], PRICES, BUDGET, typical_bytes=MB, largest_bytes=MB)
+    assert alone.fits_all  # on its own, its largest sample is 1 MB

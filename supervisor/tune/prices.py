@@ -12,8 +12,9 @@ keys (another region, another date).
 Errors (under ``SupervisorError``):
 
     SupervisorError
-     └── PricesError   a price file that cannot be read, a key missing or a bad value in it,
-                       an instance or an architecture the file has no price for
+     └── ConfigError
+          └── PricesError   a price file that cannot be read, a key missing or a bad value
+                            in it, an instance or an architecture it has no price for
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from supervisor.errors import SupervisorError
+from supervisor.errors import ConfigError
 
 __all__ = [
     "BatchCost",
@@ -49,8 +50,9 @@ _MILLION = 1_000_000  # the file keeps the published price per million requests
 _MS_DECIMALS = 6
 
 
-class PricesError(SupervisorError, ValueError):
-    """A price file that cannot be used, or a price that it does not hold."""
+class PricesError(ConfigError):
+    """A price file that cannot be used, or a price that it does not hold: configuration,
+    like the function's definition."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,15 @@ class Prices:
     sources: Mapping[str, str]  # "lambda", "ec2", "batch": the pages the figures come from
     lambda_prices: Mapping[str, LambdaPrice]  # by architecture
     instances: Mapping[str, Instance]  # by name
-    billing_increment_s: float
-    minimum_billed_s: float
+    batch_increment_s: float  # EC2 bills per second...
+    batch_minimum_s: float  # ...with a minimum
     pending_s: Mapping[str, float]  # "instance_running", "new_instance"
     pending_note: str
+
+    @property
+    def source(self) -> str:
+        """The page of Lambda's prices, which the advice's costs come from."""
+        return self.sources.get("lambda", "")
 
     def lambda_price(self, architecture: str) -> LambdaPrice:
         try:
@@ -124,7 +131,7 @@ class Prices:
         return {
             "date": self.date,
             "region": self.region,
-            "source": self.sources.get("lambda", ""),
+            "source": self.source,
             "sources": dict(self.sources),
         }
 
@@ -176,8 +183,8 @@ def batch_cost(prices: Prices, instance: str | Instance, duration_s: float) -> B
     if duration_s < 0 or not math.isfinite(duration_s):
         raise ValueError(f"duration_s must be a finite number of seconds >= 0, not {duration_s}")
     found = prices.instance(instance) if isinstance(instance, str) else instance
-    step = prices.billing_increment_s
-    billed = max(prices.minimum_billed_s, math.ceil(round(duration_s / step, 6)) * step)
+    step = prices.batch_increment_s
+    billed = max(prices.batch_minimum_s, math.ceil(round(duration_s / step, 6)) * step)
     return BatchCost(
         instance=found,
         duration_s=duration_s,
@@ -222,8 +229,8 @@ class _Reader:
                 name: self._lambda_price(name) for name in self._table("lambda", "architectures")
             },
             instances={name: self._instance(name) for name in self._table("ec2", "instances")},
-            billing_increment_s=self._number("ec2", "billing_increment_s"),
-            minimum_billed_s=self._number("ec2", "minimum_billed_s", zero=True),
+            batch_increment_s=self._number("ec2", "billing_increment_s"),
+            batch_minimum_s=self._number("ec2", "minimum_billed_s", zero=True),
             pending_s={
                 name: self._number("batch", "pending_s", name, zero=True)
                 for name in ("instance_running", "new_instance")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.errors import SupervisorError
+from supervisor.errors import ConfigError, SupervisorError
 from supervisor.tune.prices import (
     Instance,
     LambdaPrice,
@@ -54,10 +54,10 @@ def test_the_packaged_file_holds_the_published_prices() -> None:
     assert sorted(prices.instances) == sorted(EC2)
     for name, (vcpus, memory_mib, gpus, usd) in EC2.items():
         assert prices.instance(name) == Instance(name, vcpus, int(memory_mib), gpus, usd)
-    assert (prices.billing_increment_s, prices.minimum_billed_s) == (1, 60)
+    assert (prices.batch_increment_s, prices.batch_minimum_s) == (1, 60)
     assert prices.pending_s["instance_running"] < 60 <= prices.pending_s["new_instance"]
     assert "not measured" in prices.pending_note
-    assert prices.to_json()["source"] == "https://aws.amazon.com/lambda/pricing/"
+    assert prices.source == prices.to_json()["source"] == "https://aws.amazon.com/lambda/pricing/"
     assert load_prices(PACKAGED) == prices
 
 
@@ -134,6 +134,7 @@ def test_an_unknown_instance_or_architecture_is_a_clear_error() -> None:
     prices = load_prices()
     with pytest.raises(PricesError, match=r"'m9\.huge'.*c5\.2xlarge, c5\.large") as caught:
         prices.instance("m9.huge")
+    assert isinstance(caught.value, ConfigError)
     assert isinstance(caught.value, SupervisorError)
     with pytest.raises(PricesError, match=r"'riscv'.*arm64, x86_64"):
         prices.lambda_price("riscv")

@@ -124,16 +124,15 @@ def _mark_backgrounds(
     from matplotlib.transforms import blended_transform_factory
 
     across = blended_transform_factory(axes.transData, axes.transAxes)
+    recommended = None
     for index, size in enumerate(sizes):
-        left, right = index - 0.5, index + 0.5
-        below = 0.0
         if size["memory_mb"] == recommendation.get("memory_mb"):
-            axes.axvspan(left, right, color=_RECOMMENDED, zorder=0)
-            mode = recommendation.get("execution_mode", "")
+            recommended = index
+            axes.axvspan(index - 0.5, index + 0.5, color=_RECOMMENDED, zorder=0)
             axes.text(
                 index,
                 0.98,
-                f"recommended\n{mode}",
+                f"recommended\n{recommendation.get('execution_mode', '')}",
                 transform=across,
                 ha="center",
                 va="top",
@@ -141,31 +140,57 @@ def _mark_backgrounds(
                 fontweight="bold",
                 color="#238b45",
             )
-            below = 0.15
-        if size.get("capped"):
-            axes.axvspan(
-                left,
-                right,
-                facecolor="none",
-                edgecolor=_CAPPED,
-                hatch="//",
-                linewidth=0,
-                alpha=0.6,
-                zorder=0,
-            )
-            given = f"{size.get('cpus_given', 0):.2g} of {size.get('cpu_share', 0):.2g} CPUs"
-            axes.text(
-                index,
-                0.98 - below,
-                f"capped\n{given}",
-                transform=across,
-                ha="center",
-                va="top",
-                fontsize=8,
-                color="#404040",
-            )
         if size.get("status", "ok") != "ok":
-            axes.axvspan(left, right, color=_TROUBLE, alpha=0.08, linewidth=0, zorder=0)
+            axes.axvspan(
+                index - 0.5, index + 0.5, color=_TROUBLE, alpha=0.08, linewidth=0, zorder=0
+            )
+    for first, last in _capped_runs(sizes):
+        axes.axvspan(
+            first - 0.5,
+            last + 0.5,
+            facecolor="none",
+            edgecolor=_CAPPED,
+            hatch="//",
+            linewidth=0,
+            alpha=0.6,
+            zorder=0,
+        )
+        below = recommended is not None and first <= recommended <= last
+        axes.text(
+            (first + last) / 2,
+            0.83 if below else 0.98,
+            _capped_label(sizes[first : last + 1]),
+            transform=across,
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="#404040",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
+        )
+
+
+def _capped_runs(sizes: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """The first and last index of each stretch of neighbouring capped sizes."""
+    runs: list[tuple[int, int]] = []
+    for index, size in enumerate(sizes):
+        if not size.get("capped"):
+            continue
+        if runs and runs[-1][1] == index - 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
+
+
+def _capped_label(sizes: Sequence[Mapping[str, Any]]) -> str:
+    """'capped\n2 of 5.8 CPUs' for one size; for several, the CPUs given and the range of
+    the shares they would get."""
+    given = sorted({float(size.get("cpus_given", 0)) for size in sizes})
+    shares = [float(size.get("cpu_share", 0)) for size in sizes]
+    if len(sizes) == 1:
+        return f"capped\n{given[0]:.2g} of {shares[0]:.2g} CPUs"
+    cpus = f"{given[0]:.2g}" if len(given) == 1 else f"{given[0]:.2g} to {given[-1]:.2g}"
+    return f"capped: {cpus} CPUs given\n(the sizes get {min(shares):.2g} to {max(shares):.2g})"
 
 
 def _plot_durations(axes: Any, sizes: Sequence[Mapping[str, Any]]) -> list[float]:

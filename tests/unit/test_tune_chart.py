@@ -356,6 +356,16 @@ def test_the_batch_note_gives_the_instance_duration_and_cost() -> None:
     assert "runs ended OOM" in failed
 
 
+def test_neighbouring_capped_sizes_share_one_label() -> None:
+    sizes = [_size(memory, 1.0) for memory in (1024, 4096, 6144, 8192, 10240)]
+    sizes[0]["capped"] = False
+    sizes[1]["capped"] = True
+    sizes[2]["capped"] = False
+    assert chart._capped_runs(sizes) == [(1, 1), (3, 4)]
+    assert chart._capped_label(sizes[4:]) == "capped\n2 of 5.8 CPUs"
+    assert chart._capped_label(sizes[3:]) == "capped: 2 CPUs given\n(the sizes get 4.6 to 5.8)"
+
+
 def test_partial_failures_name_the_smallest_input_that_failed() -> None:
     size = oom_at_small_sizes()["sizes"][3]
     assert chart._partial_trouble(size, "oom") == f"OOM from {5_000_000 / MIB:.3g} MB"

@@ -18,14 +18,15 @@ The spec, a JSON object:
 - ``result``: the path of the result file.
 
 The result, a JSON object written when the run ends: ``loaded`` (false when the
-definition could not be loaded: then ``detail`` says why, and nothing ran), ``duration_s``,
+definition could not be loaded, or the supervisor not built from it: then ``detail`` says
+why, and nothing ran), ``duration_s``,
 ``status`` (the outcome's: succeeded, failed or delegated), ``timed_out`` (the watchdog
 ended the script), ``killed_by_sigkill`` (the script, or a command it ran, died of
 SIGKILL), ``exit_code`` (the script's; null when it did not run), ``rss_at_move_bytes``,
 ``moves_charges`` and ``detail`` (one line: why a run that failed did).
 
-Logs (WARNING and above) go to standard error.  Exit code: 0 with a result written, 2
-when the definition or the spec is wrong.
+Logs (WARNING and above) go to standard error.  Exit code: 0 with the result of a run
+written (whatever its outcome), 2 when the definition or the spec is wrong.
 """
 
 from __future__ import annotations

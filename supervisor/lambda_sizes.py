@@ -2,7 +2,8 @@
 
 A Lambda function's memory size also sets its CPU: Lambda documents one vCPU at 1,769 MB
 and six vCPUs at 10,240 MB, the CPU time in proportion to the memory.  ``LambdaSize`` does
-that arithmetic; ``CgroupLimiter`` gives a process (and the children it starts afterwards)
+that arithmetic; ``InstanceSize`` is a Batch instance type (its vCPUs and memory).  Either
+is a ``Size``: ``CgroupLimiter`` gives a process (and the children it starts afterwards)
 that CPU share and that memory limit on a Linux host with the cgroup v1 ``cpu`` and
 ``memory`` hierarchies, so that a function can be measured at a size without deploying it:
 
@@ -12,10 +13,16 @@ that CPU share and that memory limit on a Linux host with the cgroup v1 ``cpu`` 
         ...
         usage = limiter.usage()   # peak memory, OOM kills, CPU throttling
 
+A process that has to start at full speed (Lambda's init phase: the interpreter's start,
+the handler's imports) and be limited only afterwards moves itself in: its parent passes
+it ``limiter.handoff()`` (plain JSON data) and, when its init is done, it calls
+``enter_cgroup(handoff)``.
+
 Errors (both under ``SupervisorError``):
 
     SupervisorError
-     ├── LambdaSizeError        a memory size Lambda does not allow (128 to 10,240 MB)
+     ├── LambdaSizeError        a memory size Lambda does not allow (128 to 10,240 MB), or
+     │                          an instance's vCPUs or memory that are not whole numbers above 0
      └── CgroupUnavailableError  no writable cgroup v1 cpu and memory hierarchy here
 
 Only cgroup v1 is written: a host with the v2 (unified) hierarchy alone is detected and
@@ -34,6 +41,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Protocol
 
 from supervisor.errors import SupervisorError
 
@@ -45,8 +53,12 @@ __all__ = [
     "CgroupLimiter",
     "CgroupUnavailableError",
     "CgroupUsage",
+    "InstanceSize",
     "LambdaSize",
     "LambdaSizeError",
+    "Size",
+    "available_cpus",
+    "enter_cgroup",
     "parse_sizes",
 ]
 
@@ -62,11 +74,34 @@ _REMOVE_TRIES = 100  # rmdir of a cgroup whose last task is still exiting: EBUSY
 
 
 class LambdaSizeError(SupervisorError, ValueError):
-    """A memory size that Lambda does not allow."""
+    """A memory size that Lambda does not allow, or an instance size that is none."""
 
 
 class CgroupUnavailableError(SupervisorError):
     """The cgroups needed to emulate a size cannot be created on this host."""
+
+
+class Size(Protocol):
+    """What ``CgroupLimiter`` reads of a size: its memory and its CPU share (``name`` is how
+    tables call it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def memory_mb(self) -> int: ...
+
+    @property
+    def memory_bytes(self) -> int: ...
+
+    @property
+    def cpu_share(self) -> float: ...
+
+    def quota_us(self, host_cpus: float, period_us: int = CFS_PERIOD_US) -> int: ...
+
+    def capped(self, host_cpus: float) -> bool: ...
+
+    def describe(self, host_cpus: float) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,11 @@ class LambdaSize:
         """The memory limit: Lambda's MB are MiB."""
         return self.memory_mb * _MIB
 
+    @property
+    def name(self) -> str:
+        """``128 MB``."""
+        return f"{self.memory_mb} MB"
+
     def capped(self, host_cpus: float) -> bool:
         """True when this host has fewer CPUs than the share: the size then gets only the
         host's CPUs, and a measurement at this size must say so."""
@@ -113,7 +153,7 @@ class LambdaSize:
     def quota_us(self, host_cpus: float, period_us: int = CFS_PERIOD_US) -> int:
         """``cpu.cfs_quota_us`` for ``period_us``: the share (the host's CPUs when capped)
         times the period, at least the kernel's 1 ms."""
-        return max(_MIN_QUOTA_US, round(min(self.cpu_share, host_cpus) * period_us))
+        return _quota_us(self.cpu_share, host_cpus, period_us)
 
     def describe(self, host_cpus: float) -> str:
         """``128 MB (7.2% of a CPU)``, ``10240 MB (capped: 2 CPUs, not 5.79)``."""
@@ -122,6 +162,53 @@ class LambdaSize:
         if self.cpu_share < 1:
             return f"{self.memory_mb} MB ({self.cpu_share:.1%} of a CPU)"
         return f"{self.memory_mb} MB ({self.cpu_share:.2f} CPUs)"
+
+
+@dataclass(frozen=True)
+class InstanceSize:
+    """A Batch instance type: its vCPUs (the CPU share, all of them for the job) and its
+    memory in MiB (``m5.large``: 2 vCPUs, 8,192 MiB)."""
+
+    name: str
+    vcpus: int
+    memory_mib: int
+
+    def __post_init__(self) -> None:
+        for what, value in (("vCPUs", self.vcpus), ("memory in MiB", self.memory_mib)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LambdaSizeError(
+                    f"instance {self.name}: its {what} are a whole number above 0, got {value!r}"
+                )
+
+    @property
+    def memory_mb(self) -> int:
+        return self.memory_mib
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mib * _MIB
+
+    @property
+    def cpu_share(self) -> float:
+        return float(self.vcpus)
+
+    def capped(self, host_cpus: float) -> bool:
+        """True when this host has fewer CPUs than the instance."""
+        return self.cpu_share > host_cpus
+
+    def quota_us(self, host_cpus: float, period_us: int = CFS_PERIOD_US) -> int:
+        """``cpu.cfs_quota_us``: the vCPUs (the host's CPUs when capped) times the period."""
+        return _quota_us(self.cpu_share, host_cpus, period_us)
+
+    def describe(self, host_cpus: float) -> str:
+        """``m5.large (2 vCPUs, 8192 MiB)``, ``m5.2xlarge (capped: 2 CPUs, not 8)``."""
+        if self.capped(host_cpus):
+            return f"{self.name} (capped: {host_cpus:g} CPUs, not {self.vcpus})"
+        return f"{self.name} ({self.vcpus} vCPUs, {self.memory_mib} MiB)"
+
+
+def _quota_us(share: float, host_cpus: float, period_us: int) -> int:
+    return max(_MIN_QUOTA_US, round(min(share, host_cpus) * period_us))
 
 
 def parse_sizes(text: str) -> list[LambdaSize]:
@@ -165,7 +252,8 @@ class CgroupUsage:
 
 
 class CgroupLimiter:
-    """A fresh cgroup v1 pair (``cpu`` and ``memory``) limited to a Lambda size.
+    """A fresh cgroup v1 pair (``cpu`` and ``memory``) limited to a size (``Size``: a
+    Lambda memory size, a Batch instance).
 
     The cgroups are made under the caller's own (from ``/proc/self/cgroup``), so that limits
     already placed on the caller (a container, a CI job) keep applying:
@@ -177,12 +265,13 @@ class CgroupLimiter:
     Recent kernels no longer move a process's memory charges when it joins (charge moving
     was deprecated, then removed; ``moves_charges`` is then False): the pages it touched
     before stay counted outside.
-    ``account_outside(n)`` lowers the limit by ``n`` bytes so that the total stays the size's.
+    ``account_outside(n)`` lowers the limit by ``n`` bytes so that the total stays the size's
+    (``enter_cgroup`` does it for a process that moves itself in).
     """
 
     def __init__(
         self,
-        size: LambdaSize,
+        size: Size,
         *,
         root: Path = Path("/sys/fs/cgroup"),
         name: str | None = None,
@@ -192,7 +281,7 @@ class CgroupLimiter:
         self.size = size
         self.root = root
         self.name = name or f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self.host_cpus = host_cpus if host_cpus is not None else float(_host_cpus())
+        self.host_cpus = host_cpus if host_cpus is not None else float(available_cpus())
         self._own_cgroups = own_cgroups
         self.paths: dict[str, Path] = {}
         self._parents: dict[str, Path] = {}
@@ -222,7 +311,8 @@ class CgroupLimiter:
         except OSError as exc:
             self.remove()
             raise CgroupUnavailableError(
-                f"cannot set the limits of {self.size.memory_mb} MB in {self.paths}: {exc}"
+                f"cannot set the limits of {self.size.describe(self.host_cpus)} in "
+                f"{self.paths}: {exc}"
             ) from exc
         return self
 
@@ -260,6 +350,17 @@ class CgroupLimiter:
     @property
     def memory_limit_file(self) -> Path:
         return self.paths["memory"] / "memory.limit_in_bytes"
+
+    def handoff(self) -> dict[str, Any]:
+        """What a process needs to move itself in with ``enter_cgroup``, as JSON data:
+        ``procs`` (the ``cgroup.procs`` files), ``memory_limit_file``, ``memory_bytes`` (the
+        size's limit) and ``moves_charges``."""
+        return {
+            "procs": [str(path) for path in self.procs_files],
+            "memory_limit_file": str(self.memory_limit_file),
+            "memory_bytes": self.size.memory_bytes,
+            "moves_charges": self.moves_charges,
+        }
 
     def add(self, pid: int) -> None:
         """Move process ``pid`` (all its threads) into both cgroups."""
@@ -302,6 +403,33 @@ class CgroupLimiter:
         for controller, path in list(self.paths.items()):
             _remove(path, self._parents[controller] / "cgroup.procs")
             del self.paths[controller]
+
+
+def enter_cgroup(handoff: dict[str, Any]) -> dict[str, Any]:
+    """Move this process into the cgroups of ``handoff`` (``CgroupLimiter.handoff()``).
+
+    Where the kernel does not move memory charges along (``moves_charges`` false), the
+    process's RSS stays charged outside: the memory limit is lowered by it, so that the
+    total is still the size's.  Returns ``rss_at_move_bytes`` (that RSS) and
+    ``moves_charges``; a peak read from the cgroup adds the RSS back when charges stay out.
+    """
+    for path in handoff["procs"]:
+        _write(Path(path), os.getpid())
+    rss = _rss_bytes()
+    moves = bool(handoff["moves_charges"])
+    if not moves:
+        limit = max(_MIB, int(handoff["memory_bytes"]) - rss)
+        _write(Path(handoff["memory_limit_file"]), limit)
+    return {"rss_at_move_bytes": rss, "moves_charges": moves}
+
+
+def _rss_bytes() -> int:
+    """This process's resident set (``VmRSS`` of ``/proc/self/status``)."""
+    for line in (_read(Path("/proc/self/status")) or "").splitlines():
+        name, _, rest = line.partition(":")
+        if name == "VmRSS":
+            return int(rest.split()[0]) * 1024
+    return 0
 
 
 def _remove(path: Path, parent_procs: Path) -> None:
@@ -371,7 +499,8 @@ def _own_paths(own_cgroups: Path) -> dict[str, str]:
     return paths
 
 
-def _host_cpus() -> int:
+def available_cpus() -> int:
+    """The CPUs this process may run on: what a size's share is capped to."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -132,18 +132,23 @@ def _load(params: dict[str, Any], load: Loader) -> tuple[Handler, dict[str, Any]
 
 
 def enter_cgroup(cgroup: dict[str, Any]) -> dict[str, Any]:
-    """Move this process into the cgroup the runner made (``procs``: its ``cgroup.procs``
-    files).  Where the kernel does not move memory charges along (``moves_charges``
-    false), lower the memory limit by this process's RSS, which stays charged outside, so
-    that the total is still the size's."""
-    for path in cgroup["procs"]:
-        with open(path, "w") as handle:
-            handle.write(str(os.getpid()))
-    rss = _status("/proc/self/status").get("VmRSS", 0) * 1024
-    if not cgroup["moves_charges"]:
-        with open(cgroup["memory_limit_file"], "w") as handle:
-            handle.write(str(max(1 << 20, int(cgroup["memory_bytes"]) - rss)))
-    return {"rss_at_move_bytes": rss, "moves_charges": bool(cgroup["moves_charges"])}
+    """Move this process into the cgroup the runner made (``CgroupLimiter.handoff()``),
+    with ``supervisor.lambda_sizes.enter_cgroup``: where the kernel does not move memory
+    charges along, the memory limit is lowered by this process's RSS, which stays charged
+    outside.  Returns ``rss_at_move_bytes`` and ``moves_charges``.
+
+    Imported here, not at the top: the floor driver would pay for it.  faas-supervisor's
+    interpreter does not have the project on its path: its tree is appended for this one
+    module, which needs the standard library alone.
+    """
+    try:
+        from supervisor.lambda_sizes import enter_cgroup as enter
+    except ImportError:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        sys.path.append(root)
+        from supervisor.lambda_sizes import enter_cgroup as enter
+    moved: dict[str, Any] = enter(cgroup)
+    return moved
 
 
 def invoke(params: dict[str, Any], load: Loader) -> dict[str, Any]:

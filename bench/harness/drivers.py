@@ -110,13 +110,7 @@ def _drive_sized(
 
     try:
         with CgroupLimiter(size) as limiter:
-            cgroup = {
-                "procs": [str(path) for path in limiter.procs_files],
-                "memory_limit_file": str(limiter.memory_limit_file),
-                "memory_bytes": size.memory_bytes,
-                "moves_charges": limiter.moves_charges,
-                "idle_s": limiter.period_us / 1e6,
-            }
+            cgroup = {**limiter.handoff(), "idle_s": limiter.period_us / 1e6}
             sized = {**params, "cgroup": cgroup}
             out, returncode, spawned = _run(bench, impl, sized, env, label, timeout)
             usage = limiter.usage()

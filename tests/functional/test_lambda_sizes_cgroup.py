@@ -3,6 +3,7 @@ OOM-killed, and no cgroup left behind.  Skipped where this host cannot create th
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -124,3 +125,29 @@ def test_a_process_lowers_the_limit_by_what_stays_charged_outside(
     limiter.account_outside(60 * MIB)
     written = int(limiter.memory_limit_file.read_text())
     assert written == (128 * MIB if limiter.moves_charges else 68 * MIB)
+
+
+def test_a_process_moves_itself_in_with_the_handoff(limiter: CgroupLimiter) -> None:
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from supervisor.lambda_sizes import enter_cgroup; "
+        "moved = enter_cgroup(json.loads(sys.stdin.read())); "
+        "print(json.dumps([moved, Path('/proc/self/cgroup').read_text()]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(limiter.handoff()).encode(),
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    moved, cgroups = json.loads(done.stdout)
+    assert moved["moves_charges"] == limiter.moves_charges
+    assert 1 * MIB < moved["rss_at_move_bytes"] < 128 * MIB
+    inside = f"/serverless-supervisor/{limiter.name}"
+    assert sum(line.endswith(inside) for line in cgroups.splitlines()) >= 2
+    limit = int(limiter.memory_limit_file.read_text())
+    if limiter.moves_charges:
+        assert limit == 128 * MIB
+    else:  # the RSS it brought stays charged outside: taken off the limit
+        assert limit == 128 * MIB - moved["rss_at_move_bytes"]

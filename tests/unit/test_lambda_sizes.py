@@ -12,6 +12,7 @@ from supervisor.lambda_sizes import (
     CgroupLimiter,
     CgroupUnavailableError,
     CgroupUsage,
+    InstanceSize,
     LambdaSize,
     LambdaSizeError,
     check_hierarchies,
@@ -102,3 +103,37 @@ def test_a_v2_only_host_is_said_to_be_one(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpuset io memory pids\n")
     with pytest.raises(CgroupUnavailableError, match=r"cgroup v2 \(unified\) hierarchy alone"):
         CgroupLimiter(LambdaSize(128), root=tmp_path).create()
+
+
+def test_a_batch_instance_gets_its_vcpus_and_its_memory() -> None:
+    instance = InstanceSize("m5.large", 2, 8192)
+    assert instance.name == "m5.large"
+    assert instance.memory_mb == 8192
+    assert instance.memory_bytes == 8192 * 1024 * 1024
+    assert instance.cpu_share == 2.0
+    assert instance.quota_us(host_cpus=64) == 200_000
+    assert not instance.capped(2)
+    assert instance.describe(2) == "m5.large (2 vCPUs, 8192 MiB)"
+    bigger = InstanceSize("m5.2xlarge", 8, 32768)
+    assert bigger.capped(2)
+    assert bigger.quota_us(host_cpus=2) == 200_000
+    assert bigger.describe(2) == "m5.2xlarge (capped: 2 CPUs, not 8)"
+    assert LambdaSize(128).name == "128 MB"
+
+
+@pytest.mark.parametrize(("vcpus", "memory_mib"), [(0, 8192), (2, 0), (2.5, 8192), (True, 1)])
+def test_an_instance_needs_whole_vcpus_and_memory(vcpus: object, memory_mib: object) -> None:
+    with pytest.raises(LambdaSizeError, match=r"instance m5\.large: its .* whole number above 0"):
+        InstanceSize("m5.large", vcpus, memory_mib)  # type: ignore[arg-type]
+
+
+def test_the_handoff_names_the_files_a_process_writes_to_move_in(tmp_path: Path) -> None:
+    limiter = CgroupLimiter(InstanceSize("m5.large", 2, 8192), root=tmp_path)
+    limiter.paths = {"cpu": tmp_path / "cpu" / "g", "memory": tmp_path / "memory" / "g"}
+    limiter.moves_charges = False
+    assert limiter.handoff() == {
+        "procs": [str(tmp_path / "cpu/g/cgroup.procs"), str(tmp_path / "memory/g/cgroup.procs")],
+        "memory_limit_file": str(tmp_path / "memory/g/memory.limit_in_bytes"),
+        "memory_bytes": 8192 << 20,
+        "moves_charges": False,
+    }

@@ -215,8 +215,8 @@ def _tune(args: argparse.Namespace) -> int:
 
         raise CgroupUnavailableError("this process runs inside AWS Lambda")
     sizes = parse_sizes(args.memory)
-    logs.configure_cli("WARNING")
     definition = _definition(args)
+    logs.configure_cli("WARNING", secrets=definition.secrets)
     samples = _samples(args.inputs)
     prices, instance = _prices(args)
     settings = _settings(args, definition, samples)
@@ -230,8 +230,7 @@ def _definition(args: argparse.Namespace) -> Definition:
     from supervisor.environment import local_environ
     from supervisor.errors import ConfigError
 
-    if not args.config.is_file():
-        raise _UsageError(f"no such definition file: {args.config}")
+    _readable(args.config, "the definition file:")
     environ = local_environ(os.environ, sys.executable)
     try:
         return bootstrap.load(environ, path=args.config, function=args.function, strict=True)
@@ -239,13 +238,25 @@ def _definition(args: argparse.Namespace) -> Definition:
         raise _UsageError(str(exc)) from None
 
 
+def _readable(path: Path, what: str) -> None:
+    """Raise a usage error unless ``path`` is a file this process can read."""
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise _UsageError(f"{what} no such file: {path}") from None
+    except IsADirectoryError:
+        raise _UsageError(f"{what} a folder, not a file: {path}") from None
+    except OSError as exc:
+        raise _UsageError(f"{what} cannot read {path}: {exc.strerror}") from None
+
+
 def _samples(paths: list[Path]) -> tuple[Sample, ...]:
     from supervisor.tune.model import Sample
 
-    found = []
+    found: list[Sample] = []
     for path in paths:
-        if not path.is_file():
-            raise _UsageError(f"--input {path}: no such file")
+        _readable(path, f"--input {path}:")
         sample = Sample.of(path)
         if any(other.name == sample.name for other in found):
             raise _UsageError(f"--input {path}: two inputs are named {sample.name}")
@@ -374,6 +385,7 @@ def _tuning(
     measurements: tuple[Measurement, ...],
     batch: Measurement | None,
 ) -> Any:
+    from supervisor.lambda_sizes import available_cpus
     from supervisor.tune.advice import advise
     from supervisor.tune.report import Tuning
 
@@ -403,7 +415,7 @@ def _tuning(
         batch=batch,
         instance=instance,
         advice=advice,
-        host_cpus=len(os.sched_getaffinity(0)),
+        host_cpus=available_cpus(),
     )
 
 

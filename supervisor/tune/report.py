@@ -186,7 +186,7 @@ def _heading(tuning: Tuning) -> list[str]:
 def _table(tuning: Tuning) -> list[str]:
     names = [s.name for s in tuning.samples]
     header = ["memory", "CPU", *[f"{n} median (min-max)" for n in names]]
-    header += ["peak MiB", "status", "$/invocation", "15 min at input"]
+    header += ["peak MiB", "status", f"$/invocation ({tuning.architecture})", "15 min from"]
     rows = [header]
     for measurement in tuning.measurements:
         rows.append(_row(tuning, measurement, names))
@@ -201,19 +201,22 @@ def _row(tuning: Tuning, measurement: Measurement, names: Sequence[str]) -> list
     target = measurement.target
     figures = tuning.figures(target.memory_mb)
     cpu = (
-        f"capped {target.cpus_given:g} of {target.cpu_share:.2f}"
+        f"capped: {target.cpus_given:g} of {target.cpu_share:.2f} CPUs"
         if target.capped
-        else f"{target.cpu_share:.1%}"
+        else f"{target.cpu_share:.1%} of a CPU"
         if target.cpu_share < 1
-        else f"{target.cpu_share:.2f}"
+        else f"{target.cpu_share:.2f} CPUs"
     )
     cells = [target.name, cpu]
     for name in names:
         median, spread = measurement.median_s(name), measurement.spread_s(name)
         if median is None or spread is None:
             cells.append(measurement.status(name))
+        elif len(measurement.ok_runs(name)) == 1:
+            cells.append(_s(median))
         else:
-            cells.append(f"{_s(median)} ({_s(spread[0])}-{_s(spread[1])})")
+            low, high = (_s(value).removesuffix(" s") for value in spread)
+            cells.append(f"{_s(median)} ({low}-{high})")
     cells.append(f"{measurement.peak_memory_mb():.0f}")
     cells.append(measurement.status())
     cost = figures.cost_usd if figures else None
@@ -261,7 +264,9 @@ def _s(seconds: float) -> str:
 
 
 def _mb(size: int) -> str:
-    return f"{size / _MIB:.1f} MB" if size < 10 * _MIB else f"{size / _MIB:.0f} MB"
+    if size < _MIB // 10:
+        return f"{size / 1024:.1f} KB" if size >= 1024 else f"{size} bytes"
+    return f"{size / _MIB:.1f} MB" if size < 10 * _MIB else f"{size / _MIB:,.0f} MB"
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:

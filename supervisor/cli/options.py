@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["add_function_option", "add_storage_root_option"]
+__all__ = ["add_function_option", "add_storage_root_option", "positive_int"]
 
 
 def add_function_option(parser: argparse.ArgumentParser) -> None:
@@ -27,3 +27,14 @@ def add_storage_root_option(parser: argparse.ArgumentParser) -> None:
         default=Path(os.environ.get("SUPERVISOR_STORAGE_ROOT") or "storage"),
         help="folder with one subfolder per bucket (default: ./storage)",
     )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value

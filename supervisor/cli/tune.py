@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from supervisor.cli.options import add_function_option
+from supervisor.cli.options import add_function_option, positive_int
 
 if TYPE_CHECKING:
     from supervisor.bootstrap import Definition
@@ -90,7 +90,7 @@ def add_parser(commands: Any, prog: str) -> None:
     )
     parser.add_argument(
         "--runs",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         metavar="N",
         help="runs per input and size (default: 3)",
@@ -167,16 +167,6 @@ def add_parser(commands: Any, prog: str) -> None:
         help="write the recommended memory and execution_mode into the definition file",
     )
     parser.set_defaults(command="tune", handler=tune)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 class _UsageError(Exception):

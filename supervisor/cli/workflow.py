@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.cli import validate
 from supervisor.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from supervisor.cli.options import add_storage_root_option
+from supervisor.cli.options import add_storage_root_option, positive_int
 
 if TYPE_CHECKING:
     from supervisor.workflow import RunResult, Upload, Workflow, WorkflowRunner
@@ -118,30 +118,20 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lambda-concurrency",
-        type=_positive,
+        type=positive_int,
         default=4,
         metavar="N",
         help="Lambda invocations running at once, as an account's concurrency (default: 4)",
     )
     parser.add_argument(
         "--batch-jobs",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="Batch jobs of one function running at once (default: the workflow's "
         "max_v_cpus / vcpus, else 2)",
     )
     parser.add_argument("--no-chart", action="store_true", help="do not draw timeline.png")
     parser.add_argument("--log-level", default="INFO", help="level of workflow.log (default INFO)")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def run_workflow(args: argparse.Namespace) -> int:

@@ -186,7 +186,7 @@ def _heading(tuning: Tuning) -> list[str]:
 def _table(tuning: Tuning) -> list[str]:
     names = [s.name for s in tuning.samples]
     header = ["memory", "CPU", *[f"{n} median (min-max)" for n in names]]
-    header += ["peak MiB", "status", f"$/invocation ({tuning.architecture})", "15 min from"]
+    header += ["peak MiB", "status", "$/call x86_64", "$/call arm64", "15 min from"]
     rows = [header]
     for measurement in tuning.measurements:
         rows.append(_row(tuning, measurement, names))
@@ -220,7 +220,8 @@ def _row(tuning: Tuning, measurement: Measurement, names: Sequence[str]) -> list
     cells.append(f"{measurement.peak_memory_mb():.0f}")
     cells.append(measurement.status())
     cost = figures.cost_usd if figures else None
-    cells.append("-" if not cost else f"${cost[tuning.architecture]:.7f}")
+    for architecture in ("x86_64", "arm64"):
+        cells.append("-" if not cost else f"${cost[architecture]:.7f}")
     at_15 = figures.input_bytes_at_15_min if figures else None
     cells.append("-" if at_15 is None else _mb(int(at_15)))
     return cells
@@ -232,6 +233,11 @@ def _notes(tuning: Tuning) -> list[str]:
         out.append(
             f"capped: this host has {tuning.host_cpus} CPUs, fewer than Lambda gives those "
             "sizes: their durations are upper bounds, and they are never recommended"
+        )
+    if any(f.fit is not None for f in tuning.advice.figures):
+        out.append(
+            "15 min from: the input size from which a run would pass Lambda's 15 minutes, by "
+            "the line fitted to duration against input size at that memory size"
         )
     if any(f.typical_predicted for f in tuning.advice.figures):
         out.append("typical durations not measured are predicted by the fit against input size")

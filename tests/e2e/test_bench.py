@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.cgroups import why_cgroups_unusable
+
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ("1_cold_start", "2_batch_delegation", "3_small_invocation", "7_chatty_script")
 ROW_KEYS = {"case", "metric", "unit", "ours", "theirs", "ratio", "reference", "goal", "met", "note"}
@@ -127,16 +129,6 @@ def _clean_environment() -> dict[str, str]:
     }
 
 
-def _cgroups_unusable() -> str | None:
-    from supervisor.lambda_sizes import CgroupLimiter, CgroupUnavailableError, LambdaSize
-
-    try:
-        CgroupLimiter(LambdaSize(128)).create().remove()
-    except CgroupUnavailableError as exc:
-        return str(exc)
-    return None
-
-
 def test_a_size_lambda_refuses_is_a_usage_error(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--lambda-memory", "128,64"],
@@ -186,7 +178,7 @@ def test_lambda_memory_without_permission_exits_2_with_the_limiters_message(
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_quick_benchmark_at_a_lambda_size(tmp_path: Path) -> None:
-    why_not = _cgroups_unusable()
+    why_not = why_cgroups_unusable()
     if why_not is not None:
         pytest.skip(f"cgroups unusable: {why_not}")
     output = tmp_path / "results.json"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.lambda_sizes import CgroupLimiter, CgroupUnavailableError, LambdaSize
+from tests.cgroups import needs_cgroups
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
@@ -32,17 +32,6 @@ X86_GB_SECOND = 0.0000166667
 ARM_GB_SECOND = 0.0000133334
 PER_REQUEST = 0.20 / 1_000_000
 
-
-def _cgroups_unusable() -> str | None:
-    try:
-        CgroupLimiter(LambdaSize(128)).create().remove()
-    except CgroupUnavailableError as exc:
-        return str(exc)
-    return None
-
-
-_WHY_NOT = _cgroups_unusable()
-needs_cgroups = pytest.mark.skipif(_WHY_NOT is not None, reason=f"cgroups unusable: {_WHY_NOT}")
 
 DEFINITION = """\
 name: {name}

@@ -33,21 +33,10 @@ from supervisor.lambda_sizes import (
 from supervisor.tune import measure as measure_module
 from supervisor.tune.measure import measure
 from supervisor.tune.model import Measurement, Sample
+from tests.cgroups import needs_cgroups
 
 MIB = 1 << 20
 
-
-def _cgroups_writable() -> str | None:
-    """Why cgroups cannot be used here, or None."""
-    try:
-        CgroupLimiter(LambdaSize(128)).create().remove()
-    except CgroupUnavailableError as exc:
-        return str(exc)
-    return None
-
-
-_WHY_NOT = _cgroups_writable()
-needs_cgroups = pytest.mark.skipif(_WHY_NOT is not None, reason=f"cgroups unusable: {_WHY_NOT}")
 
 # A single-threaded busy loop: about a fifth of a CPU-second at full speed.
 CPU_SCRIPT = """\

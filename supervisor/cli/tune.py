@@ -348,6 +348,8 @@ def _measure(
     targets: list[Any] = [*sizes, InstanceSize(instance.name, instance.vcpus, instance.memory_mib)]
     own_work = args.work_dir is None
     work_dir = Path(tempfile.mkdtemp(prefix="supervisor-tune-")) if own_work else args.work_dir
+    if own_work:
+        work_dir.chmod(0o755)  # the script runs as nobody: it must reach its folders
     try:
         found = measure(
             args.config,

@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -65,6 +65,8 @@ _GRACE_S = 120.0
 _KILL_WAIT_S = 30.0
 # Where samples go for a function without an input location.
 _DEFAULT_BUCKET, _DEFAULT_FOLDER = "tune", "input"
+# Who runs the script when tune runs as root and the definition chooses no one.
+_SCRIPT_USER = "nobody"
 
 
 def target_of(size: Size, host_cpus: float) -> Target:
@@ -110,8 +112,13 @@ def measure(
         timeout_s=timeout_s,
         host_cpus=probe.host_cpus,
     )
-    location = _input_location(plan)
+    location, chosen_user = _input_location(plan)
+    if chosen_user is None and os.geteuid() == 0:
+        # Lambda never runs a script as root; tune needs root only for its cgroups.
+        plan = replace(plan, script_user=_SCRIPT_USER)
     work_dir.mkdir(parents=True, exist_ok=True)
+    if plan.script_user is not None:
+        _check_reachable(work_dir, plan.script_user)
     root = Path(tempfile.mkdtemp(prefix="tune-", dir=work_dir))
     try:
         root.chmod(0o755)  # a script run as another user (script_user) reaches its folders
@@ -131,6 +138,24 @@ def measure(
         ]
     finally:
         workspace.remove_tree(root)
+
+
+def _check_reachable(work_dir: Path, script_user: str) -> None:
+    """Raise ``ConfigError`` unless the script's user can reach ``work_dir``."""
+    from supervisor import users
+    from supervisor.hardening import resolve_user
+
+    user = resolve_user(script_user)
+    if user.uid == 0:
+        return
+    try:
+        users.check_reachable(work_dir, user)
+    except ConfigError:
+        raise ConfigError(
+            f"the script runs as user {user} (Lambda never runs it as root), which cannot "
+            f"reach the work folder {work_dir}: give a work folder every user can enter "
+            "(such as one under /tmp), or set script_user: root in the definition"
+        ) from None
 
 
 def _check_arguments(samples: Sequence[Sample], targets: Sequence[Size], runs: int) -> None:
@@ -157,15 +182,21 @@ class _Plan:
     function: str | None
     timeout_s: float
     host_cpus: float
+    script_user: str | None = None
 
     @property
     def environment(self) -> dict[str, str]:
-        """The variables each run sets over the environment: the pipeline runs here."""
-        return {"EXECUTION_MODE": "lambda"}
+        """The variables each run sets over the environment: the pipeline runs here, in
+        ``lambda`` mode, and the script as ``script_user`` when set."""
+        environment = {"EXECUTION_MODE": "lambda"}
+        if self.script_user is not None:
+            environment["SUPERVISOR_SCRIPT_USER"] = self.script_user
+        return environment
 
 
-def _input_location(plan: _Plan) -> tuple[str, str]:
-    """(bucket, folder) of the function's first input, where the samples are put; the
+def _input_location(plan: _Plan) -> tuple[tuple[str, str], str | None]:
+    """(bucket, folder) of the function's first input, where the samples are put, and the
+    script's user the definition or the environment chooses (None: not chosen); the
     definition is loaded as a run will load it (``ConfigError`` when it cannot be)."""
     from supervisor import bootstrap
     from supervisor.environment import local_environ
@@ -173,9 +204,10 @@ def _input_location(plan: _Plan) -> tuple[str, str]:
     environ = {**local_environ(os.environ, sys.executable), **plan.environment}
     loaded = bootstrap.load(environ, path=plan.definition, function=plan.function, strict=True)
     inputs = loaded.config.input
+    chosen_user = loaded.config.script_user
     if not inputs:
-        return _DEFAULT_BUCKET, _DEFAULT_FOLDER
-    return inputs[0].bucket, inputs[0].folder
+        return (_DEFAULT_BUCKET, _DEFAULT_FOLDER), chosen_user
+    return (inputs[0].bucket, inputs[0].folder), chosen_user
 
 
 class _Storage:

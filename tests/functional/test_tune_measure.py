@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -62,14 +64,30 @@ exit 3
 """
 
 
+_WORK_ROOTS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_work_roots() -> Iterator[None]:
+    """The work folders' parents, made outside pytest's private tmp_path, go after each test."""
+    yield
+    while _WORK_ROOTS:
+        shutil.rmtree(_WORK_ROOTS.pop(), ignore_errors=True)
+
+
 class Function:
     """A function definition with its script, its sample inputs, and a marker in the
     script's environment to find any of its processes left behind."""
 
-    def __init__(self, tmp_path: Path, script: str, *, reserve_s: int = 10) -> None:
+    def __init__(
+        self, tmp_path: Path, script: str, *, reserve_s: int = 10, extra: str = ""
+    ) -> None:
         self.given = tmp_path / "given"
-        self.given.mkdir()
-        self.work_dir = tmp_path / "work"
+        self.given.mkdir(parents=True)
+        # The script runs as nobody: its work folder must be reachable by every user.
+        self.work_dir = Path(tempfile.mkdtemp(prefix="tune-test-")) / "work"
+        self.work_dir.parent.chmod(0o755)
+        _WORK_ROOTS.append(self.work_dir.parent)
         self.marker = f"tune-test-{uuid.uuid4().hex}"
         (self.given / "script.sh").write_text(script)
         self.definition = self.given / "function.yaml"
@@ -91,6 +109,7 @@ class Function:
                       TUNE_TEST_MARKER: {self.marker}
                 """
             )
+            + extra
         )
 
     def sample(self, name: str, size: int) -> Sample:
@@ -115,7 +134,7 @@ class Function:
         )
         # Nothing written outside work_dir, nothing left in it, nothing left running.
         assert _snapshot(self.given) == before
-        assert sorted(path.name for path in self.given.parent.iterdir()) == ["given", "work"]
+        assert sorted(path.name for path in self.given.parent.iterdir()) == ["given"]
         assert list(self.work_dir.iterdir()) == []
         assert _marked(self.marker) == []
         assert _runners(self.work_dir) == []
@@ -279,6 +298,27 @@ def test_a_script_past_the_timeout_is_a_timeout(tmp_path: Path) -> None:
     assert 2 <= run.duration_s < 60
     assert "deadline" in run.detail
     assert "timed out" in lines[0]
+
+
+WHO_AM_I_SCRIPT = """\
+if [ "$(id -u)" = 0 ]; then echo "ran as root" >&2; exit 7; fi
+"""
+
+
+@needs_cgroups
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run the script as another user")
+@pytest.mark.usefixtures("no_cgroup_left")
+def test_the_script_runs_as_nobody_unless_the_definition_says_root(tmp_path: Path) -> None:
+    function = Function(tmp_path / "default", WHO_AM_I_SCRIPT)
+    sample = function.sample("a.bin", 1000)
+    (found,), _ = function.measure([sample], [LambdaSize(1769)])
+    assert found.runs[0].status == "ok", found.runs[0]
+
+    function = Function(tmp_path / "as-root", WHO_AM_I_SCRIPT, extra="script_user: root\n")
+    sample = function.sample("a.bin", 1000)
+    (found,), _ = function.measure([sample], [LambdaSize(1769)])
+    assert found.runs[0].status == "failed"
+    assert "ran as root" in found.runs[0].detail
 
 
 @needs_cgroups

@@ -4,7 +4,8 @@ Generates a short and a long test video (make_videos.py) and their 16 kHz audio 
 (FFmpeg), then tunes each function of workflow.yaml on the inputs it receives in the
 workflow: av-ffmpeg the videos, av-audio2srt the audio, av-detect the video (it asks for a
 GPU, so it is reported, not measured).  Each function's tune.json and tune.png go to
-OUT/FUNCTION/; a table beside the memory sizes the paper chose is printed at the end.
+OUT/FUNCTION/; a table beside the memory sizes the paper chose is printed at the end.  The
+largest input to expect is a 10-minute one (``--longest``), the paper's longest audio.
 Needs root (tune's cgroups), FFmpeg, espeak-ng and the `examples` extra:
 
     sudo .venv/bin/python examples/av-workflow/tune_functions.py --runs 3
@@ -50,6 +51,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="6,24",
         help="the test videos' lengths in seconds, comma-separated (default 6,24)",
     )
+    parser.add_argument(
+        "--longest",
+        type=float,
+        default=10.0,
+        help="the longest video to expect, in minutes: its size, at the test videos' bytes "
+        "per second, is the largest input (default 10, the paper's longest audio)",
+    )
     parser.add_argument("--strategy", default="cost", help="cost, speed or balanced")
     parser.add_argument(
         "--out", type=Path, default=Path.cwd() / "demo-output" / "av-tune", help="output folder"
@@ -60,7 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out: Path = args.out.resolve()
-    inputs = _inputs(out / "inputs", [float(s) for s in args.seconds.split(",")])
+    lengths = [float(s) for s in args.seconds.split(",")]
+    inputs = _inputs(out / "inputs", lengths)
     rows = []
     for function, kind in INPUTS.items():
         folder = out / function
@@ -86,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for path in inputs[kind]:
             command += ["--input", str(path)]
+        command += ["--largest-size", f"{_largest_mb(inputs[kind], lengths, args.longest):.1f}"]
         print(f"== {' '.join(command[1:])}", flush=True)
         done = subprocess.run(command, check=False)
         if done.returncode != 0:
@@ -98,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     for function, paper, found in rows:
         print(f"{function:<14} {paper:<28} {found}")
     return 0
+
+
+def _largest_mb(paths: list[Path], lengths: list[float], minutes: float) -> float:
+    """The size in MB of a ``minutes``-long input, at the longest sample's bytes per second."""
+    longest = max(zip(lengths, paths, strict=True))
+    per_second = longest[1].stat().st_size / longest[0]
+    return per_second * minutes * 60 / (1 << 20)
 
 
 def _inputs(folder: Path, lengths: list[float]) -> dict[str, list[Path]]:

@@ -379,6 +379,7 @@ def _tuning(
 ) -> Any:
     from supervisor.lambda_sizes import available_cpus
     from supervisor.tune.advice import advise
+    from supervisor.tune.measure import default_script_user
     from supervisor.tune.report import Tuning
 
     advice = advise(
@@ -408,6 +409,7 @@ def _tuning(
         instance=instance,
         advice=advice,
         host_cpus=available_cpus(),
+        script_user=default_script_user(definition.config.script_user),
     )
 
 
@@ -432,6 +434,13 @@ def _finish(args: argparse.Namespace, tuning: Any) -> int:
     measured = [run for m in tuning.measurements for run in m.runs]
     if measured and all(run.status == "failed" for run in measured):
         print("every run failed: see the details in tune.json", file=sys.stderr)
+        if tuning.script_user is not None:
+            print(
+                f"the script ran as {tuning.script_user}: if it needs files only another "
+                "user can read, choose its user with script_user in the definition or "
+                "SUPERVISOR_SCRIPT_USER",
+                file=sys.stderr,
+            )
         return EXIT_FAILED
     return EXIT_OK
 

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -56,7 +56,7 @@ from supervisor.lambda_sizes import CgroupLimiter, CgroupUsage, InstanceSize, Si
 from supervisor.signals import Stopped
 from supervisor.tune.model import Measurement, Run, RunStatus, Sample, Target
 
-__all__ = ["measure", "target_of"]
+__all__ = ["default_script_user", "measure", "target_of"]
 
 _MIB = 1 << 20
 # The runner's own start, the definition's loading, and what follows the watchdog's kill,
@@ -65,8 +65,6 @@ _GRACE_S = 120.0
 _KILL_WAIT_S = 30.0
 # Where samples go for a function without an input location.
 _DEFAULT_BUCKET, _DEFAULT_FOLDER = "tune", "input"
-# Who runs the script when tune runs as root and the definition chooses no one.
-_SCRIPT_USER = "nobody"
 
 
 def target_of(size: Size, host_cpus: float) -> Target:
@@ -113,9 +111,7 @@ def measure(
         host_cpus=probe.host_cpus,
     )
     location, chosen_user = _input_location(plan)
-    if chosen_user is None and os.geteuid() == 0:
-        # Lambda never runs a script as root; tune needs root only for its cgroups.
-        plan = replace(plan, script_user=_SCRIPT_USER)
+    plan = replace(plan, script_user=default_script_user(chosen_user))
     work_dir.mkdir(parents=True, exist_ok=True)
     if plan.script_user is not None:
         _check_reachable(work_dir, plan.script_user)
@@ -140,6 +136,21 @@ def measure(
         workspace.remove_tree(root)
 
 
+def default_script_user(chosen: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """Who runs the script: ``chosen`` (the definition's ``script_user``, or
+    ``SUPERVISOR_SCRIPT_USER``) when set; else, where tune runs as root (which it needs only
+    for its cgroups, and Lambda never gives a script), the user who started it with sudo
+    (``SUDO_UID``), who can read their own tools, or ``nobody``.  None: tune's own user."""
+    if chosen is not None:
+        return chosen
+    if os.geteuid() != 0:
+        return None
+    uid, gid = environ.get("SUDO_UID", ""), environ.get("SUDO_GID", "")
+    if uid.isdigit() and uid != "0":
+        return f"{uid}:{gid}" if gid.isdigit() else uid
+    return "nobody"
+
+
 def _check_reachable(work_dir: Path, script_user: str) -> None:
     """Raise ``ConfigError`` unless the script's user can reach ``work_dir``."""
     from supervisor import users
@@ -154,7 +165,8 @@ def _check_reachable(work_dir: Path, script_user: str) -> None:
         raise ConfigError(
             f"the script runs as user {user} (Lambda never runs it as root), which cannot "
             f"reach the work folder {work_dir}: give a work folder every user can enter "
-            "(such as one under /tmp), or set script_user: root in the definition"
+            "(such as one under /tmp), or choose the script's user with script_user in the "
+            "definition or SUPERVISOR_SCRIPT_USER (root included)"
         ) from None
 
 

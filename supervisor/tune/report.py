@@ -41,6 +41,7 @@ class Tuning:
     instance: Instance
     advice: Advice
     host_cpus: int
+    script_user: str | None  # who runs the script (None: tune's own user)
 
     def figures(self, memory_mb: int) -> SizeFigures | None:
         return next((f for f in self.advice.figures if f.memory_mb == memory_mb), None)
@@ -66,6 +67,7 @@ def tune_json(tuning: Tuning) -> dict[str, Any]:
         "margin": budget.margin,
         "budget_s": budget.budget_s,
         "runs_per_input": tuning.runs,
+        "script_user": tuning.script_user,
         "samples": [{"name": s.name, "bytes": s.size_bytes} for s in tuning.samples],
         "typical_bytes": tuning.typical_bytes,
         "largest_bytes": tuning.largest_bytes,
@@ -179,7 +181,8 @@ def _heading(tuning: Tuning) -> list[str]:
         f"a run must end within {budget.budget_s:g} s (the {budget.timeout_s:g} s timeout less "
         f"the {budget.reserve_s:g} s reserve, less a {budget.margin:.0%} margin)",
         f"host: {tuning.host_cpus} CPUs ({_cpu_model()}); prices of {tuning.prices.date} "
-        f"({tuning.prices.region}), {tuning.architecture}",
+        f"({tuning.prices.region}), {tuning.architecture}; the script runs as "
+        f"{tuning.script_user or 'this user'}",
     ]
 
 

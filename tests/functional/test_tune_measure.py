@@ -33,7 +33,7 @@ from supervisor.lambda_sizes import (
     Size,
 )
 from supervisor.tune import measure as measure_module
-from supervisor.tune.measure import measure
+from supervisor.tune.measure import default_script_user, measure
 from supervisor.tune.model import Measurement, Sample
 from tests.cgroups import needs_cgroups
 
@@ -432,3 +432,17 @@ def test_the_runner_reports_a_definition_it_cannot_load(tmp_path: Path) -> None:
     reported = json.loads(result.read_text())
     assert reported["loaded"] is False
     assert "execution_mode" in reported["detail"]
+
+
+def test_the_script_user_is_the_definitions_else_sudos_caller_else_nobody(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert default_script_user(None, {}) == "nobody"
+    assert default_script_user(None, {"SUDO_UID": "1000", "SUDO_GID": "1001"}) == "1000:1001"
+    assert default_script_user(None, {"SUDO_UID": "1000"}) == "1000"
+    assert default_script_user(None, {"SUDO_UID": "0", "SUDO_GID": "0"}) == "nobody"
+    assert default_script_user("root", {"SUDO_UID": "1000"}) == "root"
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert default_script_user(None, {"SUDO_UID": "1000"}) is None
+    assert default_script_user("app", {}) == "app"

@@ -151,8 +151,9 @@ def on_files(files: Any, config: Any, **_: Any) -> Any:
     files.append(
         File.generated(config, "case-study.md", content=text.replace("](../../docs/", "]("))
     )
-    for image in sorted(CASE_STUDY.glob("*.png")):
-        files.append(File.generated(config, image.name, abs_src_path=str(image)))
+    for image in sorted(CASE_STUDY.rglob("*.png")):
+        name = image.relative_to(CASE_STUDY).as_posix()
+        files.append(File.generated(config, name, abs_src_path=str(image)))
     return files
 
 

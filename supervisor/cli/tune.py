@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from supervisor.bootstrap import Definition
     from supervisor.tune.model import Measurement, Sample
     from supervisor.tune.prices import Instance, Prices
+    from supervisor.tune.report import Tuning
 
 __all__ = ["add_parser", "tune"]
 
@@ -209,7 +210,7 @@ def _tune(args: argparse.Namespace) -> int:
     logs.configure_cli("WARNING", secrets=definition.secrets)
     samples = _samples(args.inputs)
     prices, instance = _prices(args)
-    settings = _settings(args, definition, samples)
+    settings = _Settings(args, definition, samples)
     measurements, batch = _measure(args, definition, samples, sizes, instance, settings)
     tuning = _tuning(args, definition, samples, prices, instance, settings, measurements, batch)
     return _finish(args, tuning)
@@ -297,12 +298,6 @@ class _Settings:
             raise _UsageError(f"--weight: expected 0 to 1, got {args.weight:g}")
 
 
-def _settings(
-    args: argparse.Namespace, definition: Definition, samples: tuple[Sample, ...]
-) -> _Settings:
-    return _Settings(args, definition, samples)
-
-
 def _gpu_asked(data: dict[str, Any]) -> bool:
     batch = data.get("batch")
     return isinstance(batch, dict) and batch.get("enable_gpu") in (True, "true", "True")
@@ -376,7 +371,7 @@ def _tuning(
     settings: _Settings,
     measurements: tuple[Measurement, ...],
     batch: Measurement | None,
-) -> Any:
+) -> Tuning:
     from supervisor.lambda_sizes import available_cpus
     from supervisor.tune.advice import advise
     from supervisor.tune.measure import default_script_user
@@ -413,7 +408,7 @@ def _tuning(
     )
 
 
-def _finish(args: argparse.Namespace, tuning: Any) -> int:
+def _finish(args: argparse.Namespace, tuning: Tuning) -> int:
     """Print the report, write tune.json and tune.png, apply; the exit code."""
     from supervisor.tune import chart, report
 
@@ -445,7 +440,7 @@ def _finish(args: argparse.Namespace, tuning: Any) -> int:
     return EXIT_OK
 
 
-def _apply(args: argparse.Namespace, tuning: Any) -> bool:
+def _apply(args: argparse.Namespace, tuning: Tuning) -> bool:
     """Write the recommendation into the definition; False (the reason printed) if not."""
     from supervisor.tune.apply import ApplyError, apply_recommendation
 

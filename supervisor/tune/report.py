@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import __version__
+from supervisor.lambda_sizes import LambdaSize
 from supervisor.tune.advice import Advice, Budget, SizeFigures
 from supervisor.tune.model import Measurement, Sample
 from supervisor.tune.prices import Instance, Prices, batch_cost
 
-__all__ = ["Tuning", "lines", "tune_json"]
+__all__ = ["Tuning", "lines", "tune_json", "write_json"]
 
 _MIB = 1 << 20
 
@@ -97,7 +98,7 @@ def _size_json(tuning: Tuning, measurement: Measurement) -> dict[str, Any]:
         "cpu_share": round(target.cpu_share, 4),
         "cpus_given": round(target.cpus_given, 4),
         "capped": target.capped,
-        "label": _label(measurement),
+        "label": LambdaSize(target.memory_mb).describe(tuning.host_cpus),
     }
     if figures is not None:
         data.update(figures.to_json())
@@ -131,15 +132,6 @@ def _batch_json(tuning: Tuning) -> dict[str, Any] | None:
 
 def _typical_sample(tuning: Tuning) -> Sample | None:
     return next((s for s in tuning.samples if s.size_bytes == tuning.typical_bytes), None)
-
-
-def _label(measurement: Measurement) -> str:
-    target = measurement.target
-    if target.capped:
-        return f"{target.name} (capped: {target.cpus_given:g} CPUs, not {target.cpu_share:.2f})"
-    if target.cpu_share < 1:
-        return f"{target.name} ({target.cpu_share:.1%} of a CPU)"
-    return f"{target.name} ({target.cpu_share:.2f} CPUs)"
 
 
 def _cpu_model() -> str:
